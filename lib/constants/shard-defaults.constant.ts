@@ -1,0 +1,26 @@
+import type { ResolvedShardOptions } from '../interfaces/shard-options.interface';
+
+/**
+ * Defaults applied to every `ShardOptions` field that is left out.
+ */
+export const DefaultShardOptions: Omit<
+  ResolvedShardOptions,
+  'id' | 'total' | 'intents' | 'presence' | 'session' | 'identifyQueue' | 'compression'
+> & { compression: 'zlib-stream' } = {
+  gatewayUrl: 'wss://gateway.discord.gg',
+  compression: 'zlib-stream',
+  largeThreshold: 50,
+  identifyProperties: {
+    os: process.platform,
+    browser: 'nestjs-discord-gateway',
+    device: 'nestjs-discord-gateway',
+  },
+  handshakeTimeout: 30_000,
+  helloTimeout: 60_000,
+  readyTimeout: 15_000,
+  closeTimeout: 5_000,
+  backoff: { baseMs: 1_000, maxMs: 60_000 },
+  invalidSessionDelay: { minMs: 1_000, maxMs: 5_000 },
+  commandRateLimit: { limit: 120, windowMs: 60_000 },
+  random: Math.random,
+};

@@ -1,0 +1,17 @@
+/**
+ * A close code after which Discord will not accept the shard again without a change on the bot's side.
+ * The shard stops for good and reports this error.
+ */
+export class GatewayFatalError extends Error {
+  override readonly name = 'GatewayFatalError';
+
+  constructor(
+    /** Id of the shard that was closed. */
+    readonly shardId: number,
+    /** The gateway close code, e.g. `4014`. */
+    readonly code: number,
+    message: string,
+  ) {
+    super(`Shard ${shardId} closed for good (${code}): ${message}`);
+  }
+}

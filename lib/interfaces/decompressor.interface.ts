@@ -1,0 +1,20 @@
+/**
+ * Turns the binary WebSocket messages of one connection back into whole gateway payloads.
+ * One instance belongs to one connection and is thrown away with it.
+ */
+export interface IDecompressor {
+  /** Feeds one WebSocket message. Whole payloads are handed to the `onPayload` callback, in order. */
+  push(data: Buffer): void;
+  /** Releases the decompression context. Nothing is delivered after this. */
+  close(): void;
+}
+
+/**
+ * Creates a decompressor for each new connection.
+ */
+export interface IDecompressorFactory {
+  /** The value of the gateway URL's `compress` query parameter. */
+  readonly query: string;
+  /** Creates a fresh context for one connection. */
+  create(onPayload: (payload: Buffer) => void, onError: (error: Error) => void): IDecompressor;
+}

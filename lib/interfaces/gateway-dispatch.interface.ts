@@ -1,0 +1,14 @@
+/**
+ * One dispatch (op 0) event as a shard emits it.
+ * @typeParam T - type of the event's data
+ */
+export interface GatewayDispatch<T = unknown> {
+  /** Id of the shard that received the event. */
+  shardId: number;
+  /** Event name, e.g. `MESSAGE_CREATE`. Any string: new events pass through as they are. */
+  t: string;
+  /** Sequence number of the event. */
+  s: number;
+  /** Event data. */
+  d: T;
+}

@@ -1,0 +1,11 @@
+/**
+ * Decides when a shard may send IDENTIFY, so that session starts stay within Discord's limits.
+ * Shared by every shard of a process; a Redis-backed implementation can share it across processes.
+ */
+export interface IIdentifyQueue {
+  /**
+   * Resolves when `shardId` may identify. Rejects with an `AbortError` when `signal` aborts first,
+   * in which case the shard's place is given up.
+   */
+  acquire(shardId: number, signal?: AbortSignal): Promise<void>;
+}

@@ -1,0 +1,97 @@
+import type { GatewayIdentifyProperties, GatewayPresenceUpdateData } from 'discord-api-types/v10';
+import type { IDecompressorFactory } from './decompressor.interface';
+import type { IIdentifyQueue } from './identify-queue.interface';
+import type { ShardSession } from './shard-session.interface';
+
+/**
+ * Exponential reconnect backoff: attempt `n` (from 1) waits `min(maxMs, baseMs * 2^(n-1))`, scaled by a
+ * random factor in [0.5, 1). The first reconnect after a healthy session is immediate.
+ */
+export interface BackoffOptions {
+  /** @defaultValue `1000` */
+  baseMs: number;
+  /** @defaultValue `60000` */
+  maxMs: number;
+}
+
+/** Range of the random wait before identifying again after a non-resumable INVALID_SESSION. */
+export interface InvalidSessionDelayOptions {
+  /** @defaultValue `1000` */
+  minMs: number;
+  /** @defaultValue `5000` */
+  maxMs: number;
+}
+
+/** Outgoing frame limit of one connection. Heartbeats count and keep a reserved share. */
+export interface CommandRateLimitOptions {
+  /** @defaultValue `120` */
+  limit: number;
+  /** @defaultValue `60000` */
+  windowMs: number;
+}
+
+/**
+ * Options of one {@link Shard}.
+ */
+export interface ShardOptions {
+  /** This shard's id, `0 <= id < total`. */
+  id: number;
+  /** Number of shards the bot runs in all. */
+  total: number;
+  /** Bot token. Never logged, never part of an error or of `inspect()` output. */
+  token: string;
+  /** Gateway intents bitfield. */
+  intents: number;
+  /** @defaultValue `'wss://gateway.discord.gg'` */
+  gatewayUrl?: string;
+  /** `'zlib-stream'`, a custom decompressor factory, or `false` for none. @defaultValue `'zlib-stream'` */
+  compression?: 'zlib-stream' | IDecompressorFactory | false;
+  /** IDENTIFY `large_threshold`, 50 to 250. @defaultValue `50` */
+  largeThreshold?: number;
+  /** Presence sent with IDENTIFY. */
+  presence?: GatewayPresenceUpdateData;
+  /** IDENTIFY `properties`. @defaultValue `{ os: process.platform, browser: 'nestjs-discord-gateway', device: 'nestjs-discord-gateway' }` */
+  identifyProperties?: GatewayIdentifyProperties;
+  /** Queue that grants IDENTIFY. @defaultValue a new `InMemoryIdentifyQueue` with `maxConcurrency` 1 */
+  identifyQueue?: IIdentifyQueue;
+  /** A saved session: the first connection resumes it instead of identifying. */
+  session?: ShardSession | null;
+  /** WebSocket opening handshake timeout, ms. @defaultValue `30000` */
+  handshakeTimeout?: number;
+  /** Time allowed from opening a connection to HELLO, ms. @defaultValue `60000` */
+  helloTimeout?: number;
+  /** Time allowed from IDENTIFY or RESUME to READY or RESUMED, ms. @defaultValue `15000` */
+  readyTimeout?: number;
+  /** Time a close waits for the server's close frame, ms. @defaultValue `5000` */
+  closeTimeout?: number;
+  /** @defaultValue `{ baseMs: 1000, maxMs: 60000 }` */
+  backoff?: Partial<BackoffOptions>;
+  /** @defaultValue `{ minMs: 1000, maxMs: 5000 }` */
+  invalidSessionDelay?: Partial<InvalidSessionDelayOptions>;
+  /** @defaultValue `{ limit: 120, windowMs: 60000 }` */
+  commandRateLimit?: Partial<CommandRateLimitOptions>;
+  /** Random source in [0, 1) for heartbeat and backoff jitter. @defaultValue `Math.random` */
+  random?: () => number;
+}
+
+/** Shard options with every default applied and the token taken out. */
+export interface ResolvedShardOptions {
+  id: number;
+  total: number;
+  intents: number;
+  gatewayUrl: string;
+  compression: IDecompressorFactory | false;
+  largeThreshold: number;
+  presence: GatewayPresenceUpdateData | undefined;
+  identifyProperties: GatewayIdentifyProperties;
+  identifyQueue: IIdentifyQueue;
+  session: ShardSession | null;
+  handshakeTimeout: number;
+  helloTimeout: number;
+  readyTimeout: number;
+  closeTimeout: number;
+  backoff: BackoffOptions;
+  invalidSessionDelay: InvalidSessionDelayOptions;
+  commandRateLimit: CommandRateLimitOptions;
+  random: () => number;
+}

@@ -1,0 +1,59 @@
+/**
+ * Sliding-window limit on the frames one connection sends. Every frame counts; user commands may only use
+ * the part of the window that is not reserved for heartbeats, so heartbeats never have to wait.
+ */
+export class CommandRateLimiter {
+  private readonly sent: number[] = [];
+  private reserved = 0;
+
+  constructor(
+    /** Frames allowed per window. */
+    readonly limit: number,
+    /** Window length, ms. */
+    readonly windowMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Reserves room for heartbeats: `ceil(windowMs / heartbeatIntervalMs) + 1` frames. */
+  reserveForHeartbeats(heartbeatIntervalMs: number): void {
+    const reserved = Math.ceil(this.windowMs / heartbeatIntervalMs) + 1;
+    this.reserved = Math.min(reserved, this.limit - 1);
+  }
+
+  /** Frames reserved for heartbeats. */
+  get reservedFrames(): number {
+    return this.reserved;
+  }
+
+  /** Counts a frame that is sent regardless of the limit (heartbeat, IDENTIFY, RESUME). */
+  record(): void {
+    this.sent.push(this.now());
+  }
+
+  /** Takes room for one user command; false when the window is full. */
+  tryTake(): boolean {
+    if (this.remaining() <= 0) return false;
+    this.sent.push(this.now());
+    return true;
+  }
+
+  /** User commands that may go out now. */
+  remaining(): number {
+    this.prune();
+    return Math.max(0, this.limit - this.reserved - this.sent.length);
+  }
+
+  /** Milliseconds until the oldest frame in the window leaves it (0 when the window is empty). */
+  msUntilRefill(): number {
+    this.prune();
+    if (this.sent.length === 0) return 0;
+    return Math.max(0, this.sent[0] + this.windowMs - this.now());
+  }
+
+  private prune(): void {
+    const cutoff = this.now() - this.windowMs;
+    let drop = 0;
+    while (drop < this.sent.length && this.sent[drop] <= cutoff) drop++;
+    if (drop > 0) this.sent.splice(0, drop);
+  }
+}

@@ -1,0 +1,111 @@
+import { DefaultShardOptions } from '../constants/shard-defaults.constant';
+import { GatewayOptionsError } from '../errors/gateway-options.error';
+import { zlibStreamCompression } from '../compression/zlib-stream.decompressor';
+import type { ResolvedShardOptions, ShardOptions } from '../interfaces/shard-options.interface';
+import { InMemoryIdentifyQueue } from '../queue/in-memory-identify-queue';
+
+function requireInteger(option: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
+    throw new GatewayOptionsError(option, `must be an integer ${range}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return `a string of ${value.length} characters`;
+  if (typeof value === 'number') return String(value);
+  return value === null ? 'null' : typeof value;
+}
+
+/**
+ * Validates shard options and fills in defaults. Throws {@link GatewayOptionsError} naming the first bad option.
+ * The token is checked but not part of the result.
+ */
+export function resolveShardOptions(options: ShardOptions): ResolvedShardOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new GatewayOptionsError('options', 'must be an object');
+  }
+  if (typeof options.token !== 'string' || options.token.trim().length === 0) {
+    throw new GatewayOptionsError('token', 'must be a non-empty string');
+  }
+  const total = requireInteger('total', options.total, 1);
+  const id = requireInteger('id', options.id, 0);
+  if (id >= total) throw new GatewayOptionsError('id', `must be less than total (${total}), got ${id}`);
+  const intents = requireInteger('intents', options.intents, 0);
+  const largeThreshold = requireInteger('largeThreshold', options.largeThreshold ?? DefaultShardOptions.largeThreshold, 50, 250);
+
+  const gatewayUrl = options.gatewayUrl ?? DefaultShardOptions.gatewayUrl;
+  let protocol: string;
+  try {
+    protocol = new URL(gatewayUrl).protocol;
+  } catch {
+    throw new GatewayOptionsError('gatewayUrl', 'must be an absolute ws:// or wss:// URL');
+  }
+  if (protocol !== 'ws:' && protocol !== 'wss:') {
+    throw new GatewayOptionsError('gatewayUrl', `must use ws:// or wss://, got ${protocol}`);
+  }
+
+  const compressionOption = options.compression ?? DefaultShardOptions.compression;
+  let compression: ResolvedShardOptions['compression'];
+  if (compressionOption === 'zlib-stream') compression = zlibStreamCompression;
+  else if (compressionOption === false) compression = false;
+  else if (typeof compressionOption === 'object' && typeof compressionOption.create === 'function') {
+    compression = compressionOption;
+  } else {
+    throw new GatewayOptionsError('compression', `must be 'zlib-stream', false or a decompressor factory`);
+  }
+
+  const positive = (option: string, value: number | undefined, fallback: number): number =>
+    requireInteger(option, value ?? fallback, 1);
+
+  const backoff = {
+    baseMs: positive('backoff.baseMs', options.backoff?.baseMs, DefaultShardOptions.backoff.baseMs),
+    maxMs: positive('backoff.maxMs', options.backoff?.maxMs, DefaultShardOptions.backoff.maxMs),
+  };
+  const invalidSessionDelay = {
+    minMs: requireInteger('invalidSessionDelay.minMs', options.invalidSessionDelay?.minMs ?? DefaultShardOptions.invalidSessionDelay.minMs, 0),
+    maxMs: requireInteger('invalidSessionDelay.maxMs', options.invalidSessionDelay?.maxMs ?? DefaultShardOptions.invalidSessionDelay.maxMs, 0),
+  };
+  if (invalidSessionDelay.maxMs < invalidSessionDelay.minMs) {
+    throw new GatewayOptionsError('invalidSessionDelay.maxMs', 'must not be less than invalidSessionDelay.minMs');
+  }
+  const commandRateLimit = {
+    limit: requireInteger('commandRateLimit.limit', options.commandRateLimit?.limit ?? DefaultShardOptions.commandRateLimit.limit, 2, 120),
+    windowMs: positive('commandRateLimit.windowMs', options.commandRateLimit?.windowMs, DefaultShardOptions.commandRateLimit.windowMs),
+  };
+
+  const session = options.session ?? null;
+  if (session !== null) {
+    if (typeof session.sessionId !== 'string' || session.sessionId.length === 0) {
+      throw new GatewayOptionsError('session.sessionId', 'must be a non-empty string');
+    }
+    if (typeof session.resumeUrl !== 'string') {
+      throw new GatewayOptionsError('session.resumeUrl', 'must be a URL string');
+    }
+    if (session.sequence !== null && !Number.isInteger(session.sequence)) {
+      throw new GatewayOptionsError('session.sequence', 'must be an integer or null');
+    }
+  }
+
+  return {
+    id,
+    total,
+    intents,
+    gatewayUrl,
+    compression,
+    largeThreshold,
+    presence: options.presence,
+    identifyProperties: options.identifyProperties ?? DefaultShardOptions.identifyProperties,
+    identifyQueue: options.identifyQueue ?? new InMemoryIdentifyQueue(),
+    session,
+    handshakeTimeout: positive('handshakeTimeout', options.handshakeTimeout, DefaultShardOptions.handshakeTimeout),
+    helloTimeout: positive('helloTimeout', options.helloTimeout, DefaultShardOptions.helloTimeout),
+    readyTimeout: positive('readyTimeout', options.readyTimeout, DefaultShardOptions.readyTimeout),
+    closeTimeout: positive('closeTimeout', options.closeTimeout, DefaultShardOptions.closeTimeout),
+    backoff,
+    invalidSessionDelay,
+    commandRateLimit,
+    random: options.random ?? DefaultShardOptions.random,
+  };
+}

@@ -1,0 +1,698 @@
+import { inspect } from 'node:util';
+import {
+  GatewayDispatchEvents,
+  GatewayOpcodes,
+  type GatewayIdentify,
+  type GatewayReadyDispatchData,
+  type GatewayResume,
+  type GatewaySendPayload,
+} from 'discord-api-types/v10';
+import { BehaviorSubject, Subject, type Observable } from 'rxjs';
+import WebSocket from 'ws';
+import {
+  GATEWAY_VERSION,
+  MAX_OUTGOING_PAYLOAD_BYTES,
+  ShardCloseCode,
+  USER_AGENT,
+} from '../constants/gateway.constants';
+import { GatewayFatalError } from '../errors/gateway-fatal.error';
+import { GatewayOptionsError } from '../errors/gateway-options.error';
+import { ShardCommandError } from '../errors/shard-command.error';
+import type { IDecompressor } from '../interfaces/decompressor.interface';
+import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
+import type { ResolvedShardOptions, ShardOptions } from '../interfaces/shard-options.interface';
+import type { ShardSession } from '../interfaces/shard-session.interface';
+import { backoffDelay } from './backoff';
+import { closeAction, fatalReason, type CloseAction } from './close-code-policy';
+import { CommandRateLimiter } from './command-rate-limiter';
+import { LatencyTracker, type LatencyStats } from './latency-tracker';
+import { resolveShardOptions } from './resolve-shard-options';
+import { ShardState } from './shard-state';
+
+/** Options of {@link Shard.close}. */
+export interface ShardCloseOptions {
+  /** Keep the session so that it can be resumed later. @defaultValue `false` */
+  resumable?: boolean;
+  /** Close code to send. @defaultValue `1000`, or `4200` when `resumable` */
+  code?: number;
+}
+
+/** How the last connection of a shard ended. */
+export interface ShardCloseInfo {
+  /** WebSocket close code (1006 when there was no close frame). */
+  code: number;
+  /** Close reason sent by the server, if any. */
+  reason: string;
+}
+
+/** Room left for user commands in the current connection's rate-limit window. */
+export interface CommandBudget {
+  /** Commands that may be sent right now. */
+  remaining: number;
+  /** Milliseconds until the oldest frame leaves the window. */
+  refillInMs: number;
+}
+
+/** Everything observable about one shard at one moment. */
+export interface ShardInfo {
+  id: number;
+  total: number;
+  state: ShardState;
+  latency: LatencyStats;
+  sequence: number | null;
+  sessionId: string | null;
+  reconnectAttempts: number;
+  lastClose: ShardCloseInfo | null;
+  lastError: string | null;
+  commandBudget: CommandBudget;
+}
+
+interface PendingCommand {
+  data: string;
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+/** State that belongs to one WebSocket connection and dies with it. */
+interface Connection {
+  readonly ws: WebSocket;
+  readonly viaResumeUrl: boolean;
+  readonly decompressor: IDecompressor | null;
+  readonly limiter: CommandRateLimiter;
+  opened: boolean;
+  helloReceived: boolean;
+  handshakeSent: boolean;
+  acked: boolean;
+  beatSentAt: number | null;
+  helloTimer: NodeJS.Timeout | null;
+  readyTimer: NodeJS.Timeout | null;
+  heartbeatTimer: NodeJS.Timeout | null;
+  drainTimer: NodeJS.Timeout | null;
+  identifyAbort: AbortController | null;
+}
+
+const MANAGED_OPCODES = new Set<number>([GatewayOpcodes.Heartbeat, GatewayOpcodes.Identify, GatewayOpcodes.Resume]);
+
+/**
+ * One connection to Discord's gateway, kept alive across reconnects and resumes. Usable without Nest.
+ *
+ * ```ts
+ * const shard = new Shard({ id: 0, total: 1, token, intents: GatewayIntentBits.Guilds });
+ * shard.dispatch$.subscribe((event) => console.log(event.t));
+ * await shard.connect();
+ * ```
+ */
+export class Shard {
+  /** This shard's id. */
+  readonly id: number;
+  /** Number of shards the bot runs. */
+  readonly total: number;
+
+  readonly #token: string;
+  private readonly options: ResolvedShardOptions;
+  private readonly stateSubject = new BehaviorSubject<ShardState>(ShardState.Disconnected);
+  private readonly dispatchSubject = new Subject<GatewayDispatch>();
+  private readonly debugSubject = new Subject<string>();
+  private readonly errorSubject = new Subject<Error>();
+  private readonly latency = new LatencyTracker();
+  private readonly commands: PendingCommand[] = [];
+  private readonly readyWaiters: Waiter[] = [];
+
+  private conn: Connection | null = null;
+  private sessionData: { sessionId: string; resumeUrl: string } | null = null;
+  private sequence: number | null = null;
+  private attempts = 0;
+  private stopped = true;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private lastCloseInfo: ShardCloseInfo | null = null;
+  private lastErrorMessage: string | null = null;
+  private fatal: GatewayFatalError | null = null;
+
+  /** Every dispatch (op 0) event, in order, READY and RESUMED included. */
+  readonly dispatch$: Observable<GatewayDispatch> = this.dispatchSubject.asObservable();
+  /** State changes; emits the current state on subscription. */
+  readonly state$: Observable<ShardState> = this.stateSubject.asObservable();
+  /** Human-readable trace of what the shard does. Never contains the token. */
+  readonly debug$: Observable<string> = this.debugSubject.asObservable();
+  /** Errors the shard recovered from, and the fatal one it did not. */
+  readonly error$: Observable<Error> = this.errorSubject.asObservable();
+
+  /** @throws {@link GatewayOptionsError} naming the first invalid option. */
+  constructor(options: ShardOptions) {
+    this.options = resolveShardOptions(options);
+    this.#token = options.token;
+    this.id = this.options.id;
+    this.total = this.options.total;
+    const saved = this.options.session;
+    if (saved) {
+      this.sessionData = { sessionId: saved.sessionId, resumeUrl: saved.resumeUrl };
+      this.sequence = saved.sequence;
+    }
+  }
+
+  /** Current state. */
+  get state(): ShardState {
+    return this.stateSubject.value;
+  }
+
+  /** The session that a later connection would resume, or null. */
+  get session(): ShardSession | null {
+    if (!this.sessionData) return null;
+    return { ...this.sessionData, sequence: this.sequence, shardCount: this.total };
+  }
+
+  /** Heartbeat round trips of the current connection. */
+  get latencyStats(): LatencyStats {
+    return this.latency.stats();
+  }
+
+  /** The error that closed the shard for good, if any. */
+  get fatalError(): GatewayFatalError | null {
+    return this.fatal;
+  }
+
+  /** A snapshot of the shard's state, latency, sequence and budgets. */
+  info(): ShardInfo {
+    return {
+      id: this.id,
+      total: this.total,
+      state: this.state,
+      latency: this.latency.stats(),
+      sequence: this.sequence,
+      sessionId: this.sessionData?.sessionId ?? null,
+      reconnectAttempts: this.attempts,
+      lastClose: this.lastCloseInfo,
+      lastError: this.lastErrorMessage,
+      commandBudget: this.commandBudget(),
+    };
+  }
+
+  /** Room for user commands in the current rate-limit window. */
+  commandBudget(): CommandBudget {
+    const limiter = this.conn?.limiter;
+    if (!limiter) {
+      const { limit } = this.options.commandRateLimit;
+      return { remaining: limit, refillInMs: 0 };
+    }
+    return { remaining: limiter.remaining(), refillInMs: limiter.msUntilRefill() };
+  }
+
+  /**
+   * Opens the connection. Resolves once the shard is ready (READY or RESUMED); rejects with a
+   * {@link GatewayFatalError} on a fatal close, or when `close()` is called first. Reconnects on its own after that.
+   */
+  connect(): Promise<void> {
+    if (this.fatal) return Promise.reject(this.fatal);
+    const ready = new Promise<void>((resolve, reject) => {
+      if (this.state === ShardState.Ready) resolve();
+      else this.readyWaiters.push({ resolve, reject });
+    });
+    if (this.stopped) {
+      this.stopped = false;
+      this.attempts = 0;
+      this.openConnection();
+    }
+    return ready;
+  }
+
+  /**
+   * Closes the connection. With code 1000 (the default) the session ends and the bot shows offline.
+   * With `resumable: true` the shard closes with 4200 and returns the session to resume later.
+   * Commands still waiting are rejected.
+   */
+  async close(options: ShardCloseOptions = {}): Promise<ShardSession | null> {
+    const resumable = options.resumable ?? false;
+    const code = options.code ?? (resumable ? ShardCloseCode.Resuming : ShardCloseCode.Normal);
+    if (resumable && (code === 1000 || code === 1001)) {
+      throw new GatewayOptionsError('code', 'a resumable close must not use 1000 or 1001, which end the session');
+    }
+    this.stopped = true;
+    this.clearReconnectTimer();
+    const conn = this.conn;
+    if (conn) {
+      this.conn = null;
+      this.teardown(conn);
+      this.debug(`closing with code ${code}${resumable ? ' (resumable)' : ''}`);
+      await closeGracefully(conn.ws, code, this.options.closeTimeout);
+    }
+    if (this.state !== ShardState.FatallyClosed) this.setState(ShardState.Disconnected);
+    this.rejectAll(new ShardCommandError(this.id, 'the shard was closed before this could complete'));
+    if (!resumable || code === 1000 || code === 1001) {
+      this.sessionData = null;
+      this.sequence = null;
+      return null;
+    }
+    return this.session;
+  }
+
+  /**
+   * Sends a gateway command. Waits, in order, until the shard is ready and the rate limit has room.
+   * Rejects with a {@link ShardCommandError} when the payload is malformed or over 4096 bytes (it is never sent),
+   * or when the shard is closed first.
+   */
+  send(command: GatewaySendPayload): Promise<void> {
+    const op = (command as { op?: unknown } | null)?.op;
+    if (typeof command !== 'object' || command === null || typeof op !== 'number' || !Number.isInteger(op)) {
+      return Promise.reject(new ShardCommandError(this.id, 'a command must be an object with an integer "op"'));
+    }
+    if (MANAGED_OPCODES.has(op)) {
+      return Promise.reject(new ShardCommandError(this.id, `op ${op} is sent by the shard itself and cannot be sent by hand`));
+    }
+    let data: string;
+    try {
+      data = JSON.stringify(command);
+    } catch (error) {
+      return Promise.reject(new ShardCommandError(this.id, `op ${op} could not be serialised: ${(error as Error).message}`));
+    }
+    const bytes = Buffer.byteLength(data);
+    if (bytes > MAX_OUTGOING_PAYLOAD_BYTES) {
+      return Promise.reject(
+        new ShardCommandError(this.id, `op ${op} is ${bytes} bytes, over Discord's ${MAX_OUTGOING_PAYLOAD_BYTES}-byte limit; it was not sent`),
+      );
+    }
+    if (this.fatal) return Promise.reject(this.fatal);
+    return new Promise<void>((resolve, reject) => {
+      this.commands.push({ data, resolve, reject });
+      this.drain();
+    });
+  }
+
+  /** Hides the token and internals from `util.inspect` and `console.log`. */
+  [inspect.custom](): string {
+    return `Shard { id: ${this.id}, total: ${this.total}, state: '${this.state}', sequence: ${this.sequence} }`;
+  }
+
+  /** Same as the inspect output, so `JSON.stringify` cannot leak the token either. */
+  toJSON(): { id: number; total: number; state: ShardState; sequence: number | null } {
+    return { id: this.id, total: this.total, state: this.state, sequence: this.sequence };
+  }
+
+  // ---- connection lifecycle -------------------------------------------------------------------------
+
+  private openConnection(): void {
+    const viaResumeUrl = this.sessionData !== null;
+    const url = this.buildUrl(viaResumeUrl ? this.sessionData!.resumeUrl : this.options.gatewayUrl);
+    this.setState(ShardState.Connecting);
+    this.debug(`connecting to ${url}${viaResumeUrl ? ' to resume' : ''}`);
+    const ws = new WebSocket(url, {
+      handshakeTimeout: this.options.handshakeTimeout,
+      perMessageDeflate: false,
+      headers: { 'User-Agent': USER_AGENT },
+    });
+    const compression = this.options.compression;
+    const conn: Connection = {
+      ws,
+      viaResumeUrl,
+      decompressor: null,
+      limiter: new CommandRateLimiter(this.options.commandRateLimit.limit, this.options.commandRateLimit.windowMs),
+      opened: false,
+      helloReceived: false,
+      handshakeSent: false,
+      acked: true,
+      beatSentAt: null,
+      helloTimer: null,
+      readyTimer: null,
+      heartbeatTimer: null,
+      drainTimer: null,
+      identifyAbort: null,
+    };
+    if (compression) {
+      (conn as { decompressor: IDecompressor }).decompressor = compression.create(
+        (payload) => this.onPayload(conn, payload),
+        (error) => this.protocolError(conn, `decompression failed: ${error.message}`),
+      );
+    }
+    this.conn = conn;
+    ws.on('open', () => {
+      conn.opened = true;
+    });
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (conn !== this.conn) return;
+      if (isBinary && conn.decompressor) conn.decompressor.push(data);
+      else this.onPayload(conn, data);
+    });
+    ws.on('close', (code: number, reason: Buffer) => this.onSocketClose(conn, code, reason.toString()));
+    ws.on('error', (error: Error) => {
+      if (conn === this.conn) this.debug(`socket error: ${error.message}`);
+    });
+    conn.helloTimer = setTimeout(() => {
+      this.reconnect(conn, `no HELLO within ${this.options.helloTimeout} ms`, 'resume');
+    }, this.options.helloTimeout);
+  }
+
+  private buildUrl(base: string): string {
+    let url: URL;
+    try {
+      url = new URL(base);
+    } catch {
+      url = new URL(this.options.gatewayUrl);
+    }
+    url.search = '';
+    url.searchParams.set('v', String(GATEWAY_VERSION));
+    url.searchParams.set('encoding', 'json');
+    if (this.options.compression) url.searchParams.set('compress', this.options.compression.query);
+    return url.toString();
+  }
+
+  private onSocketClose(conn: Connection, code: number, reason: string): void {
+    if (conn !== this.conn) return;
+    this.lastCloseInfo = { code, reason };
+    this.teardown(conn);
+    this.conn = null;
+    let action = closeAction(code);
+    this.debug(`connection closed with ${code}${reason ? ` (${reason})` : ''}: ${action}`);
+    if (action === 'resume' && conn.viaResumeUrl && !conn.opened) {
+      this.debug('the resume URL could not be reached: identifying on the gateway URL');
+      action = 'identify';
+    }
+    this.afterDisconnect(action, code);
+  }
+
+  /** Drops the connection (without waiting for a close echo) and reconnects as `action` says. */
+  private reconnect(conn: Connection, why: string, action: CloseAction, extraDelayMs = 0): void {
+    if (conn !== this.conn) return;
+    this.debug(`reconnecting: ${why}`);
+    this.conn = null;
+    this.teardown(conn);
+    dropSocket(conn.ws, ShardCloseCode.Resuming);
+    this.afterDisconnect(action, undefined, extraDelayMs);
+  }
+
+  private protocolError(conn: Connection, message: string): void {
+    if (conn !== this.conn) return;
+    this.lastErrorMessage = message;
+    this.errorSubject.next(new Error(`Shard ${this.id}: ${message}`));
+    this.reconnect(conn, message, 'resume');
+  }
+
+  private afterDisconnect(action: CloseAction, code?: number, extraDelayMs = 0): void {
+    if (this.stopped) {
+      this.setState(ShardState.Disconnected);
+      return;
+    }
+    if (action === 'fatal') {
+      this.failFatally(code ?? 0);
+      return;
+    }
+    if (action === 'identify') this.dropSession();
+    const delay = backoffDelay(this.attempts, this.options.backoff, this.options.random) + extraDelayMs;
+    this.attempts++;
+    this.setState(ShardState.Disconnected);
+    this.debug(`reconnect attempt ${this.attempts} in ${delay} ms`);
+    this.clearReconnectTimer();
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      if (!this.stopped) this.openConnection();
+    }, delay);
+  }
+
+  private failFatally(code: number): void {
+    this.stopped = true;
+    this.dropSession();
+    this.fatal = new GatewayFatalError(this.id, code, fatalReason(code));
+    this.lastErrorMessage = this.fatal.message;
+    this.setState(ShardState.FatallyClosed);
+    this.errorSubject.next(this.fatal);
+    this.rejectAll(this.fatal);
+  }
+
+  private dropSession(): void {
+    this.sessionData = null;
+    this.sequence = null;
+  }
+
+  private teardown(conn: Connection): void {
+    for (const timer of [conn.helloTimer, conn.readyTimer, conn.drainTimer]) if (timer) clearTimeout(timer);
+    if (conn.heartbeatTimer) clearInterval(conn.heartbeatTimer);
+    conn.helloTimer = conn.readyTimer = conn.drainTimer = conn.heartbeatTimer = null;
+    conn.identifyAbort?.abort();
+    conn.decompressor?.close();
+  }
+
+  private clearReconnectTimer(): void {
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+  }
+
+  // ---- inbound ------------------------------------------------------------------------------------
+
+  private onPayload(conn: Connection, raw: Buffer): void {
+    if (conn !== this.conn) return;
+    let packet: { op?: unknown; d?: any; s?: unknown; t?: unknown };
+    try {
+      packet = JSON.parse(raw.toString());
+    } catch {
+      this.protocolError(conn, 'received a payload that is not valid JSON');
+      return;
+    }
+    if (typeof packet !== 'object' || packet === null || typeof packet.op !== 'number') {
+      this.debug('ignored a payload without a numeric op');
+      return;
+    }
+    switch (packet.op) {
+      case GatewayOpcodes.Dispatch:
+        this.onDispatch(conn, packet.t, packet.s, packet.d);
+        break;
+      case GatewayOpcodes.Heartbeat:
+        this.sendHeartbeat(conn, true);
+        break;
+      case GatewayOpcodes.Reconnect:
+        this.reconnect(conn, 'the gateway asked for a reconnect (op 7)', 'resume');
+        break;
+      case GatewayOpcodes.InvalidSession: {
+        if (packet.d === true) {
+          this.reconnect(conn, 'invalid session, resumable (op 9)', 'resume');
+        } else {
+          const { minMs, maxMs } = this.options.invalidSessionDelay;
+          const wait = Math.round(minMs + this.options.random() * (maxMs - minMs));
+          this.reconnect(conn, `invalid session (op 9): identifying again after ${wait} ms`, 'identify', wait);
+        }
+        break;
+      }
+      case GatewayOpcodes.Hello:
+        this.onHello(conn, packet.d?.heartbeat_interval);
+        break;
+      case GatewayOpcodes.HeartbeatAck:
+        this.onHeartbeatAck(conn);
+        break;
+      default:
+        this.debug(`ignored unknown opcode ${packet.op}`);
+    }
+  }
+
+  private onHello(conn: Connection, interval: unknown): void {
+    if (typeof interval !== 'number' || !(interval > 0) || !Number.isFinite(interval)) {
+      this.protocolError(conn, 'HELLO carried no valid heartbeat_interval');
+      return;
+    }
+    if (conn.helloReceived) {
+      this.debug('ignored a second HELLO');
+      return;
+    }
+    conn.helloReceived = true;
+    if (conn.helloTimer) clearTimeout(conn.helloTimer);
+    conn.helloTimer = null;
+    this.latency.reset();
+    conn.limiter.reserveForHeartbeats(interval);
+    const firstBeatIn = Math.floor(interval * this.options.random());
+    this.debug(`HELLO: heartbeat every ${interval} ms, first in ${firstBeatIn} ms`);
+    conn.heartbeatTimer = setTimeout(() => {
+      if (!this.beat(conn)) return;
+      conn.heartbeatTimer = setInterval(() => this.beat(conn), interval);
+    }, firstBeatIn);
+    if (this.sessionData) this.sendResume(conn);
+    else void this.identify(conn);
+  }
+
+  /** One scheduled heartbeat; returns false when the connection turned out to be a zombie. */
+  private beat(conn: Connection): boolean {
+    if (conn !== this.conn) return false;
+    if (!conn.acked) {
+      this.lastErrorMessage = 'no heartbeat ACK before the next heartbeat (zombie connection)';
+      this.reconnect(conn, this.lastErrorMessage, 'resume');
+      return false;
+    }
+    conn.acked = false;
+    this.sendHeartbeat(conn, false);
+    return true;
+  }
+
+  private sendHeartbeat(conn: Connection, requested: boolean): void {
+    if (!requested) conn.beatSentAt = Date.now();
+    this.sendFrame(conn, { op: GatewayOpcodes.Heartbeat, d: this.sequence });
+  }
+
+  private onHeartbeatAck(conn: Connection): void {
+    conn.acked = true;
+    if (conn.beatSentAt !== null) {
+      this.latency.record(Date.now() - conn.beatSentAt);
+      conn.beatSentAt = null;
+    }
+  }
+
+  private async identify(conn: Connection): Promise<void> {
+    this.setState(ShardState.Identifying);
+    const abort = new AbortController();
+    conn.identifyAbort = abort;
+    try {
+      await this.options.identifyQueue.acquire(this.id, abort.signal);
+    } catch (error) {
+      if (conn === this.conn && !abort.signal.aborted) {
+        this.protocolError(conn, `the identify queue failed: ${(error as Error).message}`);
+      }
+      return;
+    } finally {
+      conn.identifyAbort = null;
+    }
+    if (conn !== this.conn || conn.handshakeSent) return;
+    conn.handshakeSent = true;
+    this.sequence = null;
+    const payload: GatewayIdentify = {
+      op: GatewayOpcodes.Identify,
+      d: {
+        token: this.#token,
+        intents: this.options.intents,
+        properties: this.options.identifyProperties,
+        shard: [this.id, this.total],
+        large_threshold: this.options.largeThreshold,
+        ...(this.options.presence ? { presence: this.options.presence } : {}),
+      },
+    };
+    this.debug(`identifying as shard [${this.id}, ${this.total}]`);
+    this.sendFrame(conn, payload);
+    this.armReadyTimer(conn);
+  }
+
+  private sendResume(conn: Connection): void {
+    if (conn.handshakeSent || !this.sessionData) return;
+    conn.handshakeSent = true;
+    this.setState(ShardState.Resuming);
+    const payload: GatewayResume = {
+      op: GatewayOpcodes.Resume,
+      d: { token: this.#token, session_id: this.sessionData.sessionId, seq: this.sequence ?? 0 },
+    };
+    this.debug(`resuming session at sequence ${this.sequence}`);
+    this.sendFrame(conn, payload);
+    this.armReadyTimer(conn);
+  }
+
+  private armReadyTimer(conn: Connection): void {
+    conn.readyTimer = setTimeout(() => {
+      const action: CloseAction = this.sessionData ? 'resume' : 'identify';
+      this.reconnect(conn, `no READY or RESUMED within ${this.options.readyTimeout} ms`, action);
+    }, this.options.readyTimeout);
+  }
+
+  private onDispatch(conn: Connection, t: unknown, s: unknown, d: any): void {
+    if (typeof t !== 'string' || typeof s !== 'number' || !Number.isSafeInteger(s)) {
+      this.debug('ignored a dispatch without a string t and an integer s');
+      return;
+    }
+    if (t === GatewayDispatchEvents.Ready) {
+      const ready = d as Partial<GatewayReadyDispatchData> | null;
+      if (typeof ready?.session_id !== 'string' || typeof ready.resume_gateway_url !== 'string') {
+        this.protocolError(conn, 'READY carried no session_id or resume_gateway_url');
+        return;
+      }
+      this.sessionData = { sessionId: ready.session_id, resumeUrl: ready.resume_gateway_url };
+    } else if (this.sequence !== null && s <= this.sequence) {
+      this.debug(`dropped ${t} #${s}: already received`);
+      return;
+    }
+    this.sequence = s;
+    this.dispatchSubject.next({ shardId: this.id, t, s, d });
+    if (t === GatewayDispatchEvents.Ready || t === GatewayDispatchEvents.Resumed) this.onSessionReady(conn, t);
+  }
+
+  private onSessionReady(conn: Connection, t: string): void {
+    if (conn !== this.conn) return;
+    if (conn.readyTimer) clearTimeout(conn.readyTimer);
+    conn.readyTimer = null;
+    this.attempts = 0;
+    this.debug(`${t}: session ${this.sessionData?.sessionId} at sequence ${this.sequence}`);
+    this.setState(ShardState.Ready);
+    for (const waiter of this.readyWaiters.splice(0)) waiter.resolve();
+    this.drain();
+  }
+
+  // ---- outbound -----------------------------------------------------------------------------------
+
+  private sendFrame(conn: Connection, payload: unknown): void {
+    if (conn.ws.readyState !== WebSocket.OPEN) return;
+    conn.limiter.record();
+    conn.ws.send(JSON.stringify(payload));
+  }
+
+  private drain(): void {
+    const conn = this.conn;
+    if (!conn || this.state !== ShardState.Ready || conn.drainTimer) return;
+    let requeueAt = 0;
+    while (this.commands.length > 0) {
+      if (!conn.limiter.tryTake()) {
+        conn.drainTimer = setTimeout(() => {
+          conn.drainTimer = null;
+          if (conn === this.conn) this.drain();
+        }, conn.limiter.msUntilRefill() + 1);
+        return;
+      }
+      const command = this.commands.shift()!;
+      conn.ws.send(command.data, (error) => {
+        if (!error) {
+          command.resolve();
+          return;
+        }
+        // The connection broke under this write: keep the command, in order, for the next connection.
+        this.commands.splice(requeueAt++, 0, command);
+      });
+    }
+  }
+
+  private rejectAll(error: Error): void {
+    for (const command of this.commands.splice(0)) command.reject(error);
+    for (const waiter of this.readyWaiters.splice(0)) waiter.reject(error);
+  }
+
+  // ---- helpers ------------------------------------------------------------------------------------
+
+  private setState(state: ShardState): void {
+    if (this.stateSubject.value !== state) this.stateSubject.next(state);
+  }
+
+  private debug(message: string): void {
+    if (this.debugSubject.observed) this.debugSubject.next(`[shard ${this.id}] ${message}`);
+  }
+}
+
+/** Sends a close frame when possible and destroys the socket at once, without waiting for the echo. */
+function dropSocket(ws: WebSocket, code: number): void {
+  try {
+    if (ws.readyState === WebSocket.OPEN) ws.close(code);
+  } finally {
+    ws.terminate();
+  }
+}
+
+/** Closes with `code` and waits for the server's close frame, up to `timeoutMs`. */
+function closeGracefully(ws: WebSocket, code: number, timeoutMs: number): Promise<void> {
+  if (ws.readyState === WebSocket.CLOSED) return Promise.resolve();
+  if (ws.readyState !== WebSocket.OPEN) {
+    ws.terminate();
+    return Promise.resolve();
+  }
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      ws.terminate();
+      resolve();
+    }, timeoutMs);
+    ws.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    ws.close(code);
+  });
+}

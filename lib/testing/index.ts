@@ -1,0 +1,4 @@
+export * from './local-gateway';
+export * from './local-gateway-connection';
+export * from './local-gateway-options.interface';
+export * from './recorded-frame.interface';

@@ -1,0 +1,91 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { constants, createDeflate } from 'node:zlib';
+import WebSocket from 'ws';
+import { ZlibPipe } from '../compression/zlib-pipe';
+import type { RecordedFrame } from './recorded-frame.interface';
+
+/**
+ * One client connection to the {@link LocalGateway}: what it asked for, what it sent, and a way to send to it.
+ */
+export class LocalGatewayConnection {
+  /** Shard id, once the client identified or resumed. */
+  shardId: number | null = null;
+  /** Session the connection carries, once identified or resumed. */
+  sessionId: string | null = null;
+  /** True once IDENTIFY or RESUME was accepted on this connection. */
+  handshakeDone = false;
+  /** Whether heartbeats on this connection are acknowledged. */
+  acks = true;
+  /** Payloads received on this connection. */
+  readonly frames: RecordedFrame[] = [];
+  /** Close code once closed (1006 when the TCP connection dropped). */
+  closeCode: number | null = null;
+  /** True once the server started the close. */
+  closedByServer = false;
+  /** Timestamps of received frames, for the command rate limit. */
+  readonly receivedAt: number[] = [];
+
+  private readonly deflate: ZlibPipe | null;
+
+  constructor(
+    /** Sequential id, from 1. */
+    readonly id: number,
+    private readonly ws: WebSocket,
+    /** Request path, e.g. `/` or `/resume`. */
+    readonly path: string,
+    /** Query parameters the client connected with. */
+    readonly query: URLSearchParams,
+    /** Request headers of the WebSocket upgrade. */
+    readonly headers: IncomingHttpHeaders,
+    private readonly framesPerMessage: number,
+  ) {
+    this.deflate =
+      query.get('compress') === 'zlib-stream'
+        ? new ZlibPipe(createDeflate({ flush: constants.Z_SYNC_FLUSH }), () => this.drop())
+        : null;
+  }
+
+  /** True while the WebSocket is open. */
+  get open(): boolean {
+    return this.ws.readyState === WebSocket.OPEN;
+  }
+
+  /** Sends a payload, compressed when the client asked for zlib-stream. */
+  send(payload: object): void {
+    this.sendText(JSON.stringify(payload));
+  }
+
+  /** Sends text as one gateway message (compressed when the client asked for it), even if it is not JSON. */
+  sendText(text: string): void {
+    if (!this.open) return;
+    if (!this.deflate) {
+      this.ws.send(text);
+      return;
+    }
+    this.deflate.write(text, (compressed) => {
+      if (!this.open) return;
+      const parts = Math.max(1, Math.min(this.framesPerMessage, compressed.length));
+      const size = Math.ceil(compressed.length / parts);
+      for (let offset = 0; offset < compressed.length; offset += size) {
+        this.ws.send(compressed.subarray(offset, offset + size), { binary: true });
+      }
+    });
+  }
+
+  /** Sends raw bytes as one binary frame, bypassing compression. */
+  sendBytes(bytes: Buffer): void {
+    if (this.open) this.ws.send(bytes, { binary: true });
+  }
+
+  /** Closes with a close frame. */
+  close(code: number, reason = ''): void {
+    this.closedByServer = true;
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code, reason);
+  }
+
+  /** Drops the TCP connection with no close frame. */
+  drop(): void {
+    this.closedByServer = true;
+    this.ws.terminate();
+  }
+}

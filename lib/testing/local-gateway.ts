@@ -1,0 +1,488 @@
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { GatewayCloseCodes, GatewayIntentBits, GatewayOpcodes } from 'discord-api-types/v10';
+import WebSocket, { WebSocketServer } from 'ws';
+import { MAX_OUTGOING_PAYLOAD_BYTES } from '../constants/gateway.constants';
+import { LocalGatewayConnection } from './local-gateway-connection';
+import type { LocalGatewayOptions, LocalSessionStartLimit } from './local-gateway-options.interface';
+import type { RecordedFrame } from './recorded-frame.interface';
+
+interface LocalSession {
+  id: string;
+  shardId: number;
+  total: number;
+  seq: number;
+  log: { s: number; text: string }[];
+  connection: LocalGatewayConnection | null;
+}
+
+const CLIENT_OPCODES = new Set<number>([
+  GatewayOpcodes.Heartbeat,
+  GatewayOpcodes.Identify,
+  GatewayOpcodes.PresenceUpdate,
+  GatewayOpcodes.VoiceStateUpdate,
+  GatewayOpcodes.Resume,
+  GatewayOpcodes.RequestGuildMembers,
+  GatewayOpcodes.RequestSoundboardSounds,
+  43,
+]);
+
+const PRIVILEGED_INTENTS =
+  GatewayIntentBits.GuildMembers | GatewayIntentBits.GuildPresences | GatewayIntentBits.MessageContent;
+
+const KNOWN_INTENTS = Object.values(GatewayIntentBits)
+  .filter((value): value is number => typeof value === 'number')
+  .reduce((mask, bit) => mask | bit, 0);
+
+/** Bot user the local gateway reports in READY. */
+export const LOCAL_BOT_USER = {
+  id: '1000000000000000001',
+  username: 'local-bot',
+  discriminator: '0',
+  global_name: null,
+  avatar: null,
+  bot: true,
+};
+
+/**
+ * A Discord gateway on 127.0.0.1 that speaks gateway v10 over real WebSockets, for tests and demos.
+ * It serves `GET /api/v10/gateway(/bot)` on the same port, validates IDENTIFY, keeps sessions and replays
+ * them on RESUME, compresses with zlib-stream, records every frame clients send, and lets a test inject
+ * dispatches and faults.
+ *
+ * Events: `connection` (a {@link LocalGatewayConnection}), `frame` (a {@link RecordedFrame} and its connection).
+ */
+export class LocalGateway extends EventEmitter {
+  /** Every payload every client sent, in arrival order. */
+  readonly frames: RecordedFrame[] = [];
+  /** Every connection ever opened, in order. */
+  readonly connections: LocalGatewayConnection[] = [];
+  /**
+   * Switches tests may flip at any time: send HELLO on new connections; answer IDENTIFY and RESUME;
+   * acknowledge heartbeats.
+   */
+  readonly behaviour = { sendHello: true, answerHandshake: true, acks: true };
+  /** IDENTIFYs refused for coming too early within their rate-limit key's window. */
+  identifyViolations = 0;
+
+  private readonly options: Required<Omit<LocalGatewayOptions, 'sessionStartLimit' | 'resumeUrl'>> & {
+    resumeUrl?: string;
+  };
+  private readonly startLimit: LocalSessionStartLimit;
+  private readonly sessions = new Map<string, LocalSession>();
+  private readonly lastIdentifyByKey = new Map<number, number>();
+  private readonly wss: WebSocketServer;
+  private port = 0;
+
+  private constructor(
+    private readonly server: Server,
+    options: LocalGatewayOptions,
+  ) {
+    super();
+    this.options = {
+      token: options.token ?? 'local-gateway-token',
+      heartbeatInterval: options.heartbeatInterval ?? 41_250,
+      shards: options.shards ?? 1,
+      identifyWindowMs: options.identifyWindowMs ?? 0,
+      resumeUrl: options.resumeUrl,
+      guilds: options.guilds ?? [],
+      firstSequence: options.firstSequence ?? 1,
+      allowedPrivilegedIntents: options.allowedPrivilegedIntents ?? PRIVILEGED_INTENTS,
+      commandLimit: options.commandLimit ?? 120,
+      commandWindowMs: options.commandWindowMs ?? 60_000,
+      compressedFramesPerMessage: options.compressedFramesPerMessage ?? 1,
+    };
+    this.startLimit = {
+      total: 1000,
+      remaining: 1000,
+      reset_after: 86_400_000,
+      max_concurrency: 1,
+      ...options.sessionStartLimit,
+    };
+    this.wss = new WebSocketServer({ server, perMessageDeflate: false });
+    this.wss.on('connection', (ws, request) => this.onConnection(ws, request));
+    server.on('request', (request, response) => this.onHttp(request, response));
+  }
+
+  /** Starts a gateway on 127.0.0.1 on a free port. */
+  static async start(options: LocalGatewayOptions = {}): Promise<LocalGateway> {
+    const server = createServer();
+    const gateway = new LocalGateway(server, options);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
+    });
+    gateway.port = (server.address() as AddressInfo).port;
+    return gateway;
+  }
+
+  /** WebSocket URL to connect to, e.g. `ws://127.0.0.1:40123`. */
+  get url(): string {
+    return `ws://127.0.0.1:${this.port}`;
+  }
+
+  /** Base of the REST API it serves, e.g. `http://127.0.0.1:40123/api`. */
+  get apiUrl(): string {
+    return `http://127.0.0.1:${this.port}/api`;
+  }
+
+  /** The token this gateway accepts. */
+  get token(): string {
+    return this.options.token;
+  }
+
+  /** The `resume_gateway_url` it sends in READY. */
+  get resumeUrl(): string {
+    return this.options.resumeUrl ?? `${this.url}/resume`;
+  }
+
+  /** Current `session_start_limit` (`remaining` goes down with each IDENTIFY). */
+  get sessionStartLimit(): LocalSessionStartLimit {
+    return { ...this.startLimit };
+  }
+
+  /** Frames with opcode `op`, optionally of one shard. */
+  framesOf(op: number, shardId?: number): RecordedFrame[] {
+    return this.frames.filter((f) => f.op === op && (shardId === undefined || f.shardId === shardId));
+  }
+
+  /** The newest open connection of a shard, if any. */
+  connectionOf(shardId: number): LocalGatewayConnection | undefined {
+    for (let i = this.connections.length - 1; i >= 0; i--) {
+      const c = this.connections[i];
+      if (c.shardId === shardId && c.open) return c;
+    }
+    return undefined;
+  }
+
+  /** The newest session id of a shard, if any. */
+  sessionOf(shardId: number): string | undefined {
+    let found: string | undefined;
+    for (const session of this.sessions.values()) if (session.shardId === shardId) found = session.id;
+    return found;
+  }
+
+  /**
+   * Resolves with the first frame, from `fromIndex` on (default: only frames still to come), that matches.
+   * Rejects after `timeoutMs`.
+   */
+  waitForFrame(
+    predicate: (frame: RecordedFrame) => boolean,
+    timeoutMs = 5_000,
+    fromIndex = this.frames.length,
+  ): Promise<RecordedFrame> {
+    const earlier = this.frames.slice(fromIndex).find(predicate);
+    if (earlier) return Promise.resolve(earlier);
+    return this.waitForEvent<RecordedFrame>('frame', predicate, timeoutMs, 'frame');
+  }
+
+  /** Resolves with the next connection that matches (any, by default). */
+  waitForConnection(
+    predicate: (connection: LocalGatewayConnection) => boolean = () => true,
+    timeoutMs = 5_000,
+  ): Promise<LocalGatewayConnection> {
+    return this.waitForEvent<LocalGatewayConnection>('connection', predicate, timeoutMs, 'connection');
+  }
+
+  /** Resolves when a shard's session is ready: READY or RESUMED has been sent to it. */
+  waitForReady(shardId: number, timeoutMs = 5_000): Promise<string> {
+    return this.waitForEvent<{ shardId: number; sessionId: string }>(
+      'ready',
+      (event) => event.shardId === shardId,
+      timeoutMs,
+      `ready of shard ${shardId}`,
+    ).then((event) => event.sessionId);
+  }
+
+  /**
+   * Sends a dispatch to a shard's current session and returns its sequence number. When the session has no
+   * connection at the moment, the event is kept and replayed on RESUME, as Discord does.
+   */
+  dispatch(shardId: number, t: string, d: unknown): number {
+    const session = this.latestSession(shardId);
+    if (!session) throw new Error(`Local gateway: shard ${shardId} has no session`);
+    return this.sendDispatch(session, t, d);
+  }
+
+  /** Sends op 7 Reconnect to a shard. */
+  reconnect(shardId: number): void {
+    this.requireConnection(shardId).send({ op: GatewayOpcodes.Reconnect, d: null });
+  }
+
+  /** Sends op 9 Invalid Session; a non-resumable one also forgets the session. */
+  invalidateSession(shardId: number, resumable = false): void {
+    const connection = this.requireConnection(shardId);
+    if (!resumable && connection.sessionId) this.sessions.delete(connection.sessionId);
+    connection.send({ op: GatewayOpcodes.InvalidSession, d: resumable });
+  }
+
+  /** Closes a shard's connection with a close frame carrying `code`. */
+  closeShard(shardId: number, code: number, reason = ''): void {
+    this.requireConnection(shardId).close(code, reason);
+  }
+
+  /** Drops a shard's TCP connection without a close frame. */
+  dropShard(shardId: number): void {
+    this.requireConnection(shardId).drop();
+  }
+
+  /** Asks a shard for an immediate heartbeat (op 1). */
+  requestHeartbeat(shardId: number): void {
+    this.requireConnection(shardId).send({ op: GatewayOpcodes.Heartbeat, d: null });
+  }
+
+  /** Stops or restarts acknowledging a shard's heartbeats, on its current connection. */
+  setAcks(shardId: number, enabled: boolean): void {
+    this.requireConnection(shardId).acks = enabled;
+  }
+
+  /** Sends bytes that are not a valid zlib stream. */
+  sendCorruptZlib(shardId: number): void {
+    this.requireConnection(shardId).sendBytes(Buffer.from([0x12, 0x34, 0x56, 0x78, 0x9a, 0x00, 0x00, 0xff, 0xff]));
+  }
+
+  /** Sends a message that is not valid JSON (compressed when the client asked for compression). */
+  sendInvalidJson(shardId: number): void {
+    this.requireConnection(shardId).sendText('{"op":0,"t":"MESSAGE_CREATE",');
+  }
+
+  /** Sends any payload to a shard as it is. */
+  sendPayload(shardId: number, payload: object): void {
+    this.requireConnection(shardId).send(payload);
+  }
+
+  /** Closes every connection and the server. */
+  async close(): Promise<void> {
+    for (const ws of this.wss.clients) ws.terminate();
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections?.();
+  }
+
+  // ---- internals ----------------------------------------------------------------------------------
+
+  private waitForEvent<T>(event: string, predicate: (value: T) => boolean, timeoutMs: number, what: string): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const listener = (value: T) => {
+        if (!predicate(value)) return;
+        clearTimeout(timer);
+        this.off(event, listener);
+        resolve(value);
+      };
+      const timer = setTimeout(() => {
+        this.off(event, listener);
+        reject(new Error(`Local gateway: no matching ${what} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.on(event, listener);
+    });
+  }
+
+  private requireConnection(shardId: number): LocalGatewayConnection {
+    const connection = this.connectionOf(shardId);
+    if (!connection) throw new Error(`Local gateway: shard ${shardId} has no open connection`);
+    return connection;
+  }
+
+  private latestSession(shardId: number): LocalSession | undefined {
+    const id = this.sessionOf(shardId);
+    return id ? this.sessions.get(id) : undefined;
+  }
+
+  private onHttp(request: IncomingMessage, response: ServerResponse): void {
+    const path = new URL(request.url ?? '/', this.url.replace('ws', 'http')).pathname;
+    const match = /^\/api(?:\/v\d+)?\/gateway(\/bot)?\/?$/.exec(path);
+    const reply = (status: number, body: unknown) => {
+      response.writeHead(status, { 'content-type': 'application/json' });
+      response.end(JSON.stringify(body));
+    };
+    if (request.method !== 'GET' || !match) return reply(404, { message: '404: Not Found', code: 0 });
+    if (!match[1]) return reply(200, { url: this.url });
+    const auth = request.headers.authorization ?? '';
+    if (auth !== `Bot ${this.options.token}`) return reply(401, { message: '401: Unauthorized', code: 0 });
+    reply(200, { url: this.url, shards: this.options.shards, session_start_limit: this.sessionStartLimit });
+  }
+
+  private onConnection(ws: WebSocket, request: IncomingMessage): void {
+    const url = new URL(request.url ?? '/', this.url.replace('ws', 'http'));
+    const connection = new LocalGatewayConnection(
+      this.connections.length + 1,
+      ws,
+      url.pathname,
+      url.searchParams,
+      request.headers,
+      this.options.compressedFramesPerMessage,
+    );
+    this.connections.push(connection);
+    ws.on('message', (data: Buffer) => this.onClientFrame(connection, data));
+    ws.on('close', (code) => this.onClientClose(connection, code));
+    ws.on('error', () => undefined);
+    if (url.searchParams.get('v') !== '10') {
+      connection.close(GatewayCloseCodes.InvalidAPIVersion, 'Invalid API version');
+    } else if (this.behaviour.sendHello) {
+      connection.send({ op: GatewayOpcodes.Hello, d: { heartbeat_interval: this.options.heartbeatInterval } });
+    }
+    this.emit('connection', connection);
+  }
+
+  private onClientClose(connection: LocalGatewayConnection, code: number): void {
+    connection.closeCode = code;
+    const session = connection.sessionId ? this.sessions.get(connection.sessionId) : undefined;
+    if (!session || session.connection !== connection) return;
+    session.connection = null;
+    if (!connection.closedByServer && (code === 1000 || code === 1001)) this.sessions.delete(session.id);
+  }
+
+  private onClientFrame(connection: LocalGatewayConnection, data: Buffer): void {
+    const now = Date.now();
+    connection.receivedAt.push(now);
+    while (connection.receivedAt.length > 0 && connection.receivedAt[0] <= now - this.options.commandWindowMs) {
+      connection.receivedAt.shift();
+    }
+    if (data.length > MAX_OUTGOING_PAYLOAD_BYTES) return connection.close(GatewayCloseCodes.DecodeError, 'Payload too large');
+    let payload: { op?: unknown; d?: any };
+    try {
+      payload = JSON.parse(data.toString());
+    } catch {
+      return connection.close(GatewayCloseCodes.DecodeError, 'Error while decoding payload');
+    }
+    const op = payload?.op;
+    if (typeof op !== 'number' || !CLIENT_OPCODES.has(op)) {
+      return connection.close(GatewayCloseCodes.UnknownOpcode, 'Unknown opcode');
+    }
+    const frame: RecordedFrame = { connectionId: connection.id, shardId: connection.shardId, op, d: payload.d, at: now, bytes: data.length };
+    if (op === GatewayOpcodes.Identify || op === GatewayOpcodes.Resume) {
+      const shard = op === GatewayOpcodes.Identify ? payload.d?.shard : undefined;
+      frame.shardId = Array.isArray(shard) ? shard[0] : op === GatewayOpcodes.Resume ? this.sessions.get(payload.d?.session_id)?.shardId ?? null : 0;
+    }
+    this.frames.push(frame);
+    connection.frames.push(frame);
+    this.emit('frame', frame, connection);
+    if (connection.receivedAt.length > this.options.commandLimit) {
+      return connection.close(GatewayCloseCodes.RateLimited, 'You are being rate limited.');
+    }
+    switch (op) {
+      case GatewayOpcodes.Heartbeat:
+        if (this.behaviour.acks && connection.acks) connection.send({ op: GatewayOpcodes.HeartbeatAck });
+        return;
+      case GatewayOpcodes.Identify:
+        return this.onIdentify(connection, payload.d);
+      case GatewayOpcodes.Resume:
+        return this.onResume(connection, payload.d);
+      default:
+        if (!connection.handshakeDone) connection.close(GatewayCloseCodes.NotAuthenticated, 'Not authenticated.');
+    }
+  }
+
+  private tokenMatches(token: unknown): boolean {
+    return typeof token === 'string' && token.replace(/^Bot /, '') === this.options.token;
+  }
+
+  private onIdentify(connection: LocalGatewayConnection, d: any): void {
+    if (connection.handshakeDone) return connection.close(GatewayCloseCodes.AlreadyAuthenticated, 'Already authenticated.');
+    if (!this.tokenMatches(d?.token)) return connection.close(GatewayCloseCodes.AuthenticationFailed, 'Authentication failed.');
+    const props = d.properties;
+    if (typeof props?.os !== 'string' || typeof props.browser !== 'string' || typeof props.device !== 'string') {
+      return connection.close(GatewayCloseCodes.DecodeError, 'Error while decoding payload.');
+    }
+    if (d.large_threshold !== undefined && (!Number.isInteger(d.large_threshold) || d.large_threshold < 50 || d.large_threshold > 250)) {
+      return connection.close(GatewayCloseCodes.DecodeError, 'Error while decoding payload.');
+    }
+    const intents = d.intents;
+    if (!Number.isInteger(intents) || intents < 0 || (intents & ~KNOWN_INTENTS) !== 0) {
+      return connection.close(GatewayCloseCodes.InvalidIntents, 'Invalid intent(s).');
+    }
+    if ((intents & PRIVILEGED_INTENTS & ~this.options.allowedPrivilegedIntents) !== 0) {
+      return connection.close(GatewayCloseCodes.DisallowedIntents, 'Disallowed intent(s).');
+    }
+    const [shardId, total] = Array.isArray(d.shard) ? d.shard : [0, 1];
+    if (!Number.isInteger(shardId) || !Number.isInteger(total) || total < 1 || shardId < 0 || shardId >= total) {
+      return connection.close(GatewayCloseCodes.InvalidShard, 'Invalid shard.');
+    }
+    connection.shardId = shardId;
+    if (this.options.identifyWindowMs > 0) {
+      const key = shardId % this.startLimit.max_concurrency;
+      const last = this.lastIdentifyByKey.get(key);
+      const now = Date.now();
+      if (last !== undefined && now - last < this.options.identifyWindowMs) {
+        this.identifyViolations++;
+        return connection.send({ op: GatewayOpcodes.InvalidSession, d: false });
+      }
+      this.lastIdentifyByKey.set(key, now);
+    }
+    this.startLimit.remaining = Math.max(0, this.startLimit.remaining - 1);
+    connection.handshakeDone = true;
+    if (!this.behaviour.answerHandshake) return;
+    const session: LocalSession = {
+      id: randomBytes(16).toString('hex'),
+      shardId,
+      total,
+      seq: this.options.firstSequence - 1,
+      log: [],
+      connection,
+    };
+    this.sessions.set(session.id, session);
+    connection.sessionId = session.id;
+    const guilds = this.options.guilds.filter((id) => Number((BigInt(id) >> 22n) % BigInt(total)) === shardId);
+    this.sendDispatch(session, 'READY', {
+      v: 10,
+      user: LOCAL_BOT_USER,
+      guilds: guilds.map((id) => ({ id, unavailable: true })),
+      session_id: session.id,
+      resume_gateway_url: this.resumeUrl,
+      shard: [shardId, total],
+      application: { id: LOCAL_BOT_USER.id, flags: 0 },
+    });
+    this.emit('ready', { shardId, sessionId: session.id });
+    for (const id of guilds) {
+      this.sendDispatch(session, 'GUILD_CREATE', {
+        id,
+        name: `Guild ${id}`,
+        unavailable: false,
+        member_count: 1,
+        channels: [],
+        roles: [],
+        members: [],
+        presences: [],
+        voice_states: [],
+        threads: [],
+        stage_instances: [],
+        guild_scheduled_events: [],
+        soundboard_sounds: [],
+        emojis: [],
+        stickers: [],
+        features: [],
+        large: false,
+        joined_at: new Date(0).toISOString(),
+      });
+    }
+  }
+
+  private onResume(connection: LocalGatewayConnection, d: any): void {
+    if (connection.handshakeDone) return connection.close(GatewayCloseCodes.AlreadyAuthenticated, 'Already authenticated.');
+    if (!this.tokenMatches(d?.token)) return connection.close(GatewayCloseCodes.AuthenticationFailed, 'Authentication failed.');
+    const session = typeof d.session_id === 'string' ? this.sessions.get(d.session_id) : undefined;
+    if (!session) return connection.send({ op: GatewayOpcodes.InvalidSession, d: false });
+    const seq = d.seq;
+    if (!Number.isInteger(seq) || seq > session.seq) return connection.close(GatewayCloseCodes.InvalidSeq, 'Invalid seq.');
+    if (session.connection && session.connection !== connection) session.connection.close(GatewayCloseCodes.SessionTimedOut);
+    connection.shardId = session.shardId;
+    connection.sessionId = session.id;
+    connection.handshakeDone = true;
+    if (!this.behaviour.answerHandshake) return;
+    session.connection = connection;
+    for (const entry of session.log) if (entry.s > seq) connection.sendText(entry.text);
+    this.sendDispatch(session, 'RESUMED', null);
+    this.emit('ready', { shardId: session.shardId, sessionId: session.id });
+  }
+
+  private sendDispatch(session: LocalSession, t: string, d: unknown): number {
+    const s = ++session.seq;
+    const text = JSON.stringify({ op: GatewayOpcodes.Dispatch, t, s, d });
+    session.log.push({ s, text });
+    if (session.log.length > 10_000) session.log.shift();
+    session.connection?.sendText(text);
+    return s;
+  }
+}

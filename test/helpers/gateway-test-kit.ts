@@ -1,0 +1,65 @@
+import { filter, firstValueFrom, timeout, type Observable } from 'rxjs';
+import { Shard, ShardState, type GatewayDispatch, type ShardOptions } from '../../lib';
+import { LocalGateway, type LocalGatewayOptions } from '../../lib/testing';
+
+/** Heartbeat interval used by protocol tests, ms. */
+export const TEST_HEARTBEAT_MS = 300;
+
+/** Starts a local gateway with short timings. */
+export function startGateway(options: LocalGatewayOptions = {}): Promise<LocalGateway> {
+  return LocalGateway.start({ heartbeatInterval: TEST_HEARTBEAT_MS, commandWindowMs: 6_000, ...options });
+}
+
+/** A shard pointed at `gateway` with short timeouts and backoff, so that tests never wait for real-world values. */
+export function createShard(gateway: LocalGateway, options: Partial<ShardOptions> = {}): Shard {
+  return new Shard({
+    id: 0,
+    total: 1,
+    token: gateway.token,
+    intents: 513,
+    gatewayUrl: gateway.url,
+    helloTimeout: 2_000,
+    readyTimeout: 2_000,
+    closeTimeout: 500,
+    backoff: { baseMs: 20, maxMs: 200 },
+    invalidSessionDelay: { minMs: 10, maxMs: 30 },
+    commandRateLimit: { limit: 120, windowMs: 6_000 },
+    ...options,
+  });
+}
+
+/** First value of `source` that matches, or a rejection after `ms`. */
+export function waitFor<T>(source: Observable<T>, predicate: (value: T) => boolean, ms = 5_000): Promise<T> {
+  return firstValueFrom(source.pipe(filter(predicate), timeout({ first: ms })));
+}
+
+/** Resolves when the shard reaches `state`. */
+export function waitForState(shard: Shard, state: ShardState, ms = 5_000): Promise<ShardState> {
+  return waitFor(shard.state$, (s) => s === state, ms);
+}
+
+/** Resolves with the shard's next dispatch named `t`. */
+export function nextDispatch(shard: Shard, t: string, ms = 5_000): Promise<GatewayDispatch> {
+  return waitFor(shard.dispatch$, (e) => e.t === t, ms);
+}
+
+/** Collects every dispatch of a shard into an array until `stop()` is called. */
+export function collectDispatches(shard: Shard): { events: GatewayDispatch[]; stop: () => void } {
+  const events: GatewayDispatch[] = [];
+  const sub = shard.dispatch$.subscribe((e) => events.push(e));
+  return { events, stop: () => sub.unsubscribe() };
+}
+
+/** Resolves after `ms` of real time. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `check` until it returns true, or rejects after `ms`. */
+export async function eventually(check: () => boolean, ms = 5_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}

@@ -1,11 +1,25 @@
 import type { IIdentifyQueue } from '../interfaces/identify-queue.interface';
 
+/** The daily session-start budget, as `GET /gateway/bot` reports it in `session_start_limit`. */
+export interface SessionStartBudget {
+  /** Session starts left until the reset. */
+  remaining: number;
+  /** Session starts per period, restored at each reset. */
+  total: number;
+  /** Milliseconds from now until the budget resets. */
+  resetAfter: number;
+}
+
 /** Options of {@link InMemoryIdentifyQueue}. */
 export interface InMemoryIdentifyQueueOptions {
   /** `max_concurrency` from `GET /gateway/bot`. @defaultValue `1` */
   maxConcurrency?: number;
   /** Length of one identify window, ms. @defaultValue `5000` */
   windowMs?: number;
+  /** Daily session-start budget. When it runs out, grants wait for the reset. @defaultValue unlimited */
+  sessionStartLimit?: SessionStartBudget;
+  /** Receives a line whenever grants must wait for the session-start budget to reset. */
+  log?: (message: string) => void;
 }
 
 interface Waiter {
@@ -17,19 +31,35 @@ interface Waiter {
 }
 
 /**
- * Grants one IDENTIFY per rate-limit key (`shardId % maxConcurrency`) per window, in the order asked.
- * Keys are independent, so a whole bucket of shards may identify at once.
+ * Grants one IDENTIFY per rate-limit key (`shardId % maxConcurrency`) per window; keys are independent, so
+ * a whole bucket of shards may identify at once. Waiters of one key are served lowest shard id first.
+ * Never grants while the session-start budget is spent: it waits for the reset and says so through `log`.
  */
 export class InMemoryIdentifyQueue implements IIdentifyQueue {
-  private readonly maxConcurrency: number;
-  private readonly windowMs: number;
+  /** `max_concurrency` this queue enforces. */
+  readonly maxConcurrency: number;
+  /** Window plus a 5 % margin (at most 250 ms) for the time IDENTIFY takes to reach Discord. */
+  private readonly spacingMs: number;
+  private readonly log: (message: string) => void;
   private readonly waiting = new Map<number, Waiter[]>();
   private readonly nextFreeAt = new Map<number, number>();
-  private readonly timers = new Map<number, NodeJS.Timeout>();
+  private budget: { remaining: number; total: number; resetAt: number } | null;
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(options: InMemoryIdentifyQueueOptions = {}) {
-    this.maxConcurrency = options.maxConcurrency ?? 1;
-    this.windowMs = options.windowMs ?? 5_000;
+    this.maxConcurrency = Math.max(1, options.maxConcurrency ?? 1);
+    const windowMs = options.windowMs ?? 5_000;
+    this.spacingMs = windowMs + Math.min(250, Math.ceil(windowMs * 0.05));
+    this.log = options.log ?? (() => undefined);
+    const limit = options.sessionStartLimit;
+    this.budget = limit
+      ? { remaining: limit.remaining, total: limit.total, resetAt: Date.now() + limit.resetAfter }
+      : null;
+  }
+
+  /** Session starts left, or `Infinity` when no budget was given. */
+  get remaining(): number {
+    return this.budget ? this.budget.remaining : Infinity;
   }
 
   acquire(shardId: number, signal?: AbortSignal): Promise<void> {
@@ -37,44 +67,57 @@ export class InMemoryIdentifyQueue implements IIdentifyQueue {
     const key = shardId % this.maxConcurrency;
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = { shardId, resolve, reject, signal };
+      const list = this.waiting.get(key) ?? [];
       if (signal) {
         waiter.onAbort = () => {
-          const list = this.waiting.get(key);
-          const index = list ? list.indexOf(waiter) : -1;
-          if (index >= 0) list!.splice(index, 1);
+          const index = list.indexOf(waiter);
+          if (index >= 0) list.splice(index, 1);
           reject(abortError());
         };
         signal.addEventListener('abort', waiter.onAbort, { once: true });
       }
-      const list = this.waiting.get(key) ?? [];
-      list.push(waiter);
+      let at = list.length;
+      while (at > 0 && list[at - 1].shardId > shardId) at--;
+      list.splice(at, 0, waiter);
       this.waiting.set(key, list);
-      this.drain(key);
+      this.drain();
     });
   }
 
-  private drain(key: number): void {
-    if (this.timers.has(key)) return;
-    const list = this.waiting.get(key);
-    if (!list || list.length === 0) return;
+  private drain(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
     const now = Date.now();
-    const freeAt = this.nextFreeAt.get(key) ?? 0;
-    if (now >= freeAt) {
+    let wakeAt = Infinity;
+    for (const [key, list] of this.waiting) {
+      if (list.length === 0) continue;
+      if (this.budget && this.budget.remaining <= 0) {
+        if (now < this.budget.resetAt) {
+          wakeAt = Math.min(wakeAt, this.budget.resetAt);
+          continue;
+        }
+        this.budget.remaining = this.budget.total;
+        this.budget.resetAt = now + 86_400_000;
+      }
+      const freeAt = this.nextFreeAt.get(key) ?? 0;
+      if (now < freeAt) {
+        wakeAt = Math.min(wakeAt, freeAt);
+        continue;
+      }
       const waiter = list.shift()!;
       if (waiter.onAbort) waiter.signal?.removeEventListener('abort', waiter.onAbort);
-      this.nextFreeAt.set(key, now + this.windowMs);
+      this.nextFreeAt.set(key, now + this.spacingMs);
+      if (this.budget) this.budget.remaining--;
       waiter.resolve();
+      if (list.length > 0) wakeAt = Math.min(wakeAt, now + this.spacingMs);
     }
-    if (list.length > 0) {
-      const wait = Math.max(0, (this.nextFreeAt.get(key) ?? now) - now);
-      this.timers.set(
-        key,
-        setTimeout(() => {
-          this.timers.delete(key);
-          this.drain(key);
-        }, wait),
-      );
+    if (wakeAt === Infinity) return;
+    if (this.budget && this.budget.remaining <= 0 && wakeAt === this.budget.resetAt) {
+      this.log(`Session start limit reached: waiting ${wakeAt - now} ms for it to reset before identifying`);
     }
+    this.timer = setTimeout(() => this.drain(), Math.max(0, wakeAt - now));
   }
 }
 

@@ -221,6 +221,24 @@ export class Shard {
   }
 
   /**
+   * Drops the current connection and opens a new one at once: it resumes when the shard has a session and
+   * identifies otherwise. Resolves when the shard is ready again. On a stopped shard this is `connect()`.
+   */
+  restart(): Promise<void> {
+    if (this.stopped) return this.connect();
+    const ready = new Promise<void>((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+    this.attempts = 0;
+    const conn = this.conn;
+    if (conn) {
+      this.reconnect(conn, 'restart requested', 'resume');
+    } else {
+      this.clearReconnectTimer();
+      this.openConnection();
+    }
+    return ready;
+  }
+
+  /**
    * Closes the connection. With code 1000 (the default) the session ends and the bot shows offline.
    * With `resumable: true` the shard closes with 4200 and returns the session to resume later.
    * Commands still waiting are rejected.

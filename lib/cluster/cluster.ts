@@ -1,0 +1,307 @@
+import type { RESTGetAPIGatewayBotResult, GatewaySendPayload } from 'discord-api-types/v10';
+import { Subject, type Observable, type Subscription } from 'rxjs';
+import { GatewayOptionsError } from '../errors/gateway-options.error';
+import { SessionStartLimitError } from '../errors/session-start-limit.error';
+import type { ClusterOptions } from '../interfaces/cluster-options.interface';
+import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
+import type { IIdentifyQueue } from '../interfaces/identify-queue.interface';
+import type { ISessionStore } from '../interfaces/session-store.interface';
+import type { ShardSession } from '../interfaces/shard-session.interface';
+import { InMemoryIdentifyQueue } from '../queue/in-memory-identify-queue';
+import { InMemorySessionStore } from '../session/in-memory-session-store';
+import { resolveShardOptions } from '../shard/resolve-shard-options';
+import { Shard, type ShardInfo } from '../shard/shard';
+import { ShardState } from '../shard/shard-state';
+import { GuildAvailability, type GuildsReadyEvent } from './guild-availability';
+import { resolveShardScheme, shardIdForGuild, validateShardScheme } from './resolve-shard-scheme';
+import { RestGatewayInfoSource } from './rest-gateway-info-source';
+
+/** A state change of one shard. */
+export interface ShardStateChange {
+  shardId: number;
+  state: ShardState;
+}
+
+/** {@link ShardInfo} plus what the cluster tracks per shard. */
+export interface ClusterShardInfo extends ShardInfo {
+  guilds: { available: number; unavailable: number };
+  guildsReady: boolean;
+}
+
+/** A shard's resumable session, as `downResumable()` returns it. */
+export type ResumableSessions = Record<number, { sessionId: string; sequence: number | null; resumeUrl: string }>;
+
+interface ShardEntry {
+  shard: Shard;
+  guilds: GuildAvailability;
+  subscriptions: Subscription[];
+}
+
+/**
+ * Runs a set of shards as one: shared identify queue, saved sessions, merged event stream. Usable without Nest.
+ *
+ * ```ts
+ * const cluster = new Cluster({ token, intents, shards: 'auto' });
+ * cluster.dispatch$.subscribe((event) => console.log(event.shardId, event.t));
+ * await cluster.up();
+ * ```
+ */
+export class Cluster {
+  readonly #token: string;
+  private readonly options: ClusterOptions;
+  private readonly sessionStore: ISessionStore;
+  private readonly entries = new Map<number, ShardEntry>();
+  private readonly dispatchSubject = new Subject<GatewayDispatch>();
+  private readonly stateSubject = new Subject<ShardStateChange>();
+  private readonly guildsReadySubject = new Subject<GuildsReadyEvent>();
+  private readonly debugSubject = new Subject<string>();
+  private readonly errorSubject = new Subject<Error>();
+  private saveTimer: NodeJS.Timeout | null = null;
+  private starting: Promise<void> | null = null;
+  private shardTotal = 0;
+
+  /** Every dispatch of every shard, each carrying its `shardId`. */
+  readonly dispatch$: Observable<GatewayDispatch> = this.dispatchSubject.asObservable();
+  /** State changes of every shard. */
+  readonly state$: Observable<ShardStateChange> = this.stateSubject.asObservable();
+  /** Per shard, once per session: every guild listed in READY has arrived (or the wait timed out). */
+  readonly guildsReady$: Observable<GuildsReadyEvent> = this.guildsReadySubject.asObservable();
+  /** Debug lines of the cluster and its shards. Never contain the token. */
+  readonly debug$: Observable<string> = this.debugSubject.asObservable();
+  /** Errors of the cluster and its shards. */
+  readonly error$: Observable<Error> = this.errorSubject.asObservable();
+
+  /** @throws {@link GatewayOptionsError} naming the first invalid option. */
+  constructor(options: ClusterOptions) {
+    validateShardScheme(options?.shards);
+    resolveShardOptions({ ...options, id: 0, total: 1, gatewayUrl: options.gatewayUrl });
+    for (const key of ['identifyWindowMs', 'sessionSaveIntervalMs', 'guildReadyTimeout'] as const) {
+      const value = options[key];
+      if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
+        throw new GatewayOptionsError(key, `must be an integer >= 1, got ${String(value)}`);
+      }
+    }
+    this.#token = options.token;
+    this.options = { ...options, token: '' };
+    this.sessionStore = options.sessionStore ?? new InMemorySessionStore();
+  }
+
+  /** Shard count of the whole bot (0 before `up()`). */
+  get total(): number {
+    return this.shardTotal;
+  }
+
+  /** The shards run here, by id. */
+  get shards(): ReadonlyMap<number, Shard> {
+    return new Map([...this.entries].map(([id, entry]) => [id, entry.shard]));
+  }
+
+  /** The shard that receives a guild's events. */
+  shardIdForGuild(guildId: string | bigint): number {
+    if (this.shardTotal === 0) throw new Error('The cluster has not started: call up() first');
+    return shardIdForGuild(guildId, this.shardTotal);
+  }
+
+  /**
+   * Creates and connects every shard. Resolves when all are ready; rejects on the first fatal close, naming the
+   * shard and the reason, or with a {@link SessionStartLimitError}.
+   */
+  up(): Promise<void> {
+    this.starting ??= this.start().catch((error) => {
+      this.starting = null;
+      throw error;
+    });
+    return this.starting;
+  }
+
+  /** Resolves when every shard is ready (at once if they are). */
+  async ready(): Promise<void> {
+    await this.up();
+    await Promise.all([...this.entries.values()].map(({ shard }) => (shard.state === ShardState.Ready ? undefined : shard.connect())));
+  }
+
+  /** Closes every shard with 1000, ending their sessions, and forgets the saved sessions. */
+  async down(): Promise<void> {
+    this.stopSaving();
+    await Promise.all(
+      [...this.entries].map(async ([id, entry]) => {
+        await entry.shard.close();
+        await this.storeCall(() => this.sessionStore.delete(id));
+      }),
+    );
+    this.reset();
+  }
+
+  /** Closes every shard resumably, saves and returns their sessions. */
+  async downResumable(): Promise<ResumableSessions> {
+    this.stopSaving();
+    const result: ResumableSessions = {};
+    await Promise.all(
+      [...this.entries].map(async ([id, entry]) => {
+        const session = await entry.shard.close({ resumable: true });
+        if (!session) return;
+        await this.storeCall(() => this.sessionStore.set(id, session));
+        result[id] = { sessionId: session.sessionId, sequence: session.sequence, resumeUrl: session.resumeUrl };
+      }),
+    );
+    this.reset();
+    return result;
+  }
+
+  /** A snapshot of every shard, in id order. */
+  info(): ClusterShardInfo[] {
+    return [...this.entries.values()].map(({ shard, guilds }) => ({
+      ...shard.info(),
+      guilds: guilds.counts(),
+      guildsReady: guilds.guildsReady,
+    }));
+  }
+
+  /** Reconnects one shard now: resumes when its session allows, identifies otherwise. */
+  restart(shardId: number): Promise<void> {
+    return this.entry(shardId).shard.restart();
+  }
+
+  /** Sends a command through one shard. */
+  send(shardId: number, command: GatewaySendPayload): Promise<void> {
+    try {
+      return this.entry(shardId).shard.send(command);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Sends a command through the shard that owns `guildId`. */
+  sendToGuild(guildId: string | bigint, command: GatewaySendPayload): Promise<void> {
+    try {
+      return this.send(this.shardIdForGuild(guildId), command);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Hides the token from `util.inspect`. */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `Cluster { total: ${this.shardTotal}, shards: [${[...this.entries.keys()].join(', ')}] }`;
+  }
+
+  // ---- internals ----------------------------------------------------------------------------------
+
+  private entry(shardId: number): ShardEntry {
+    const entry = this.entries.get(shardId);
+    if (!entry) throw new GatewayOptionsError('shardId', `shard ${shardId} is not run by this cluster`);
+    return entry;
+  }
+
+  private async start(): Promise<void> {
+    const options = this.options;
+    const scheme = options.shards ?? 'auto';
+    const needInfo = scheme === 'auto' || !options.gatewayUrl || !options.identifyQueue;
+    let info: RESTGetAPIGatewayBotResult | null = null;
+    if (needInfo) {
+      const source = options.gatewayInfo ?? new RestGatewayInfoSource({ token: this.#token, apiUrl: options.apiUrl });
+      info = await source.fetch();
+      this.debug(`GET /gateway/bot: ${info.shards} shard(s), max_concurrency ${info.session_start_limit.max_concurrency}, ${info.session_start_limit.remaining} session start(s) left`);
+    }
+    const { total, ids } = resolveShardScheme(scheme, info?.shards);
+
+    const sessions = new Map<number, ShardSession>();
+    for (const id of ids) {
+      const saved = await this.storeCall(() => this.sessionStore.get(id));
+      if (saved && (saved.shardCount === undefined || saved.shardCount === total)) sessions.set(id, saved);
+      else if (saved) this.debug(`shard ${id}: ignoring a saved session of a ${saved.shardCount}-shard bot`);
+    }
+    const needIdentify = ids.length - sessions.size;
+    const limit = info?.session_start_limit;
+    if (limit && needIdentify > limit.remaining && !options.waitForSessionStartLimit) {
+      throw new SessionStartLimitError(needIdentify, limit.remaining, limit.reset_after);
+    }
+    const queue: IIdentifyQueue =
+      options.identifyQueue ??
+      new InMemoryIdentifyQueue({
+        maxConcurrency: limit?.max_concurrency ?? 1,
+        windowMs: options.identifyWindowMs,
+        sessionStartLimit: limit ? { remaining: limit.remaining, total: limit.total, resetAfter: limit.reset_after } : undefined,
+        log: (message) => this.debug(message),
+      });
+
+    this.shardTotal = total;
+    const gatewayUrl = options.gatewayUrl ?? info!.url;
+    for (const id of ids) {
+      const shard = new Shard({
+        ...options,
+        token: this.#token,
+        id,
+        total,
+        gatewayUrl,
+        identifyQueue: queue,
+        session: sessions.get(id) ?? null,
+      });
+      this.attach(shard);
+    }
+    this.startSaving();
+    this.debug(`starting shards [${ids.join(', ')}] of ${total}${sessions.size ? `, resuming ${sessions.size}` : ''}`);
+    await Promise.all(ids.map((id) => this.entries.get(id)!.shard.connect()));
+  }
+
+  private attach(shard: Shard): void {
+    const id = shard.id;
+    const guilds = new GuildAvailability(id, this.options.guildReadyTimeout ?? 15_000, (event) =>
+      this.guildsReadySubject.next(event),
+    );
+    const subscriptions = [
+      shard.dispatch$.subscribe((event) => {
+        guilds.handle(event);
+        if (event.t === 'READY' || event.t === 'RESUMED') this.saveSession(shard);
+        this.dispatchSubject.next(event);
+      }),
+      shard.state$.subscribe((state) => {
+        if (state === ShardState.FatallyClosed) void this.storeCall(() => this.sessionStore.delete(id));
+        this.stateSubject.next({ shardId: id, state });
+      }),
+      shard.debug$.subscribe((line) => this.debugSubject.next(line)),
+      shard.error$.subscribe((error) => this.errorSubject.next(error)),
+    ];
+    this.entries.set(id, { shard, guilds, subscriptions });
+  }
+
+  private saveSession(shard: Shard): void {
+    const session = shard.session;
+    if (session) void this.storeCall(() => this.sessionStore.set(shard.id, session));
+  }
+
+  private startSaving(): void {
+    const every = this.options.sessionSaveIntervalMs ?? 60_000;
+    this.saveTimer = setInterval(() => {
+      for (const { shard } of this.entries.values()) if (shard.state === ShardState.Ready) this.saveSession(shard);
+    }, every);
+    this.saveTimer.unref();
+  }
+
+  private stopSaving(): void {
+    if (this.saveTimer) clearInterval(this.saveTimer);
+    this.saveTimer = null;
+  }
+
+  private reset(): void {
+    for (const entry of this.entries.values()) {
+      entry.guilds.stop();
+      for (const subscription of entry.subscriptions) subscription.unsubscribe();
+    }
+    this.entries.clear();
+    this.starting = null;
+  }
+
+  private async storeCall<T>(call: () => Promise<T>): Promise<T | null> {
+    try {
+      return await call();
+    } catch (error) {
+      this.errorSubject.next(new Error(`Session store failed: ${(error as Error).message}`));
+      return null;
+    }
+  }
+
+  private debug(message: string): void {
+    if (this.debugSubject.observed) this.debugSubject.next(`[cluster] ${message}`);
+  }
+}

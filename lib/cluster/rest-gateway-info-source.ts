@@ -1,0 +1,54 @@
+import type { RESTGetAPIGatewayBotResult } from 'discord-api-types/v10';
+import { GATEWAY_VERSION, USER_AGENT } from '../constants/gateway.constants';
+import type { IGatewayInfoSource } from '../interfaces/gateway-info.interface';
+
+/** Options of {@link RestGatewayInfoSource}. */
+export interface RestGatewayInfoSourceOptions {
+  /** Bot token, sent as `Authorization: Bot <token>`. */
+  token: string;
+  /** Base URL of Discord's HTTP API, without the version. @defaultValue `'https://discord.com/api'` */
+  apiUrl?: string;
+  /** Request timeout, ms. @defaultValue `15000` */
+  timeoutMs?: number;
+}
+
+/**
+ * Reads `GET /gateway/bot` over HTTP with Node's own `fetch`.
+ */
+export class RestGatewayInfoSource implements IGatewayInfoSource {
+  readonly #token: string;
+  private readonly url: string;
+  private readonly timeoutMs: number;
+
+  constructor(options: RestGatewayInfoSourceOptions) {
+    this.#token = options.token;
+    this.url = `${(options.apiUrl ?? 'https://discord.com/api').replace(/\/+$/, '')}/v${GATEWAY_VERSION}/gateway/bot`;
+    this.timeoutMs = options.timeoutMs ?? 15_000;
+  }
+
+  async fetch(): Promise<RESTGetAPIGatewayBotResult> {
+    let response: Response;
+    try {
+      response = await fetch(this.url, {
+        headers: { Authorization: `Bot ${this.#token}`, 'User-Agent': USER_AGENT },
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (error) {
+      throw new Error(`GET ${this.url} failed: ${(error as Error).message}`);
+    }
+    if (!response.ok) {
+      const hint = response.status === 401 ? ' (the token was refused)' : '';
+      throw new Error(`GET ${this.url} answered ${response.status}${hint}`);
+    }
+    const body = (await response.json()) as RESTGetAPIGatewayBotResult;
+    if (typeof body?.url !== 'string' || !Number.isInteger(body.shards) || typeof body.session_start_limit !== 'object') {
+      throw new Error(`GET ${this.url} returned an unexpected body`);
+    }
+    return body;
+  }
+
+  /** Hides the token from `util.inspect`. */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `RestGatewayInfoSource { url: '${this.url}' }`;
+  }
+}

@@ -1,0 +1,41 @@
+import type { IGatewayInfoSource } from './gateway-info.interface';
+import type { IIdentifyQueue } from './identify-queue.interface';
+import type { ISessionStore } from './session-store.interface';
+import type { ShardOptions } from './shard-options.interface';
+
+/**
+ * Which shards this process runs.
+ * - `'auto'`: the count `GET /gateway/bot` recommends, all in this process.
+ * - `{ total, ids }`: the listed shards of a bot with `total` shards.
+ * - `{ total, from, to }`: shards `from` to `to` inclusive of a bot with `total` shards.
+ */
+export type ShardScheme = 'auto' | { total: number; ids: number[] } | { total: number; from: number; to: number };
+
+/** Options shared by every shard of a cluster. */
+export type ClusterShardOptions = Omit<ShardOptions, 'id' | 'total' | 'session' | 'identifyQueue' | 'gatewayUrl'>;
+
+/**
+ * Options of a {@link Cluster}: every shard option but the per-shard ones, plus how to shard.
+ */
+export interface ClusterOptions extends ClusterShardOptions {
+  /** @defaultValue `'auto'` */
+  shards?: ShardScheme;
+  /** Gateway URL override. @defaultValue the `url` from `GET /gateway/bot` */
+  gatewayUrl?: string;
+  /** Base URL of Discord's HTTP API (without version), for `GET /gateway/bot`. @defaultValue `'https://discord.com/api'` */
+  apiUrl?: string;
+  /** Source of `GET /gateway/bot`. @defaultValue a `RestGatewayInfoSource` on `apiUrl` */
+  gatewayInfo?: IGatewayInfoSource;
+  /** Identify queue shared by the cluster's shards. @defaultValue an `InMemoryIdentifyQueue` from `max_concurrency` and `session_start_limit` */
+  identifyQueue?: IIdentifyQueue;
+  /** Identify window of the default queue, ms. @defaultValue `5000` */
+  identifyWindowMs?: number;
+  /** Where sessions are kept between runs. @defaultValue an `InMemorySessionStore` */
+  sessionStore?: ISessionStore;
+  /** How often sessions (and their sequence) are saved while running, ms. @defaultValue `60000` */
+  sessionSaveIntervalMs?: number;
+  /** Wait for the session-start budget to reset instead of refusing to start more shards than it allows. @defaultValue `false` */
+  waitForSessionStartLimit?: boolean;
+  /** Time after READY to wait for every listed guild's GUILD_CREATE before "guilds ready" fires anyway, ms. @defaultValue `15000` */
+  guildReadyTimeout?: number;
+}

@@ -22,6 +22,12 @@ export interface ShardStateChange {
   state: ShardState;
 }
 
+/** One debug line of a cluster: from one of its shards, or from the cluster itself (`shardId` null). */
+export interface ClusterDebugEntry {
+  shardId: number | null;
+  message: string;
+}
+
 /** {@link ShardInfo} plus what the cluster tracks per shard. */
 export interface ClusterShardInfo extends ShardInfo {
   guilds: { available: number; unavailable: number };
@@ -54,7 +60,7 @@ export class Cluster {
   private readonly dispatchSubject = new Subject<GatewayDispatch>();
   private readonly stateSubject = new Subject<ShardStateChange>();
   private readonly guildsReadySubject = new Subject<GuildsReadyEvent>();
-  private readonly debugSubject = new Subject<string>();
+  private readonly debugSubject = new Subject<ClusterDebugEntry>();
   private readonly errorSubject = new Subject<Error>();
   private saveTimer: NodeJS.Timeout | null = null;
   private starting: Promise<void> | null = null;
@@ -67,7 +73,7 @@ export class Cluster {
   /** Per shard, once per session: every guild listed in READY has arrived (or the wait timed out). */
   readonly guildsReady$: Observable<GuildsReadyEvent> = this.guildsReadySubject.asObservable();
   /** Debug lines of the cluster and its shards. Never contain the token. */
-  readonly debug$: Observable<string> = this.debugSubject.asObservable();
+  readonly debug$: Observable<ClusterDebugEntry> = this.debugSubject.asObservable();
   /** Errors of the cluster and its shards. */
   readonly error$: Observable<Error> = this.errorSubject.asObservable();
 
@@ -259,7 +265,7 @@ export class Cluster {
         if (state === ShardState.FatallyClosed) void this.storeCall(() => this.sessionStore.delete(id));
         this.stateSubject.next({ shardId: id, state });
       }),
-      shard.debug$.subscribe((line) => this.debugSubject.next(line)),
+      shard.debug$.subscribe((message) => this.debugSubject.next({ shardId: id, message })),
       shard.error$.subscribe((error) => this.errorSubject.next(error)),
     ];
     this.entries.set(id, { shard, guilds, subscriptions });
@@ -302,6 +308,6 @@ export class Cluster {
   }
 
   private debug(message: string): void {
-    if (this.debugSubject.observed) this.debugSubject.next(`[cluster] ${message}`);
+    if (this.debugSubject.observed) this.debugSubject.next({ shardId: null, message });
   }
 }

@@ -19,16 +19,11 @@ export class ZlibStreamDecompressor implements IDecompressor {
   }
 
   push(data: Buffer): void {
-    if (!endsWithSuffix(data)) {
-      this.pending.push(data);
-      return;
-    }
-    let input = data;
-    if (this.pending.length > 0) {
-      this.pending.push(data);
-      input = Buffer.concat(this.pending);
-      this.pending = [];
-    }
+    this.pending.push(data);
+    // The suffix may straddle WebSocket messages, so look at the tail of everything buffered.
+    if (!endsWithSuffix(this.pending)) return;
+    const input = this.pending.length === 1 ? data : Buffer.concat(this.pending);
+    this.pending = [];
     this.pipe.write(input, this.onPayload);
   }
 
@@ -38,15 +33,16 @@ export class ZlibStreamDecompressor implements IDecompressor {
   }
 }
 
-function endsWithSuffix(data: Buffer): boolean {
-  const n = data.length;
-  return (
-    n >= 4 &&
-    data[n - 4] === ZLIB_SUFFIX[0] &&
-    data[n - 3] === ZLIB_SUFFIX[1] &&
-    data[n - 2] === ZLIB_SUFFIX[2] &&
-    data[n - 1] === ZLIB_SUFFIX[3]
-  );
+function endsWithSuffix(chunks: Buffer[]): boolean {
+  let matched = 0;
+  for (let c = chunks.length - 1; c >= 0 && matched < ZLIB_SUFFIX.length; c--) {
+    const chunk = chunks[c];
+    for (let i = chunk.length - 1; i >= 0 && matched < ZLIB_SUFFIX.length; i--) {
+      if (chunk[i] !== ZLIB_SUFFIX[ZLIB_SUFFIX.length - 1 - matched]) return false;
+      matched++;
+    }
+  }
+  return matched === ZLIB_SUFFIX.length;
 }
 
 /** Factory for {@link ZlibStreamDecompressor}, the default compression. */

@@ -73,6 +73,7 @@ export class InMemoryIdentifyQueue implements IIdentifyQueue {
           const index = list.indexOf(waiter);
           if (index >= 0) list.splice(index, 1);
           reject(abortError());
+          this.drain();
         };
         signal.addEventListener('abort', waiter.onAbort, { once: true });
       }

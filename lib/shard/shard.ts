@@ -137,7 +137,7 @@ export class Shard {
   readonly dispatch$: Observable<GatewayDispatch> = this.dispatchSubject.asObservable();
   /** State changes; emits the current state on subscription. */
   readonly state$: Observable<ShardState> = this.stateSubject.asObservable();
-  /** Human-readable trace of what the shard does. Never contains the token. */
+  /** Human-readable trace of what the shard does (without the shard id). Never contains the token. */
   readonly debug$: Observable<string> = this.debugSubject.asObservable();
   /** Errors the shard recovered from, and the fatal one it did not. */
   readonly error$: Observable<Error> = this.errorSubject.asObservable();
@@ -682,7 +682,7 @@ export class Shard {
   }
 
   private debug(message: string): void {
-    if (this.debugSubject.observed) this.debugSubject.next(`[shard ${this.id}] ${message}`);
+    if (this.debugSubject.observed) this.debugSubject.next(message);
   }
 }
 

@@ -238,9 +238,9 @@ export class LocalGateway extends EventEmitter {
     this.requireConnection(shardId).acks = enabled;
   }
 
-  /** Sends bytes that are not a valid zlib stream. */
+  /** Sends bytes that are not a valid zlib stream (a deflate block of the reserved type 3, then the flush suffix). */
   sendCorruptZlib(shardId: number): void {
-    this.requireConnection(shardId).sendBytes(Buffer.from([0x12, 0x34, 0x56, 0x78, 0x9a, 0x00, 0x00, 0xff, 0xff]));
+    this.requireConnection(shardId).sendBytes(Buffer.from([0x06, 0x34, 0x56, 0x78, 0x9a, 0x00, 0x00, 0xff, 0xff]));
   }
 
   /** Sends a message that is not valid JSON (compressed when the client asked for compression). */

@@ -1,0 +1,25 @@
+/** Injection token of the options given to `GatewayModule.forRoot` / `forRootAsync`. */
+export const GATEWAY_MODULE_OPTIONS = Symbol('GATEWAY_MODULE_OPTIONS');
+
+/** Metadata key under which `@OnEvent` stores event names on a method. */
+export const ON_EVENT_METADATA = 'nestjs-discord-gateway:on-event';
+
+/** Metadata key of `@EventData()` / `@EventContext()` parameters. */
+export const GATEWAY_PARAMS_METADATA = 'nestjs-discord-gateway:params';
+
+/**
+ * `ExecutionContext.getType()` of a gateway event, so that guards, interceptors and filters written for HTTP
+ * can tell gateway events apart: `if (context.getType<GatewayContextType>() === 'discord-gateway')`.
+ */
+export const GATEWAY_CONTEXT_TYPE = 'discord-gateway';
+
+/** The context type string of gateway events. */
+export type GatewayContextType = typeof GATEWAY_CONTEXT_TYPE;
+
+/** Kinds of handler parameters. */
+export enum GatewayParamtype {
+  /** The event's data (`d`). */
+  DATA = 0,
+  /** The {@link GatewayEventContext}. */
+  CONTEXT = 1,
+}

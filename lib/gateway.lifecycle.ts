@@ -1,0 +1,76 @@
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
+import type { Subscription } from 'rxjs';
+import { Cluster } from './cluster/cluster';
+import { GATEWAY_MODULE_OPTIONS } from './constants/gateway-module.constants';
+import { GatewayFatalError } from './errors/gateway-fatal.error';
+import { GatewayEventRouter } from './gateway-event-router';
+import type { GatewayModuleOptions } from './interfaces/gateway-module-options.interface';
+import { ShardState } from './shard/shard-state';
+
+/**
+ * Connects the cluster when the application bootstraps and closes it at shutdown (resumably by default, so the
+ * saved sessions let the next start resume). Bridges the cluster's debug lines and errors to Nest's `Logger`,
+ * with one context per shard.
+ */
+@Injectable()
+export class GatewayLifecycle implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('GatewayModule');
+  private readonly shardLoggers = new Map<number, Logger>();
+  private readonly subscriptions: Subscription[] = [];
+
+  constructor(
+    private readonly cluster: Cluster,
+    private readonly router: GatewayEventRouter,
+    @Inject(GATEWAY_MODULE_OPTIONS) private readonly options: GatewayModuleOptions,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    this.subscriptions.push(
+      this.cluster.debug$.subscribe(({ shardId, message }) => this.loggerFor(shardId).debug(message)),
+      this.cluster.error$.subscribe((error) => {
+        const shardId = error instanceof GatewayFatalError ? error.shardId : null;
+        if (error instanceof GatewayFatalError) this.loggerFor(shardId).error(error.message);
+        else this.loggerFor(shardId).warn(error.message);
+      }),
+      this.cluster.state$.subscribe(({ shardId, state }) => {
+        if (state === ShardState.Ready) this.loggerFor(shardId).log('ready');
+      }),
+    );
+    this.router.attach(this.cluster);
+    if (this.options.autoConnect === false) return;
+    const up = this.cluster.up();
+    if (this.options.awaitReady === false) {
+      up.catch((error: Error) => this.logger.error(`The gateway failed to start: ${error.message}`));
+      return;
+    }
+    await up;
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    try {
+      if (this.cluster.total > 0) {
+        if (this.options.shutdown === 'end-sessions') await this.cluster.down();
+        else await this.cluster.downResumable();
+      }
+    } finally {
+      this.router.detach();
+      for (const subscription of this.subscriptions.splice(0)) subscription.unsubscribe();
+    }
+  }
+
+  private loggerFor(shardId: number | null): Logger {
+    if (shardId === null) return this.logger;
+    let logger = this.shardLoggers.get(shardId);
+    if (!logger) {
+      logger = new Logger(`Shard ${shardId}`);
+      this.shardLoggers.set(shardId, logger);
+    }
+    return logger;
+  }
+}

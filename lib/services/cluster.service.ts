@@ -1,0 +1,86 @@
+import { Injectable } from '@nestjs/common';
+import { filter, firstValueFrom, type Observable } from 'rxjs';
+import { Cluster, type ClusterShardInfo, type ResumableSessions } from '../cluster/cluster';
+import type { GuildsReadyEvent } from '../cluster/guild-availability';
+import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
+import type { GatewayEventData } from '../interfaces/gateway-events.interface';
+import { ShardState } from '../shard/shard-state';
+
+/**
+ * The cluster of shards this app runs: its merged event stream, its state, and starting and stopping it.
+ */
+@Injectable()
+export class ClusterService {
+  constructor(private readonly cluster: Cluster) {}
+
+  /** Every dispatch of every shard, each with its `shardId`. */
+  get events$(): Observable<GatewayDispatch> {
+    return this.cluster.dispatch$;
+  }
+
+  /** State changes of every shard. */
+  get states$(): Observable<{ shardId: number; state: ShardState }> {
+    return this.cluster.state$;
+  }
+
+  /** Per shard and session: every guild listed in READY has arrived (or the wait timed out). */
+  get guildsReady$(): Observable<GuildsReadyEvent> {
+    return this.cluster.guildsReady$;
+  }
+
+  /** The dispatches of one event name, with typed data for names `discord-api-types` knows. */
+  on<K extends string>(event: K): Observable<GatewayDispatch<GatewayEventData<K>>> {
+    return this.cluster.dispatch$.pipe(filter((e): e is GatewayDispatch<GatewayEventData<K>> => e.t === event));
+  }
+
+  /** The next dispatch of one event name. */
+  once<K extends string>(event: K): Promise<GatewayDispatch<GatewayEventData<K>>> {
+    return firstValueFrom(this.on(event));
+  }
+
+  /** Shard count of the whole bot (0 before the cluster starts). */
+  get total(): number {
+    return this.cluster.total;
+  }
+
+  /** A snapshot of every shard. */
+  info(): ClusterShardInfo[] {
+    return this.cluster.info();
+  }
+
+  /** Starts the shards (done at bootstrap unless `autoConnect` is false); resolves when all are ready. */
+  up(): Promise<void> {
+    return this.cluster.up();
+  }
+
+  /** Resolves when every shard is ready (at once if they are). */
+  ready(): Promise<void> {
+    return this.cluster.ready();
+  }
+
+  /** True when every shard is ready. */
+  get allReady(): boolean {
+    const shards = this.cluster.info();
+    return shards.length > 0 && shards.every((s) => s.state === ShardState.Ready);
+  }
+
+  /** Closes every shard with 1000, ending their sessions. */
+  down(): Promise<void> {
+    return this.cluster.down();
+  }
+
+  /** Closes every shard resumably, saves and returns their sessions. */
+  downResumable(): Promise<ResumableSessions> {
+    return this.cluster.downResumable();
+  }
+
+  /** Reconnects one shard now, resuming when possible. */
+  restart(shardId: number): Promise<void> {
+    return this.cluster.restart(shardId);
+  }
+
+  /** The shard that receives a guild's events. */
+  shardIdForGuild(guildId: string | bigint): number {
+    return this.cluster.shardIdForGuild(guildId);
+  }
+}

@@ -1,0 +1,214 @@
+import { randomBytes } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import {
+  GatewayOpcodes,
+  type APIGuildMember,
+  type GatewayPresenceUpdateData,
+  type GatewaySendPayload,
+  type GatewayVoiceStateUpdateData,
+  type GatewayGuildMembersChunkDispatchData,
+  type APISoundboardSound,
+  type GatewayPresenceUpdate,
+} from 'discord-api-types/v10';
+import { Cluster, type ClusterShardInfo } from '../cluster/cluster';
+import { GATEWAY_MODULE_OPTIONS } from '../constants/gateway-module.constants';
+import { GatewayOptionsError } from '../errors/gateway-options.error';
+import type { GatewayModuleOptions } from '../interfaces/gateway-module-options.interface';
+
+/** Options of {@link ShardService.requestGuildMembers}. */
+export interface RequestGuildMembersOptions {
+  /** Guild to list. */
+  guildId: string;
+  /** Username prefix; `''` with `limit` 0 lists every member. @defaultValue `''` */
+  query?: string;
+  /** Most members to return; 0 means all (with an empty query). @defaultValue `0` */
+  limit?: number;
+  /** Specific members to fetch (at most 100), instead of `query`. */
+  userIds?: string[];
+  /** Include presences (needs the GUILD_PRESENCES intent). @defaultValue `false` */
+  presences?: boolean;
+  /** Give up after this long, ms. @defaultValue `30000` */
+  timeoutMs?: number;
+}
+
+/** What a member request returned, all chunks together. */
+export interface GuildMembersResult {
+  guildId: string;
+  nonce: string;
+  members: APIGuildMember[];
+  presences: GatewayPresenceUpdate[];
+  notFound: string[];
+}
+
+const STATUSES = new Set(['online', 'dnd', 'idle', 'invisible', 'offline']);
+const SNOWFLAKE = /^\d{1,20}$/;
+
+/**
+ * Commands to Discord through the bot's shards: presence, voice state, member and soundboard requests, raw
+ * commands, and each shard's info.
+ */
+@Injectable()
+export class ShardService {
+  private readonly lastFullMemberRequest = new Map<string, number>();
+  private readonly cooldownMs: number;
+
+  constructor(
+    private readonly cluster: Cluster,
+    @Inject(GATEWAY_MODULE_OPTIONS) options: GatewayModuleOptions,
+  ) {
+    this.cooldownMs = options.memberRequestCooldownMs ?? 30_000;
+  }
+
+  /** Sets the bot's presence on every shard, or on one. */
+  async setPresence(presence: GatewayPresenceUpdateData, shardId?: number): Promise<void> {
+    if (typeof presence !== 'object' || presence === null) throw new GatewayOptionsError('presence', 'must be an object');
+    if (!STATUSES.has(presence.status)) {
+      throw new GatewayOptionsError('presence.status', `must be one of ${[...STATUSES].join(', ')}`);
+    }
+    if (!Array.isArray(presence.activities)) throw new GatewayOptionsError('presence.activities', 'must be an array');
+    const payload: GatewaySendPayload = {
+      op: GatewayOpcodes.PresenceUpdate,
+      d: { since: presence.since ?? null, activities: presence.activities, status: presence.status, afk: presence.afk ?? false },
+    };
+    const ids = shardId === undefined ? [...this.cluster.shards.keys()] : [shardId];
+    await Promise.all(ids.map((id) => this.cluster.send(id, payload)));
+  }
+
+  /** Joins, moves or leaves (channel_id null) a voice channel, through the guild's shard. */
+  updateVoiceState(state: GatewayVoiceStateUpdateData): Promise<void> {
+    requireSnowflake('voiceState.guild_id', state?.guild_id);
+    if (state.channel_id !== null) requireSnowflake('voiceState.channel_id', state.channel_id);
+    return this.cluster.sendToGuild(state.guild_id, {
+      op: GatewayOpcodes.VoiceStateUpdate,
+      d: { guild_id: state.guild_id, channel_id: state.channel_id, self_mute: !!state.self_mute, self_deaf: !!state.self_deaf },
+    });
+  }
+
+  /**
+   * Requests guild members and collects every `GUILD_MEMBERS_CHUNK` of the answer. Honours `RATE_LIMITED`
+   * (waits `retry_after`, then asks again) and Discord's limit of one full-list request per guild per 30 s
+   * (a second one waits its turn).
+   */
+  async requestGuildMembers(options: RequestGuildMembersOptions): Promise<GuildMembersResult> {
+    requireSnowflake('guildId', options?.guildId);
+    const userIds = options.userIds;
+    if (userIds !== undefined) {
+      if (!Array.isArray(userIds) || userIds.length === 0 || userIds.length > 100) {
+        throw new GatewayOptionsError('userIds', 'must be an array of 1 to 100 user ids');
+      }
+      userIds.forEach((id, i) => requireSnowflake(`userIds[${i}]`, id));
+    }
+    const query = options.query ?? '';
+    const limit = options.limit ?? 0;
+    if (typeof query !== 'string') throw new GatewayOptionsError('query', 'must be a string');
+    if (!Number.isInteger(limit) || limit < 0 || limit > 100_000) throw new GatewayOptionsError('limit', 'must be an integer >= 0');
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    const guildId = options.guildId;
+    const fullList = userIds === undefined && query === '' && limit === 0;
+    if (fullList) {
+      const wait = (this.lastFullMemberRequest.get(guildId) ?? -Infinity) + this.cooldownMs - Date.now();
+      this.lastFullMemberRequest.set(guildId, Date.now() + Math.max(0, wait));
+      if (wait > 0) await sleep(wait);
+    }
+    const nonce = randomBytes(12).toString('hex');
+    const payload: GatewaySendPayload = {
+      op: GatewayOpcodes.RequestGuildMembers,
+      d: userIds
+        ? { guild_id: guildId, user_ids: userIds, presences: !!options.presences, nonce }
+        : { guild_id: guildId, query, limit, presences: !!options.presences, nonce },
+    };
+    return new Promise<GuildMembersResult>((resolve, reject) => {
+      const result: GuildMembersResult = { guildId, nonce, members: [], presences: [], notFound: [] };
+      const seen = new Set<number>();
+      let retry: NodeJS.Timeout | null = null;
+      const finish = (error?: Error) => {
+        subscription.unsubscribe();
+        clearTimeout(timer);
+        if (retry) clearTimeout(retry);
+        if (error) reject(error);
+        else resolve(result);
+      };
+      const timer = setTimeout(
+        () => finish(new Error(`Member request for guild ${guildId} got no complete answer within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      const subscription = this.cluster.dispatch$.subscribe((event) => {
+        if (event.t === 'GUILD_MEMBERS_CHUNK') {
+          const chunk = event.d as GatewayGuildMembersChunkDispatchData;
+          if (chunk.nonce !== nonce || seen.has(chunk.chunk_index)) return;
+          seen.add(chunk.chunk_index);
+          result.members.push(...chunk.members);
+          if (chunk.presences) result.presences.push(...(chunk.presences as GatewayPresenceUpdate[]));
+          if (chunk.not_found) result.notFound.push(...(chunk.not_found as string[]));
+          if (seen.size >= chunk.chunk_count) finish();
+        } else if (event.t === 'RATE_LIMITED') {
+          const limited = event.d as { opcode?: number; retry_after?: number; meta?: { nonce?: string } };
+          if (limited.opcode !== GatewayOpcodes.RequestGuildMembers || limited.meta?.nonce !== nonce) return;
+          const waitMs = Math.ceil((limited.retry_after ?? 1) * 1000);
+          retry = setTimeout(() => {
+            retry = null;
+            this.cluster.sendToGuild(guildId, payload).catch((error: Error) => finish(error));
+          }, waitMs);
+        }
+      });
+      this.cluster.sendToGuild(guildId, payload).catch((error: Error) => finish(error));
+    });
+  }
+
+  /** Requests the soundboard sounds of guilds (op 31) and collects one `SOUNDBOARD_SOUNDS` per guild. */
+  async requestSoundboardSounds(guildIds: string[], timeoutMs = 30_000): Promise<Record<string, APISoundboardSound[]>> {
+    if (!Array.isArray(guildIds) || guildIds.length === 0) throw new GatewayOptionsError('guildIds', 'must be a non-empty array');
+    guildIds.forEach((id, i) => requireSnowflake(`guildIds[${i}]`, id));
+    const byShard = new Map<number, string[]>();
+    for (const id of guildIds) {
+      const shardId = this.cluster.shardIdForGuild(id);
+      byShard.set(shardId, [...(byShard.get(shardId) ?? []), id]);
+    }
+    const wanted = new Set(guildIds);
+    const result: Record<string, APISoundboardSound[]> = {};
+    return new Promise((resolve, reject) => {
+      const finish = (error?: Error) => {
+        subscription.unsubscribe();
+        clearTimeout(timer);
+        if (error) reject(error);
+        else resolve(result);
+      };
+      const timer = setTimeout(() => finish(new Error(`Soundboard request got no answer for every guild within ${timeoutMs} ms`)), timeoutMs);
+      const subscription = this.cluster.dispatch$.subscribe((event) => {
+        if (event.t !== 'SOUNDBOARD_SOUNDS') return;
+        const d = event.d as { guild_id: string; soundboard_sounds: APISoundboardSound[] };
+        if (!wanted.delete(d.guild_id)) return;
+        result[d.guild_id] = d.soundboard_sounds;
+        if (wanted.size === 0) finish();
+      });
+      for (const [shardId, ids] of byShard) {
+        this.cluster
+          .send(shardId, { op: GatewayOpcodes.RequestSoundboardSounds, d: { guild_ids: ids } })
+          .catch((error: Error) => finish(error));
+      }
+    });
+  }
+
+  /** Sends a raw command through one shard. */
+  send(shardId: number, command: GatewaySendPayload): Promise<void> {
+    return this.cluster.send(shardId, command);
+  }
+
+  /** Info of every shard, or of one. */
+  info(): ClusterShardInfo[];
+  info(shardId: number): ClusterShardInfo | undefined;
+  info(shardId?: number): ClusterShardInfo[] | ClusterShardInfo | undefined {
+    const all = this.cluster.info();
+    return shardId === undefined ? all : all.find((s) => s.id === shardId);
+  }
+}
+
+function requireSnowflake(field: string, value: unknown): asserts value is string {
+  if (typeof value !== 'string' || !SNOWFLAKE.test(value)) {
+    throw new GatewayOptionsError(field, 'must be a snowflake string');
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -13,9 +13,8 @@ module.exports = {
   ],
   env: {
     node: true,
-    jest: true,
   },
-  ignorePatterns: ['dist/', 'node_modules/', '.eslintrc.js', 'jest.config.js', 'scripts/'],
+  ignorePatterns: ['dist/', 'node_modules/', '.eslintrc.js', 'scripts/'],
   rules: {
     '@typescript-eslint/no-floating-promises': 'error',
     '@typescript-eslint/no-explicit-any': 'off',

@@ -1,49 +1,53 @@
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
 import { GatewayIntentBits } from 'discord-api-types/v10';
-import { Shard } from '../lib';
+import { ClusterService } from '../lib';
 import { LocalGateway } from '../lib/testing';
-import { playScript } from './script';
+import { AppModule } from './app.module';
+import { DEMO_GUILDS, playDemoScript } from './demo-script';
+import { MessageStatsService } from './message-stats.service';
+
+const INTENTS =
+  GatewayIntentBits.Guilds |
+  GatewayIntentBits.GuildMembers |
+  GatewayIntentBits.GuildMessages |
+  GatewayIntentBits.MessageContent;
 
 /**
- * Sample bot. With DISCORD_TOKEN set it connects to Discord; without it, it starts the local gateway
- * in-process, plays a scripted stream (guilds, messages, a reconnect, a resume) and exits.
+ * Runs the sample bot. With DISCORD_TOKEN set it connects to Discord until stopped (Ctrl+C). Without it, it
+ * starts the local gateway in-process with two shards, plays a scripted stream and exits.
  */
-async function main(): Promise<void> {
+async function bootstrap(): Promise<void> {
   const token = process.env.DISCORD_TOKEN;
-  const gateway = token ? null : await LocalGateway.start({ heartbeatInterval: 2_000, guilds: ['81384788765712384'] });
-  const shard = new Shard({
-    id: 0,
-    total: 1,
-    token: token ?? gateway!.token,
-    intents: GatewayIntentBits.Guilds | GatewayIntentBits.GuildMessages,
-    gatewayUrl: gateway?.url,
-    backoff: gateway ? { baseMs: 100, maxMs: 1_000 } : undefined,
-  });
-  const messagesPerGuild = new Map<string, number>();
-  shard.debug$.subscribe((line) => log(line));
-  shard.dispatch$.subscribe((event) => {
-    if (event.t === 'MESSAGE_CREATE') {
-      const guild = (event.d as { guild_id?: string }).guild_id ?? 'dm';
-      messagesPerGuild.set(guild, (messagesPerGuild.get(guild) ?? 0) + 1);
-    }
-    log(`event ${event.t} #${event.s}`);
-  });
+  const logger = new Logger('Sample');
+  const gateway = token
+    ? null
+    : await LocalGateway.start({ heartbeatInterval: 5_000, shards: 2, guilds: DEMO_GUILDS, membersPerGuild: 1_500 });
+  if (gateway) logger.log(`no DISCORD_TOKEN: running against the local gateway at ${gateway.url}`);
 
-  await shard.connect();
-  if (gateway) {
-    await playScript(gateway);
-    log(`messages per guild: ${JSON.stringify(Object.fromEntries(messagesPerGuild))}`);
-    await shard.close();
-    await gateway.close();
-    return;
-  }
-  process.once('SIGINT', () => void shard.close().then(() => process.exit(0)));
+  const app = await NestFactory.createApplicationContext(
+    AppModule.register({
+      token: token ?? gateway!.token,
+      intents: Number(process.env.DISCORD_INTENTS ?? INTENTS),
+      apiUrl: gateway?.apiUrl,
+      identifyWindowMs: gateway ? 200 : undefined,
+      backoff: gateway ? { baseMs: 100, maxMs: 1_000 } : undefined,
+    }),
+    { logger: ['log', 'warn', 'error'] },
+  );
+  app.enableShutdownHooks();
+
+  if (!gateway) return;
+  const cluster = app.get(ClusterService);
+  await playDemoScript(gateway, (guildId) => cluster.shardIdForGuild(guildId));
+  logger.log(`messages per guild: ${JSON.stringify(app.get(MessageStatsService).snapshot())}`);
+  await app.close();
+  await gateway.close();
+  logger.log('done');
 }
 
-function log(line: string): void {
-  process.stdout.write(`${new Date().toISOString()} ${line}\n`);
-}
-
-main().catch((error: Error) => {
+bootstrap().catch((error: Error) => {
   process.stderr.write(`${error.name}: ${error.message}\n`);
   process.exit(1);
 });

@@ -7,6 +7,7 @@ import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
 import type { IIdentifyQueue } from '../interfaces/identify-queue.interface';
 import type { ISessionStore } from '../interfaces/session-store.interface';
 import type { ShardSession } from '../interfaces/shard-session.interface';
+import { abortError } from '../queue/abort-error';
 import { InMemoryIdentifyQueue } from '../queue/in-memory-identify-queue';
 import { InMemorySessionStore } from '../session/in-memory-session-store';
 import { resolveShardOptions } from '../shard/resolve-shard-options';
@@ -165,7 +166,11 @@ export class Cluster {
 
   /** Reconnects one shard now: resumes when its session allows, identifies otherwise. */
   restart(shardId: number): Promise<void> {
-    return this.entry(shardId).shard.restart();
+    try {
+      return this.entry(shardId).shard.restart();
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** Sends a command through one shard. */
@@ -233,6 +238,8 @@ export class Cluster {
 
     this.shardTotal = total;
     const gatewayUrl = options.gatewayUrl ?? info!.url;
+    // HELLOs arrive in any order: hand the first IDENTIFY requests to the queue in shard order so buckets start in order.
+    const startOrder = new StartOrderQueue(queue, ids.filter((id) => !sessions.has(id)));
     for (const id of ids) {
       const shard = new Shard({
         ...options,
@@ -240,17 +247,17 @@ export class Cluster {
         id,
         total,
         gatewayUrl,
-        identifyQueue: queue,
+        identifyQueue: startOrder,
         session: sessions.get(id) ?? null,
       });
-      this.attach(shard);
+      this.attach(shard, startOrder);
     }
     this.startSaving();
     this.debug(`starting shards [${ids.join(', ')}] of ${total}${sessions.size ? `, resuming ${sessions.size}` : ''}`);
     await Promise.all(ids.map((id) => this.entries.get(id)!.shard.connect()));
   }
 
-  private attach(shard: Shard): void {
+  private attach(shard: Shard, startOrder: StartOrderQueue): void {
     const id = shard.id;
     const guilds = new GuildAvailability(id, this.options.guildReadyTimeout ?? 15_000, (event) =>
       this.guildsReadySubject.next(event),
@@ -262,7 +269,10 @@ export class Cluster {
         this.dispatchSubject.next(event);
       }),
       shard.state$.subscribe((state) => {
-        if (state === ShardState.FatallyClosed) void this.storeCall(() => this.sessionStore.delete(id));
+        if (state === ShardState.FatallyClosed) {
+          startOrder.forget(id);
+          void this.storeCall(() => this.sessionStore.delete(id));
+        }
         this.stateSubject.next({ shardId: id, state });
       }),
       shard.debug$.subscribe((message) => this.debugSubject.next({ shardId: id, message })),
@@ -309,5 +319,61 @@ export class Cluster {
 
   private debug(message: string): void {
     if (this.debugSubject.observed) this.debugSubject.next({ shardId: null, message });
+  }
+}
+
+/**
+ * Passes each starting shard's first IDENTIFY request to `queue` only after those of every lower shard id, so that
+ * the queue sees them in bucket order however the HELLOs arrive. Later requests go straight through.
+ */
+class StartOrderQueue implements IIdentifyQueue {
+  private readonly pending: number[];
+  private readonly held = new Map<number, () => void>();
+
+  constructor(
+    private readonly queue: IIdentifyQueue,
+    ids: number[],
+  ) {
+    this.pending = [...ids].sort((a, b) => a - b);
+  }
+
+  acquire(shardId: number, signal?: AbortSignal): Promise<void> {
+    const index = this.pending.indexOf(shardId);
+    if (index <= 0) {
+      const granted = this.queue.acquire(shardId, signal);
+      if (index === 0) this.forwardNext();
+      return granted;
+    }
+    if (signal?.aborted) return Promise.reject(abortError());
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        this.held.delete(shardId);
+        reject(abortError());
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.held.set(shardId, () => {
+        signal?.removeEventListener('abort', onAbort);
+        this.queue.acquire(shardId, signal).then(resolve, reject);
+      });
+    });
+  }
+
+  /** Takes a shard out of the start order (it closed before asking), so the shards behind it are not held. */
+  forget(shardId: number): void {
+    const index = this.pending.indexOf(shardId);
+    if (index < 0) return;
+    if (index === 0) this.forwardNext();
+    else this.pending.splice(index, 1);
+  }
+
+  /** Drops the head of `pending` and forwards the requests already waiting behind it, in order. */
+  private forwardNext(): void {
+    this.pending.shift();
+    while (this.pending.length > 0) {
+      const forward = this.held.get(this.pending[0]);
+      if (!forward) return;
+      this.held.delete(this.pending.shift()!);
+      forward();
+    }
   }
 }

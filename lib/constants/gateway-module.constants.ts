@@ -18,8 +18,11 @@ export type GatewayContextType = typeof GATEWAY_CONTEXT_TYPE;
 
 /** Kinds of handler parameters. */
 export enum GatewayParamtype {
-  /** The event's data (`d`). */
-  DATA = 0,
+  /**
+   * The event's data (`d`). Same value as Nest's `RouteParamtypes.BODY`, so pipes see `metadata.type === 'body'`
+   * (as for microservice and WebSocket payloads) and `ValidationPipe` validates it.
+   */
+  DATA = 3,
   /** The {@link GatewayEventContext}. */
   CONTEXT = 1,
 }

@@ -1,4 +1,5 @@
 import type { IIdentifyQueue } from '../interfaces/identify-queue.interface';
+import { abortError } from './abort-error';
 
 /** The daily session-start budget, as `GET /gateway/bot` reports it in `session_start_limit`. */
 export interface SessionStartBudget {
@@ -120,10 +121,4 @@ export class InMemoryIdentifyQueue implements IIdentifyQueue {
     }
     this.timer = setTimeout(() => this.drain(), Math.max(0, wakeAt - now));
   }
-}
-
-function abortError(): Error {
-  const error = new Error('The identify wait was cancelled');
-  error.name = 'AbortError';
-  return error;
 }

@@ -1,6 +1,8 @@
 /**
- * Sliding-window limit on the frames one connection sends. Every frame counts; user commands may only use
- * the part of the window that is not reserved for heartbeats, so heartbeats never have to wait.
+ * Sliding-window limit on the frames one connection sends. Heartbeats are never held back: they get a reserved
+ * share of `ceil(windowMs / interval) + 1` frames (the scheduled beats of one window plus one the server may
+ * request). Every other frame (IDENTIFY, RESUME, user commands) counts against the rest, so that in any window
+ * the total stays within `limit`.
  */
 export class CommandRateLimiter {
   private readonly sent: number[] = [];
@@ -25,7 +27,7 @@ export class CommandRateLimiter {
     return this.reserved;
   }
 
-  /** Counts a frame that is sent regardless of the limit (heartbeat, IDENTIFY, RESUME). */
+  /** Counts a frame that is sent regardless of the limit but outside the heartbeat share (IDENTIFY, RESUME). */
   record(): void {
     this.sent.push(this.now());
   }

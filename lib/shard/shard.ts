@@ -640,9 +640,10 @@ export class Shard {
 
   // ---- outbound -----------------------------------------------------------------------------------
 
-  private sendFrame(conn: Connection, payload: unknown): void {
+  /** Sends a frame the shard manages; heartbeats use the limiter's reserved share, anything else is counted. */
+  private sendFrame(conn: Connection, payload: { op: number; d?: unknown }): void {
     if (conn.ws.readyState !== WebSocket.OPEN) return;
-    conn.limiter.record();
+    if (payload.op !== GatewayOpcodes.Heartbeat) conn.limiter.record();
     conn.ws.send(JSON.stringify(payload));
   }
 

@@ -1,4 +1,5 @@
 export * from './local-gateway';
 export * from './local-gateway-connection';
 export * from './local-gateway-options.interface';
+export * from './payload-factories';
 export * from './recorded-frame.interface';

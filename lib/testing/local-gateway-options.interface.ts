@@ -42,4 +42,14 @@ export interface LocalGatewayOptions {
   commandWindowMs?: number;
   /** Split each compressed message into this many WebSocket frames. @defaultValue `1` */
   compressedFramesPerMessage?: number;
+  /**
+   * Members of every guild, answered to op 8 Request Guild Members: member `i` of a guild is
+   * `createMember(guildMemberSeed(guildId, i))`. @defaultValue `0`
+   */
+  membersPerGuild?: number;
+  /**
+   * A full member list (`query: ""`, `limit: 0`) may be requested once per guild per this many ms; a request that
+   * comes sooner is answered with a `RATE_LIMITED` dispatch, as Discord does. @defaultValue `30000`
+   */
+  memberRequestCooldownMs?: number;
 }

@@ -3,9 +3,16 @@ import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GatewayCloseCodes, GatewayIntentBits, GatewayOpcodes } from 'discord-api-types/v10';
+import type {
+  APIGuildMember,
+  GatewayGuildMembersChunkDispatchData,
+  GatewayRateLimitedRequestGuildMembersDispatchData,
+  GatewaySoundboardSoundsDispatchData,
+} from 'discord-api-types/v10';
 import WebSocket, { WebSocketServer } from 'ws';
 import { MAX_OUTGOING_PAYLOAD_BYTES } from '../constants/gateway.constants';
 import { LocalGatewayConnection } from './local-gateway-connection';
+import { createGuildMembers } from './payload-factories';
 import type { LocalGatewayOptions, LocalSessionStartLimit } from './local-gateway-options.interface';
 import type { RecordedFrame } from './recorded-frame.interface';
 
@@ -73,6 +80,8 @@ export class LocalGateway extends EventEmitter {
   private readonly startLimit: LocalSessionStartLimit;
   private readonly sessions = new Map<string, LocalSession>();
   private readonly lastIdentifyByKey = new Map<number, number>();
+  private readonly lastFullMemberRequest = new Map<string, number>();
+  private readonly membersByGuild = new Map<string, APIGuildMember[]>();
   private readonly wss: WebSocketServer;
   private port = 0;
 
@@ -93,6 +102,8 @@ export class LocalGateway extends EventEmitter {
       commandLimit: options.commandLimit ?? 120,
       commandWindowMs: options.commandWindowMs ?? 60_000,
       compressedFramesPerMessage: options.compressedFramesPerMessage ?? 1,
+      membersPerGuild: options.membersPerGuild ?? 0,
+      memberRequestCooldownMs: options.memberRequestCooldownMs ?? 30_000,
     };
     this.startLimit = {
       total: 1000,
@@ -372,6 +383,8 @@ export class LocalGateway extends EventEmitter {
         return this.onResume(connection, payload.d);
       default:
         if (!connection.handshakeDone) connection.close(GatewayCloseCodes.NotAuthenticated, 'Not authenticated.');
+        else if (op === GatewayOpcodes.RequestGuildMembers) this.onRequestGuildMembers(connection, payload.d);
+        else if (op === GatewayOpcodes.RequestSoundboardSounds) this.onRequestSoundboardSounds(connection, payload.d);
     }
   }
 
@@ -475,6 +488,73 @@ export class LocalGateway extends EventEmitter {
     for (const entry of session.log) if (entry.s > seq) connection.sendText(entry.text);
     this.sendDispatch(session, 'RESUMED', null);
     this.emit('ready', { shardId: session.shardId, sessionId: session.id });
+  }
+
+  /**
+   * Op 8: answers GUILD_MEMBERS_CHUNKs of at most 1000 members (`query` is a username prefix, `user_ids` fills
+   * `not_found`), or RATE_LIMITED for a full-list request that comes within `memberRequestCooldownMs` of the last one.
+   */
+  private onRequestGuildMembers(connection: LocalGatewayConnection, d: any): void {
+    const session = connection.sessionId ? this.sessions.get(connection.sessionId) : undefined;
+    if (!session) return;
+    const guildId = d?.guild_id;
+    const byIds = d?.user_ids !== undefined;
+    if (typeof guildId !== 'string' || (!byIds && (typeof d.query !== 'string' || !Number.isInteger(d.limit) || d.limit < 0))) {
+      return connection.close(GatewayCloseCodes.UnknownOpcode, 'Invalid payload for opcode 8.');
+    }
+    const nonce: string | undefined = typeof d.nonce === 'string' && Buffer.byteLength(d.nonce) <= 32 ? d.nonce : undefined;
+    if (!byIds && d.query === '' && d.limit === 0) {
+      const now = Date.now();
+      const last = this.lastFullMemberRequest.get(guildId);
+      if (last !== undefined && now - last < this.options.memberRequestCooldownMs) {
+        const limited: GatewayRateLimitedRequestGuildMembersDispatchData = {
+          opcode: GatewayOpcodes.RequestGuildMembers,
+          retry_after: (last + this.options.memberRequestCooldownMs - now) / 1000,
+          meta: nonce === undefined ? { guild_id: guildId } : { guild_id: guildId, nonce },
+        };
+        this.sendDispatch(session, 'RATE_LIMITED', limited);
+        return;
+      }
+      this.lastFullMemberRequest.set(guildId, now);
+    }
+    let members = this.membersByGuild.get(guildId);
+    if (!members) this.membersByGuild.set(guildId, (members = createGuildMembers(guildId, this.options.membersPerGuild)));
+    let notFound: string[] | undefined;
+    if (byIds) {
+      const ids = [...new Set<string>((Array.isArray(d.user_ids) ? d.user_ids : [d.user_ids]).map(String))];
+      const byId = new Map(members.map((m) => [m.user.id, m]));
+      members = ids.flatMap((id) => byId.get(id) ?? []);
+      notFound = ids.filter((id) => !byId.has(id));
+    } else if (d.query !== '' || d.limit > 0) {
+      const prefix = d.query.toLowerCase();
+      members = members.filter((m) => m.user.username.toLowerCase().startsWith(prefix)).slice(0, Math.min(d.limit || 100, 100));
+    }
+    const chunkCount = Math.max(1, Math.ceil(members.length / 1000));
+    for (let i = 0; i < chunkCount; i++) {
+      const chunk: GatewayGuildMembersChunkDispatchData = {
+        guild_id: guildId,
+        members: members.slice(i * 1000, (i + 1) * 1000),
+        chunk_index: i,
+        chunk_count: chunkCount,
+      };
+      if (notFound) chunk.not_found = notFound;
+      if (nonce !== undefined) chunk.nonce = nonce;
+      this.sendDispatch(session, 'GUILD_MEMBERS_CHUNK', chunk);
+    }
+  }
+
+  /** Op 31: one SOUNDBOARD_SOUNDS, with no sounds, per requested guild. */
+  private onRequestSoundboardSounds(connection: LocalGatewayConnection, d: any): void {
+    const session = connection.sessionId ? this.sessions.get(connection.sessionId) : undefined;
+    if (!session) return;
+    const guildIds: unknown = d?.guild_ids;
+    if (!Array.isArray(guildIds) || !guildIds.every((id) => typeof id === 'string')) {
+      return connection.close(GatewayCloseCodes.UnknownOpcode, 'Invalid payload for opcode 31.');
+    }
+    for (const guildId of new Set<string>(guildIds)) {
+      const sounds: GatewaySoundboardSoundsDispatchData = { guild_id: guildId, soundboard_sounds: [] };
+      this.sendDispatch(session, 'SOUNDBOARD_SOUNDS', sounds);
+    }
   }
 
   private sendDispatch(session: LocalSession, t: string, d: unknown): number {

@@ -1,0 +1,276 @@
+import { describe, it, afterEach } from 'node:test';
+import { expect } from 'expect';
+import { GatewayIntentBits, GatewayOpcodes } from 'discord-api-types/v10';
+import { Cluster } from '../../lib/cluster/cluster';
+import type { ClusterOptions } from '../../lib/interfaces/cluster-options.interface';
+import type { GatewayDispatch } from '../../lib/interfaces/gateway-dispatch.interface';
+import type { ShardSession } from '../../lib/interfaces/shard-session.interface';
+import { InMemorySessionStore } from '../../lib/session/in-memory-session-store';
+import { ShardState } from '../../lib/shard/shard-state';
+import type { LocalGateway, LocalGatewayOptions, RecordedFrame } from '../../lib/testing';
+import { eventually, sleep, startGateway } from '../helpers/gateway-test-kit';
+
+const OP_IDENTIFY = GatewayOpcodes.Identify;
+const OP_RESUME = GatewayOpcodes.Resume;
+const INTENTS = GatewayIntentBits.Guilds | GatewayIntentBits.GuildMessages;
+
+/** Shard timeouts as short as the test kit's createShard uses. */
+const SHORT_SHARD_OPTIONS: Partial<ClusterOptions> = {
+  helloTimeout: 2_000,
+  readyTimeout: 2_000,
+  closeTimeout: 500,
+  backoff: { baseMs: 20, maxMs: 200 },
+  invalidSessionDelay: { minMs: 10, maxMs: 30 },
+  commandRateLimit: { limit: 120, windowMs: 6_000 },
+  random: () => 0.5,
+};
+
+/** An in-memory store that records every write. */
+class CountingSessionStore extends InMemorySessionStore {
+  readonly writes: { shardId: number; session: ShardSession }[] = [];
+
+  override async set(shardId: number, session: ShardSession): Promise<void> {
+    this.writes.push({ shardId, session: { ...session } });
+    await super.set(shardId, session);
+  }
+}
+
+let gateways: LocalGateway[] = [];
+let clusters: Cluster[] = [];
+
+async function gatewayWith(options: LocalGatewayOptions = {}): Promise<LocalGateway> {
+  const gateway = await startGateway(options);
+  gateways.push(gateway);
+  return gateway;
+}
+
+function clusterOn(gateway: LocalGateway, options: Partial<ClusterOptions> = {}): Cluster {
+  const cluster = new Cluster({
+    token: gateway.token,
+    intents: INTENTS,
+    apiUrl: gateway.apiUrl,
+    identifyWindowMs: 100,
+    ...SHORT_SHARD_OPTIONS,
+    ...options,
+  });
+  clusters.push(cluster);
+  return cluster;
+}
+
+/** Every dispatch the cluster emits, in order. */
+function record(cluster: Cluster): GatewayDispatch[] {
+  const events: GatewayDispatch[] = [];
+  cluster.dispatch$.subscribe((event) => events.push(event));
+  return events;
+}
+
+/** Handshake frames (IDENTIFY, RESUME) sent on connections opened after `afterConnectionId`. */
+function handshakesAfter(gateway: LocalGateway, afterConnectionId: number): RecordedFrame[] {
+  return gateway.frames.filter((f) => f.connectionId > afterConnectionId && (f.op === OP_IDENTIFY || f.op === OP_RESUME));
+}
+
+function lastConnectionId(gateway: LocalGateway): number {
+  return gateway.connections.length === 0 ? 0 : gateway.connections[gateway.connections.length - 1].id;
+}
+
+void afterEach(async () => {
+  await Promise.all(clusters.map((cluster) => cluster.down().catch(() => undefined)));
+  await Promise.all(gateways.map((gateway) => gateway.close()));
+  clusters = [];
+  gateways = [];
+});
+
+void describe('Cluster sessions across restarts', () => {
+  void it('downResumable() returns every session; a new cluster on the same store resumes and replays in order', async () => {
+    const TOTAL = 3;
+    const gateway = await gatewayWith({ shards: TOTAL });
+    const store = new InMemorySessionStore();
+    const first = clusterOn(gateway, { sessionStore: store });
+    await first.up();
+    for (let shard = 0; shard < TOTAL; shard++) {
+      for (let n = 0; n < 3; n++) gateway.dispatch(shard, 'MESSAGE_CREATE', { id: `before-${shard}-${n}` });
+    }
+    await eventually(
+      () => first.info().every((info) => info.sequence === 4),
+      2_000,
+      'the events sent before going down',
+    );
+
+    const sessions = await first.downResumable();
+    expect(Object.keys(sessions).map(Number).sort()).toEqual([0, 1, 2]);
+    for (let shard = 0; shard < TOTAL; shard++) {
+      expect(sessions[shard]).toEqual({ sessionId: gateway.sessionOf(shard), sequence: 4, resumeUrl: gateway.resumeUrl });
+      expect(await store.get(shard)).toMatchObject({ sessionId: gateway.sessionOf(shard), sequence: 4, shardCount: TOTAL });
+    }
+    expect(first.info()).toHaveLength(0);
+    // The sessions stay open on the gateway side: every client close was resumable.
+    for (const connection of gateway.connections) expect([1000, 1001]).not.toContain(connection.closeCode);
+
+    // Events that happen while the bot is down are kept for replay.
+    const missed = new Map<number, number[]>();
+    for (let shard = 0; shard < TOTAL; shard++) {
+      const seqs: number[] = [];
+      for (let n = 0; n < 4 + shard; n++) seqs.push(gateway.dispatch(shard, 'MESSAGE_CREATE', { id: `missed-${shard}-${n}` }));
+      missed.set(shard, seqs);
+    }
+
+    const before = lastConnectionId(gateway);
+    const second = clusterOn(gateway, { sessionStore: store });
+    const events = record(second);
+    await second.up();
+
+    const handshakes = handshakesAfter(gateway, before);
+    expect(handshakes.filter((f) => f.op === OP_IDENTIFY)).toHaveLength(0);
+    const resumes = handshakes.filter((f) => f.op === OP_RESUME);
+    expect(resumes.map((f) => f.shardId).sort()).toEqual([0, 1, 2]);
+    for (const resume of resumes) {
+      expect(resume.d.session_id).toBe(sessions[resume.shardId!].sessionId);
+      expect(resume.d.seq).toBe(4);
+    }
+    for (const connection of gateway.connections.filter((c) => c.id > before)) expect(connection.path).toBe('/resume');
+
+    for (let shard = 0; shard < TOTAL; shard++) {
+      const mine = events.filter((e) => e.shardId === shard);
+      const expected = missed.get(shard)!;
+      // Exactly the missed events, in order, then RESUMED.
+      expect(mine.map((e) => e.s)).toEqual([...expected, expected[expected.length - 1] + 1]);
+      expect(mine.slice(0, -1).map((e) => (e.d as { id: string }).id)).toEqual(
+        expected.map((_, n) => `missed-${shard}-${n}`),
+      );
+      expect(mine[mine.length - 1].t).toBe('RESUMED');
+    }
+    for (const info of second.info()) {
+      expect(info.state).toBe(ShardState.Ready);
+      expect(info.sessionId).toBe(sessions[info.id].sessionId);
+    }
+  });
+
+  void it('identifies instead of resuming sessions saved with a different shard count', async () => {
+    const gateway = await gatewayWith({ shards: 2 });
+    const store = new InMemorySessionStore();
+    const single = clusterOn(gateway, { sessionStore: store, shards: { total: 1, ids: [0] } });
+    await single.up();
+    const saved = await single.downResumable();
+    expect(saved[0].sessionId).toBe(gateway.sessionOf(0));
+    expect((await store.get(0))?.shardCount).toBe(1);
+
+    const before = lastConnectionId(gateway);
+    const resharded = clusterOn(gateway, { sessionStore: store });
+    const debug: string[] = [];
+    resharded.debug$.subscribe((entry) => debug.push(entry.message));
+    await resharded.up();
+
+    const handshakes = handshakesAfter(gateway, before);
+    expect(handshakes.filter((f) => f.op === OP_RESUME)).toHaveLength(0);
+    expect(handshakes.filter((f) => f.op === OP_IDENTIFY).map((f) => f.d.shard).sort()).toEqual([
+      [0, 2],
+      [1, 2],
+    ]);
+    expect(debug.some((line) => /ignoring a saved session of a 1-shard bot/.test(line))).toBe(true);
+    expect(resharded.info().find((i) => i.id === 0)!.sessionId).not.toBe(saved[0].sessionId);
+    // The store now holds the new sessions.
+    expect((await store.get(0))?.shardCount).toBe(2);
+  });
+
+  void it('resumes a session whose store entry has no shard count', async () => {
+    const gateway = await gatewayWith({ shards: 1 });
+    const store = new InMemorySessionStore();
+    const first = clusterOn(gateway, { sessionStore: store });
+    await first.up();
+    const sessions = await first.downResumable();
+    await store.set(0, { sessionId: sessions[0].sessionId, sequence: sessions[0].sequence, resumeUrl: sessions[0].resumeUrl });
+
+    const before = lastConnectionId(gateway);
+    const second = clusterOn(gateway, { sessionStore: store });
+    await second.up();
+    expect(handshakesAfter(gateway, before).map((f) => f.op)).toEqual([OP_RESUME]);
+  });
+
+  void it('down() ends the sessions and forgets them, so the next cluster identifies', async () => {
+    const gateway = await gatewayWith({ shards: 2 });
+    const store = new InMemorySessionStore();
+    const first = clusterOn(gateway, { sessionStore: store });
+    await first.up();
+    expect(await store.get(0)).not.toBeNull();
+    await first.down();
+    expect(await store.get(0)).toBeNull();
+    expect(await store.get(1)).toBeNull();
+    await eventually(() => gateway.connections.every((c) => c.closeCode === 1000), 2_000, 'every connection to close with 1000');
+
+    const before = lastConnectionId(gateway);
+    const second = clusterOn(gateway, { sessionStore: store });
+    await second.up();
+    const handshakes = handshakesAfter(gateway, before);
+    expect(handshakes.map((f) => f.op)).toEqual([OP_IDENTIFY, OP_IDENTIFY]);
+  });
+});
+
+void describe('Cluster session saving', () => {
+  void it('does not write the store on every event', async () => {
+    const gateway = await gatewayWith({ shards: 2 });
+    const store = new CountingSessionStore();
+    const cluster = clusterOn(gateway, { sessionStore: store, sessionSaveIntervalMs: 60_000 });
+    const events = record(cluster);
+    await cluster.up();
+    const handshakes = events.filter((e) => e.t === 'READY' || e.t === 'RESUMED').length;
+    expect(handshakes).toBe(2);
+
+    const seqs: number[] = [];
+    for (let n = 0; n < 100; n++) seqs.push(gateway.dispatch(n % 2, 'MESSAGE_CREATE', { id: String(n) }));
+    await eventually(() => events.filter((e) => e.t === 'MESSAGE_CREATE').length === 100, 3_000, '100 events');
+    await sleep(100);
+    expect(store.writes.length).toBeGreaterThanOrEqual(handshakes);
+    expect(store.writes.length).toBeLessThanOrEqual(handshakes + 2);
+    // What was written on READY carries READY's sequence.
+    for (const write of store.writes) expect(write.session.sequence).toBe(1);
+  });
+
+  void it('saves every ready shard periodically with its latest sequence', async () => {
+    const SAVE_MS = 200;
+    const gateway = await gatewayWith({ shards: 2 });
+    const store = new CountingSessionStore();
+    const cluster = clusterOn(gateway, { sessionStore: store, sessionSaveIntervalMs: SAVE_MS });
+    const events = record(cluster);
+    await cluster.up();
+    const afterReady = store.writes.length;
+
+    let last0 = 0;
+    let last1 = 0;
+    for (let n = 0; n < 40; n++) {
+      if (n % 2 === 0) last0 = gateway.dispatch(0, 'MESSAGE_CREATE', { id: String(n) });
+      else last1 = gateway.dispatch(1, 'MESSAGE_CREATE', { id: String(n) });
+    }
+    await eventually(() => events.filter((e) => e.t === 'MESSAGE_CREATE').length === 40, 3_000, '40 events');
+    await eventually(
+      () =>
+        store.writes.some((w) => w.shardId === 0 && w.session.sequence === last0) &&
+        store.writes.some((w) => w.shardId === 1 && w.session.sequence === last1),
+      SAVE_MS * 5,
+      'a periodic save with the latest sequences',
+    );
+    expect((await store.get(0))?.sequence).toBe(last0);
+    expect((await store.get(1))?.sequence).toBe(last1);
+    expect((await store.get(0))?.sessionId).toBe(gateway.sessionOf(0));
+
+    // It keeps saving while nothing happens, about once per interval per shard, not per event.
+    const counted = store.writes.length;
+    await sleep(SAVE_MS * 3 + 50);
+    const periodic = store.writes.length - counted;
+    expect(periodic).toBeGreaterThanOrEqual(2 * 2);
+    expect(periodic).toBeLessThanOrEqual(2 * 5);
+    expect(store.writes.length - afterReady).toBeLessThan(40);
+  });
+
+  void it('stops saving after down()', async () => {
+    const SAVE_MS = 100;
+    const gateway = await gatewayWith();
+    const store = new CountingSessionStore();
+    const cluster = clusterOn(gateway, { sessionStore: store, sessionSaveIntervalMs: SAVE_MS });
+    await cluster.up();
+    await cluster.down();
+    const writes = store.writes.length;
+    await sleep(SAVE_MS * 3);
+    expect(store.writes.length).toBe(writes);
+    expect(await store.get(0)).toBeNull();
+  });
+});

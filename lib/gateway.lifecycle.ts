@@ -42,6 +42,7 @@ export class GatewayLifecycle implements OnApplicationBootstrap, BeforeApplicati
         if (state === ShardState.Ready) this.loggerFor(shardId).log('ready');
       }),
     );
+    this.cluster.dispatchFilter?.add(...this.router.events());
     this.router.attach(this.cluster);
     if (this.options.autoConnect === false) return;
     const up = this.cluster.up();

@@ -3,6 +3,7 @@ import { DiscoveryModule } from '@nestjs/core';
 import { Cluster } from './cluster/cluster';
 import { GATEWAY_MODULE_OPTIONS } from './constants/gateway-module.constants';
 import { GatewayOptionsError } from './errors/gateway-options.error';
+import { DispatchFilter } from './shard/dispatch-filter';
 import { GatewayEventRouter } from './gateway-event-router';
 import { GatewayHandlerExplorer } from './gateway-handler.explorer';
 import { GatewayLifecycle } from './gateway.lifecycle';
@@ -58,7 +59,12 @@ export class GatewayModule {
         ...optionProviders,
         {
           provide: Cluster,
-          useFactory: (options: GatewayModuleOptions) => new Cluster(validateModuleOptions(options)),
+          useFactory: (options: GatewayModuleOptions) =>
+            new Cluster({
+              ...validateModuleOptions(options),
+              // Decode only what handlers and subscribers ask for; they add their event names at bootstrap.
+              dispatchFilter: options.dispatchFilter ?? new DispatchFilter([]),
+            }),
           inject: [GATEWAY_MODULE_OPTIONS],
         },
         GatewayEventRouter,

@@ -10,6 +10,7 @@ import type { ShardSession } from '../interfaces/shard-session.interface';
 import { abortError } from '../queue/abort-error';
 import { InMemoryIdentifyQueue } from '../queue/in-memory-identify-queue';
 import { InMemorySessionStore } from '../session/in-memory-session-store';
+import type { DispatchFilter } from '../shard/dispatch-filter';
 import { resolveShardOptions } from '../shard/resolve-shard-options';
 import { Shard, type ShardInfo } from '../shard/shard';
 import { ShardState } from '../shard/shard-state';
@@ -91,6 +92,11 @@ export class Cluster {
     this.#token = options.token;
     this.options = { ...options, token: '' };
     this.sessionStore = options.sessionStore ?? new InMemorySessionStore();
+  }
+
+  /** The filter shared by the shards, when the options gave one (without one, every event is decoded). */
+  get dispatchFilter(): DispatchFilter | undefined {
+    return this.options.dispatchFilter;
   }
 
   /** Shard count of the whole bot (0 before `up()`). */

@@ -4,8 +4,11 @@ export const GATEWAY_MODULE_OPTIONS = Symbol('GATEWAY_MODULE_OPTIONS');
 /** Metadata key under which `@OnEvent` stores event names on a method. */
 export const ON_EVENT_METADATA = 'nestjs-discord-gateway:on-event';
 
-/** Metadata key of `@EventData()` / `@EventContext()` parameters. */
-export const GATEWAY_PARAMS_METADATA = 'nestjs-discord-gateway:params';
+/**
+ * Metadata key of `@EventData()` / `@EventContext()` parameters. It is Nest's `ROUTE_ARGS_METADATA` (as for
+ * microservice and WebSocket handlers), so that Nest's scanner registers pipe classes given to the decorators.
+ */
+export const GATEWAY_PARAMS_METADATA = '__routeArguments__';
 
 /**
  * `ExecutionContext.getType()` of a gateway event, so that guards, interceptors and filters written for HTTP

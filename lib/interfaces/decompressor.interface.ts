@@ -16,5 +16,5 @@ export interface IDecompressorFactory {
   /** The value of the gateway URL's `compress` query parameter. */
   readonly query: string;
   /** Creates a fresh context for one connection. */
-  create(onPayload: (payload: Buffer) => void, onError: (error: Error) => void): IDecompressor;
+  create(onPayload: (payload: Buffer | string) => void, onError: (error: Error) => void): IDecompressor;
 }

@@ -1,4 +1,5 @@
 import type { GatewayIdentifyProperties, GatewayPresenceUpdateData } from 'discord-api-types/v10';
+import type { DispatchFilter } from '../shard/dispatch-filter';
 import type { IDecompressorFactory } from './decompressor.interface';
 import type { IIdentifyQueue } from './identify-queue.interface';
 import type { ShardSession } from './shard-session.interface';
@@ -72,6 +73,8 @@ export interface ShardOptions {
   commandRateLimit?: Partial<CommandRateLimitOptions>;
   /** Random source in [0, 1) for heartbeat and backoff jitter. @defaultValue `Math.random` */
   random?: () => number;
+  /** Which dispatch events are decoded and emitted; the others only advance the sequence. @defaultValue every event */
+  dispatchFilter?: DispatchFilter;
 }
 
 /** Shard options with every default applied and the token taken out. */
@@ -94,4 +97,5 @@ export interface ResolvedShardOptions {
   invalidSessionDelay: InvalidSessionDelayOptions;
   commandRateLimit: CommandRateLimitOptions;
   random: () => number;
+  dispatchFilter: DispatchFilter | undefined;
 }

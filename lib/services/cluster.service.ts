@@ -13,8 +13,9 @@ import { ShardState } from '../shard/shard-state';
 export class ClusterService {
   constructor(private readonly cluster: Cluster) {}
 
-  /** Every dispatch of every shard, each with its `shardId`. */
+  /** Every dispatch of every shard, each with its `shardId`. Using it makes the shards decode every event. */
   get events$(): Observable<GatewayDispatch> {
+    this.cluster.dispatchFilter?.allowAll();
     return this.cluster.dispatch$;
   }
 
@@ -30,6 +31,7 @@ export class ClusterService {
 
   /** The dispatches of one event name, with typed data for names `discord-api-types` knows. */
   on<K extends string>(event: K): Observable<GatewayDispatch<GatewayEventData<K>>> {
+    this.cluster.dispatchFilter?.add(event);
     return this.cluster.dispatch$.pipe(filter((e): e is GatewayDispatch<GatewayEventData<K>> => e.t === event));
   }
 

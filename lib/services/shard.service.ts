@@ -75,7 +75,7 @@ export class ShardService {
   }
 
   /** Joins, moves or leaves (channel_id null) a voice channel, through the guild's shard. */
-  updateVoiceState(state: GatewayVoiceStateUpdateData): Promise<void> {
+  async updateVoiceState(state: GatewayVoiceStateUpdateData): Promise<void> {
     requireSnowflake('voiceState.guild_id', state?.guild_id);
     if (state.channel_id !== null) requireSnowflake('voiceState.channel_id', state.channel_id);
     return this.cluster.sendToGuild(state.guild_id, {
@@ -110,6 +110,7 @@ export class ShardService {
       this.lastFullMemberRequest.set(guildId, Date.now() + Math.max(0, wait));
       if (wait > 0) await sleep(wait);
     }
+    this.cluster.dispatchFilter?.add('GUILD_MEMBERS_CHUNK', 'RATE_LIMITED');
     const nonce = randomBytes(12).toString('hex');
     const payload: GatewaySendPayload = {
       op: GatewayOpcodes.RequestGuildMembers,
@@ -164,6 +165,7 @@ export class ShardService {
       const shardId = this.cluster.shardIdForGuild(id);
       byShard.set(shardId, [...(byShard.get(shardId) ?? []), id]);
     }
+    this.cluster.dispatchFilter?.add('SOUNDBOARD_SOUNDS');
     const wanted = new Set(guildIds);
     const result: Record<string, APISoundboardSound[]> = {};
     return new Promise((resolve, reject) => {

@@ -1,6 +1,6 @@
 import { DefaultShardOptions } from '../constants/shard-defaults.constant';
 import { GatewayOptionsError } from '../errors/gateway-options.error';
-import { zlibStreamCompression } from '../compression/zlib-stream.decompressor';
+import { defaultZlibStreamCompression } from '../compression/zlib-stream.compression';
 import type { ResolvedShardOptions, ShardOptions } from '../interfaces/shard-options.interface';
 import { InMemoryIdentifyQueue } from '../queue/in-memory-identify-queue';
 
@@ -48,7 +48,7 @@ export function resolveShardOptions(options: ShardOptions): ResolvedShardOptions
 
   const compressionOption = options.compression ?? DefaultShardOptions.compression;
   let compression: ResolvedShardOptions['compression'];
-  if (compressionOption === 'zlib-stream') compression = zlibStreamCompression;
+  if (compressionOption === 'zlib-stream') compression = defaultZlibStreamCompression();
   else if (compressionOption === false) compression = false;
   else if (typeof compressionOption === 'object' && typeof compressionOption.create === 'function') {
     compression = compressionOption;
@@ -107,5 +107,6 @@ export function resolveShardOptions(options: ShardOptions): ResolvedShardOptions
     invalidSessionDelay,
     commandRateLimit,
     random: options.random ?? DefaultShardOptions.random,
+    dispatchFilter: options.dispatchFilter,
   };
 }

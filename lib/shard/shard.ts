@@ -25,6 +25,7 @@ import type { ShardSession } from '../interfaces/shard-session.interface';
 import { backoffDelay } from './backoff';
 import { closeAction, fatalReason, type CloseAction } from './close-code-policy';
 import { CommandRateLimiter } from './command-rate-limiter';
+import { peekFrame } from './peek-frame';
 import { LatencyTracker, type LatencyStats } from './latency-tracker';
 import { resolveShardOptions } from './resolve-shard-options';
 import { ShardState } from './shard-state';
@@ -459,11 +460,23 @@ export class Shard {
 
   // ---- inbound ------------------------------------------------------------------------------------
 
-  private onPayload(conn: Connection, raw: Buffer): void {
+  private onPayload(conn: Connection, raw: Buffer | string): void {
     if (conn !== this.conn) return;
+    const text = typeof raw === 'string' ? raw : raw.toString();
+    const filter = this.options.dispatchFilter;
+    if (filter && !filter.decodesAll) {
+      // Events nobody wants: read only the name and sequence number, never the data.
+      const envelope = peekFrame(text);
+      if (envelope && envelope.op === GatewayOpcodes.Dispatch && envelope.t !== null && !filter.wants(envelope.t)) {
+        if (Number.isSafeInteger(envelope.s) && (this.sequence === null || envelope.s! > this.sequence)) {
+          this.sequence = envelope.s;
+        }
+        return;
+      }
+    }
     let packet: { op?: unknown; d?: any; s?: unknown; t?: unknown };
     try {
-      packet = JSON.parse(raw.toString());
+      packet = JSON.parse(text);
     } catch {
       this.protocolError(conn, 'received a payload that is not valid JSON');
       return;

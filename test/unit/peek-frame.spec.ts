@@ -1,0 +1,54 @@
+import { describe, it } from 'node:test';
+import { expect } from 'expect';
+import { DispatchFilter, peekFrame } from '../../lib';
+
+void describe('peekFrame', () => {
+  void it("reads op, t and s in Discord's order without touching d", () => {
+    expect(peekFrame('{"t":"MESSAGE_CREATE","s":42,"op":0,"d":{"content":')).toEqual({ op: 0, t: 'MESSAGE_CREATE', s: 42 });
+  });
+
+  void it('reads any order of the keys before d, with white space', () => {
+    expect(peekFrame(' { "op" : 0 , "t":"TYPING_START", "s" : 7, "d": null}')).toEqual({ op: 0, t: 'TYPING_START', s: 7 });
+  });
+
+  void it('reads non-dispatch payloads with null t and s', () => {
+    expect(peekFrame('{"t":null,"s":null,"op":10,"d":{"heartbeat_interval":41250}}')).toEqual({ op: 10, t: null, s: null });
+  });
+
+  void it('gives up (null) when d comes before the envelope', () => {
+    expect(peekFrame('{"d":{},"t":"MESSAGE_CREATE","s":1,"op":0}')).toBeNull();
+  });
+
+  void it('gives up on unknown keys, escapes, wrong types and truncated text', () => {
+    expect(peekFrame('{"x":1,"t":"A","s":1,"op":0,"d":{}}')).toBeNull();
+    expect(peekFrame('{"t":"A\\"B","s":1,"op":0,"d":{}}')).toBeNull();
+    expect(peekFrame('{"t":5,"s":1,"op":0,"d":{}}')).toBeNull();
+    expect(peekFrame('{"t":"A","s":"1","op":0,"d":{}}')).toBeNull();
+    expect(peekFrame('{"t":"A","s":1')).toBeNull();
+    expect(peekFrame('[1,2,3]')).toBeNull();
+    expect(peekFrame('')).toBeNull();
+  });
+
+  void it('refuses numbers too long to be exact', () => {
+    expect(peekFrame('{"t":"A","s":12345678901234567890,"op":0,"d":{}}')).toBeNull();
+  });
+});
+
+void describe('DispatchFilter', () => {
+  void it('decodes everything by default', () => {
+    const filter = new DispatchFilter();
+    expect(filter.decodesAll).toBe(true);
+    expect(filter.wants('ANYTHING')).toBe(true);
+  });
+
+  void it('decodes only the listed names plus the events the core needs, and grows at run time', () => {
+    const filter = new DispatchFilter(['MESSAGE_CREATE']);
+    expect(filter.wants('MESSAGE_CREATE')).toBe(true);
+    expect(filter.wants('TYPING_START')).toBe(false);
+    for (const t of ['READY', 'RESUMED', 'GUILD_CREATE', 'GUILD_DELETE']) expect(filter.wants(t)).toBe(true);
+    filter.add('TYPING_START');
+    expect(filter.wants('TYPING_START')).toBe(true);
+    filter.allowAll();
+    expect(filter.wants('PRESENCE_UPDATE')).toBe(true);
+  });
+});

@@ -14,6 +14,7 @@ import type { DispatchFilter } from '../shard/dispatch-filter';
 import { resolveShardOptions } from '../shard/resolve-shard-options';
 import { Shard, type ShardInfo } from '../shard/shard';
 import { ShardState } from '../shard/shard-state';
+import { requireTransportUrl } from '../shard/transport-security';
 import { GuildAvailability, type GuildsReadyEvent } from './guild-availability';
 import { resolveShardScheme, shardIdForGuild, validateShardScheme } from './resolve-shard-scheme';
 import { RestGatewayInfoSource } from './rest-gateway-info-source';
@@ -88,6 +89,9 @@ export class Cluster {
       if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
         throw new GatewayOptionsError(key, `must be an integer >= 1, got ${String(value)}`);
       }
+    }
+    if (!options.gatewayInfo) {
+      requireTransportUrl('apiUrl', options.apiUrl ?? 'https://discord.com/api', ['http:', 'https:'], !!options.allowInsecureGateway);
     }
     this.#token = options.token;
     this.options = { ...options, token: '' };
@@ -216,7 +220,9 @@ export class Cluster {
     const needInfo = scheme === 'auto' || !options.gatewayUrl || !options.identifyQueue;
     let info: RESTGetAPIGatewayBotResult | null = null;
     if (needInfo) {
-      const source = options.gatewayInfo ?? new RestGatewayInfoSource({ token: this.#token, apiUrl: options.apiUrl });
+      const source =
+        options.gatewayInfo ??
+        new RestGatewayInfoSource({ token: this.#token, apiUrl: options.apiUrl, allowInsecure: options.allowInsecureGateway });
       info = await source.fetch();
       this.debug(`GET /gateway/bot: ${info.shards} shard(s), max_concurrency ${info.session_start_limit.max_concurrency}, ${info.session_start_limit.remaining} session start(s) left`);
     }

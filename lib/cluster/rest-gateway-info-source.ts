@@ -1,6 +1,7 @@
 import type { RESTGetAPIGatewayBotResult } from 'discord-api-types/v10';
 import { GATEWAY_VERSION, USER_AGENT } from '../constants/gateway.constants';
 import type { IGatewayInfoSource } from '../interfaces/gateway-info.interface';
+import { requireTransportUrl } from '../shard/transport-security';
 
 /** Options of {@link RestGatewayInfoSource}. */
 export interface RestGatewayInfoSourceOptions {
@@ -8,6 +9,8 @@ export interface RestGatewayInfoSourceOptions {
   token: string;
   /** Base URL of Discord's HTTP API, without the version. @defaultValue `'https://discord.com/api'` */
   apiUrl?: string;
+  /** Allow an `http://` URL that is not on loopback. @defaultValue `false` */
+  allowInsecure?: boolean;
   /** Request timeout, ms. @defaultValue `15000` */
   timeoutMs?: number;
 }
@@ -22,7 +25,8 @@ export class RestGatewayInfoSource implements IGatewayInfoSource {
 
   constructor(options: RestGatewayInfoSourceOptions) {
     this.#token = options.token;
-    this.url = `${(options.apiUrl ?? 'https://discord.com/api').replace(/\/+$/, '')}/v${GATEWAY_VERSION}/gateway/bot`;
+    const base = requireTransportUrl('apiUrl', options.apiUrl ?? 'https://discord.com/api', ['http:', 'https:'], !!options.allowInsecure);
+    this.url = `${base.toString().replace(/\/+$/, '')}/v${GATEWAY_VERSION}/gateway/bot`;
     this.timeoutMs = options.timeoutMs ?? 15_000;
   }
 

@@ -8,11 +8,23 @@ export class ZlibPipe {
   private output: Buffer[] = [];
   private closed = false;
 
+  private outputBytes = 0;
+
   constructor(
     private readonly stream: Transform,
     onError: (error: Error) => void,
+    /** Most bytes one write may produce; past it the pipe fails. */
+    private readonly maxOutputBytes = Infinity,
   ) {
-    stream.on('data', (chunk: Buffer) => this.output.push(chunk));
+    stream.on('data', (chunk: Buffer) => {
+      if (this.closed) return;
+      this.output.push(chunk);
+      this.outputBytes += chunk.length;
+      if (this.outputBytes > this.maxOutputBytes) {
+        this.close();
+        onError(new Error(`an inflated message exceeded ${this.maxOutputBytes} bytes`));
+      }
+    });
     stream.on('error', (error: Error) => {
       if (this.closed) return;
       this.closed = true;
@@ -27,6 +39,7 @@ export class ZlibPipe {
       if (error || this.closed) return;
       const chunks = this.output;
       this.output = [];
+      this.outputBytes = 0;
       done(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
     });
   }

@@ -1,21 +1,20 @@
 import type { IDecompressorFactory } from '../interfaces/decompressor.interface';
+import { InflateSyncDecompressor, supportsInflateSync } from './inflate-sync.decompressor';
 import { nodeZlibCompression } from './zlib-stream.decompressor';
-import { loadZlibSync, ZlibSyncDecompressor } from './zlib-sync.decompressor';
 
-/** Factory for {@link ZlibSyncDecompressor}; throws when `zlib-sync` is not installed. */
-export const zlibSyncCompression: IDecompressorFactory = {
+/** Factory for {@link InflateSyncDecompressor}: `zlib-stream` inflated on the calling thread. */
+export const inflateSyncCompression: IDecompressorFactory = {
   query: 'zlib-stream',
-  create: (onPayload, onError) => {
-    const zlib = loadZlibSync();
-    if (!zlib) throw new Error('zlib-sync is not installed');
-    return new ZlibSyncDecompressor(zlib, onPayload, onError);
-  },
+  create: (onPayload, onError, limits) => new InflateSyncDecompressor(onPayload, onError, limits.maxMessageBytes),
 };
 
+let preferred: IDecompressorFactory | undefined;
+
 /**
- * The default `zlib-stream` decompression: the native `zlib-sync` package when it is installed (an optional
- * dependency), `node:zlib` otherwise.
+ * The default `zlib-stream` decompression: synchronous inflate on `node:zlib`'s native handle where this Node
+ * exposes it (every supported version does), the stream API of `node:zlib` otherwise.
  */
 export function defaultZlibStreamCompression(): IDecompressorFactory {
-  return loadZlibSync() ? zlibSyncCompression : nodeZlibCompression;
+  preferred ??= supportsInflateSync() ? inflateSyncCompression : nodeZlibCompression;
+  return preferred;
 }

@@ -15,8 +15,9 @@ export class ZlibStreamDecompressor implements IDecompressor {
   constructor(
     private readonly onPayload: (payload: Buffer | string) => void,
     onError: (error: Error) => void,
+    maxMessageBytes = Infinity,
   ) {
-    this.pipe = new ZlibPipe(createInflate({ flush: constants.Z_SYNC_FLUSH }), onError);
+    this.pipe = new ZlibPipe(createInflate({ flush: constants.Z_SYNC_FLUSH }), onError, maxMessageBytes);
   }
 
   push(data: Buffer): void {
@@ -37,5 +38,5 @@ export class ZlibStreamDecompressor implements IDecompressor {
 /** Factory for {@link ZlibStreamDecompressor} (`node:zlib`). */
 export const nodeZlibCompression: IDecompressorFactory = {
   query: 'zlib-stream',
-  create: (onPayload, onError) => new ZlibStreamDecompressor(onPayload, onError),
+  create: (onPayload, onError, limits) => new ZlibStreamDecompressor(onPayload, onError, limits.maxMessageBytes),
 };

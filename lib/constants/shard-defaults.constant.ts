@@ -23,4 +23,6 @@ export const DefaultShardOptions: Omit<
   invalidSessionDelay: { minMs: 1_000, maxMs: 5_000 },
   commandRateLimit: { limit: 120, windowMs: 60_000 },
   random: Math.random,
+  maxMessageBytes: 64 * 1024 * 1024,
+  allowInsecureGateway: false,
 };

@@ -15,6 +15,13 @@ export interface IDecompressor {
 export interface IDecompressorFactory {
   /** The value of the gateway URL's `compress` query parameter. */
   readonly query: string;
-  /** Creates a fresh context for one connection. */
-  create(onPayload: (payload: Buffer | string) => void, onError: (error: Error) => void): IDecompressor;
+  /**
+   * Creates a fresh context for one connection. A message whose compressed or inflated size exceeds
+   * `limits.maxMessageBytes` is reported through `onError`.
+   */
+  create(
+    onPayload: (payload: Buffer | string) => void,
+    onError: (error: Error) => void,
+    limits: { maxMessageBytes: number },
+  ): IDecompressor;
 }

@@ -73,6 +73,13 @@ export interface ShardOptions {
   commandRateLimit?: Partial<CommandRateLimitOptions>;
   /** Random source in [0, 1) for heartbeat and backoff jitter. @defaultValue `Math.random` */
   random?: () => number;
+  /**
+   * Largest message accepted, in bytes, compressed or inflated (WebSocket `maxPayload` and the decompression
+   * limit). A larger one closes the connection with a non-1000 code and the shard resumes. @defaultValue `67108864` (64 MiB)
+   */
+  maxMessageBytes?: number;
+  /** Allow a `ws://` gateway or `http://` API URL that is not on loopback. @defaultValue `false` */
+  allowInsecureGateway?: boolean;
   /** Which dispatch events are decoded and emitted; the others only advance the sequence. @defaultValue every event */
   dispatchFilter?: DispatchFilter;
 }
@@ -97,5 +104,7 @@ export interface ResolvedShardOptions {
   invalidSessionDelay: InvalidSessionDelayOptions;
   commandRateLimit: CommandRateLimitOptions;
   random: () => number;
+  maxMessageBytes: number;
+  allowInsecureGateway: boolean;
   dispatchFilter: DispatchFilter | undefined;
 }

@@ -39,7 +39,7 @@ interface Waiter {
 export class InMemoryIdentifyQueue implements IIdentifyQueue {
   /** `max_concurrency` this queue enforces. */
   readonly maxConcurrency: number;
-  /** Window plus a 5 % margin (at most 250 ms) for the time IDENTIFY takes to reach Discord. */
+  /** Window plus a margin (5 %, from 50 to 250 ms) for the time an IDENTIFY takes to reach Discord. */
   private readonly spacingMs: number;
   private readonly log: (message: string) => void;
   private readonly waiting = new Map<number, Waiter[]>();
@@ -50,7 +50,7 @@ export class InMemoryIdentifyQueue implements IIdentifyQueue {
   constructor(options: InMemoryIdentifyQueueOptions = {}) {
     this.maxConcurrency = Math.max(1, options.maxConcurrency ?? 1);
     const windowMs = options.windowMs ?? 5_000;
-    this.spacingMs = windowMs + Math.min(250, Math.ceil(windowMs * 0.05));
+    this.spacingMs = windowMs + Math.min(250, Math.max(50, Math.ceil(windowMs * 0.05)));
     this.log = options.log ?? (() => undefined);
     const limit = options.sessionStartLimit;
     this.budget = limit

@@ -3,6 +3,7 @@ import { GatewayOptionsError } from '../errors/gateway-options.error';
 import { defaultZlibStreamCompression } from '../compression/zlib-stream.compression';
 import type { ResolvedShardOptions, ShardOptions } from '../interfaces/shard-options.interface';
 import { InMemoryIdentifyQueue } from '../queue/in-memory-identify-queue';
+import { requireTransportUrl } from './transport-security';
 
 function requireInteger(option: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
@@ -35,16 +36,10 @@ export function resolveShardOptions(options: ShardOptions): ResolvedShardOptions
   const intents = requireInteger('intents', options.intents, 0);
   const largeThreshold = requireInteger('largeThreshold', options.largeThreshold ?? DefaultShardOptions.largeThreshold, 50, 250);
 
+  const allowInsecureGateway = options.allowInsecureGateway ?? DefaultShardOptions.allowInsecureGateway;
+  if (typeof allowInsecureGateway !== 'boolean') throw new GatewayOptionsError('allowInsecureGateway', 'must be a boolean');
   const gatewayUrl = options.gatewayUrl ?? DefaultShardOptions.gatewayUrl;
-  let protocol: string;
-  try {
-    protocol = new URL(gatewayUrl).protocol;
-  } catch {
-    throw new GatewayOptionsError('gatewayUrl', 'must be an absolute ws:// or wss:// URL');
-  }
-  if (protocol !== 'ws:' && protocol !== 'wss:') {
-    throw new GatewayOptionsError('gatewayUrl', `must use ws:// or wss://, got ${protocol}`);
-  }
+  requireTransportUrl('gatewayUrl', gatewayUrl, ['ws:', 'wss:'], allowInsecureGateway);
 
   const compressionOption = options.compression ?? DefaultShardOptions.compression;
   let compression: ResolvedShardOptions['compression'];
@@ -107,6 +102,8 @@ export function resolveShardOptions(options: ShardOptions): ResolvedShardOptions
     invalidSessionDelay,
     commandRateLimit,
     random: options.random ?? DefaultShardOptions.random,
+    maxMessageBytes: requireInteger('maxMessageBytes', options.maxMessageBytes ?? DefaultShardOptions.maxMessageBytes, 4096),
+    allowInsecureGateway,
     dispatchFilter: options.dispatchFilter,
   };
 }

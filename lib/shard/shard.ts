@@ -29,6 +29,7 @@ import { peekFrame } from './peek-frame';
 import { LatencyTracker, type LatencyStats } from './latency-tracker';
 import { resolveShardOptions } from './resolve-shard-options';
 import { ShardState } from './shard-state';
+import { isTransportAllowed } from './transport-security';
 
 /** Options of {@link Shard.close}. */
 export interface ShardCloseOptions {
@@ -320,6 +321,7 @@ export class Shard {
     this.debug(`connecting to ${url}${viaResumeUrl ? ' to resume' : ''}`);
     const ws = new WebSocket(url, {
       handshakeTimeout: this.options.handshakeTimeout,
+      maxPayload: this.options.maxMessageBytes,
       perMessageDeflate: false,
       headers: { 'User-Agent': USER_AGENT },
     });
@@ -344,6 +346,7 @@ export class Shard {
       (conn as { decompressor: IDecompressor }).decompressor = compression.create(
         (payload) => this.onPayload(conn, payload),
         (error) => this.protocolError(conn, `decompression failed: ${error.message}`),
+        { maxMessageBytes: this.options.maxMessageBytes },
       );
     }
     this.conn = conn;
@@ -368,7 +371,11 @@ export class Shard {
     let url: URL;
     try {
       url = new URL(base);
+      if ((url.protocol !== 'ws:' && url.protocol !== 'wss:') || !isTransportAllowed(url, this.options.allowInsecureGateway)) {
+        throw new Error('refused');
+      }
     } catch {
+      this.debug('the resume URL is not a secure WebSocket URL: using the gateway URL');
       url = new URL(this.options.gatewayUrl);
     }
     url.search = '';

@@ -3,8 +3,8 @@ import { expect } from 'expect';
 import { GatewayOpcodes } from 'discord-api-types/v10';
 import {
   defaultZlibStreamCompression,
+  inflateSyncCompression,
   nodeZlibCompression,
-  zlibSyncCompression,
   type IDecompressorFactory,
   type Shard,
 } from '../../lib';
@@ -12,8 +12,8 @@ import type { LocalGateway } from '../../lib/testing';
 import { collectDispatches, createShard, eventually, startGateway } from '../helpers/gateway-test-kit';
 
 const factories: [string, IDecompressorFactory][] = [
-  ['zlib-sync', zlibSyncCompression],
-  ['node:zlib', nodeZlibCompression],
+  ['synchronous inflate', inflateSyncCompression],
+  ['node:zlib stream', nodeZlibCompression],
 ];
 
 void describe('zlib-stream decompressors', () => {
@@ -26,8 +26,8 @@ void describe('zlib-stream decompressors', () => {
     shard = gateway = undefined;
   });
 
-  void it('uses zlib-sync by default when it is installed', () => {
-    expect(defaultZlibStreamCompression()).toBe(zlibSyncCompression);
+  void it('inflates synchronously by default on this Node', () => {
+    expect(defaultZlibStreamCompression()).toBe(inflateSyncCompression);
   });
 
   for (const [name, compression] of factories) {
@@ -57,5 +57,35 @@ void describe('zlib-stream decompressors', () => {
       const after = gateway.dispatch(0, 'MESSAGE_CREATE', { content: 'after' });
       await eventually(() => seen.events.some((e) => e.s === after), 3_000, 'the event after the resume');
     });
+
+    void it(`${name}: a decompression bomb is capped, the connection closed with a non-1000 code, then resumed`, async () => {
+      gateway = await startGateway();
+      shard = createShard(gateway, { compression, maxMessageBytes: 1024 * 1024 });
+      const errors: Error[] = [];
+      shard.error$.subscribe((e) => errors.push(e));
+      await shard.connect();
+      const connection = gateway.connectionOf(0)!;
+      const resumed = gateway.waitForReady(0, 5_000);
+      // 32 MiB of JSON that compresses to a few KiB.
+      connection.sendText(`{"op":0,"t":"MESSAGE_CREATE","s":2,"d":{"content":"${' '.repeat(32 * 1024 * 1024)}"}}`);
+      await resumed;
+      expect(errors.some((e) => /exceeded 1048576 bytes/.test(e.message))).toBe(true);
+      expect(connection.closeCode).not.toBe(1000);
+      expect(gateway.framesOf(GatewayOpcodes.Resume)).toHaveLength(1);
+      expect(process.memoryUsage().rss).toBeLessThan(1024 * 1024 * 1024);
+    });
   }
+
+  void it('an uncompressed message over maxMessageBytes closes the connection (1009) and the shard resumes', async () => {
+    gateway = await startGateway();
+    shard = createShard(gateway, { compression: false, maxMessageBytes: 64 * 1024 });
+    await shard.connect();
+    const resumed = gateway.waitForReady(0, 5_000);
+    const connection = gateway.connectionOf(0)!;
+    connection.sendText(`{"op":0,"t":"X","s":2,"d":"${'x'.repeat(100 * 1024)}"}`);
+    await resumed;
+    // The client closed with 1009 (message too big), which keeps the session.
+    expect(connection.closeCode).toBe(1009);
+    expect(gateway.framesOf(GatewayOpcodes.Resume)).toHaveLength(1);
+  });
 });

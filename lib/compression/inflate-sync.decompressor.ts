@@ -1,0 +1,109 @@
+import { constants, createInflate, type Inflate } from 'node:zlib';
+import type { IDecompressor } from '../interfaces/decompressor.interface';
+import { endsWithZlibSuffix } from './zlib-suffix';
+
+/** The synchronous part of a `node:zlib` handle: the same calls Node's own `inflateSync` makes. */
+interface ZlibHandle {
+  writeSync(flush: number, input: Buffer, inOff: number, inLen: number, out: Buffer, outOff: number, outLen: number): void;
+  onerror: (message: string, errno: number) => void;
+}
+
+interface InflateInternals {
+  _handle?: ZlibHandle;
+  _writeState?: Uint32Array;
+}
+
+const OUTPUT_CHUNK = 64 * 1024;
+
+/** True when this Node exposes the synchronous zlib handle that {@link InflateSyncDecompressor} needs. */
+export function supportsInflateSync(): boolean {
+  const probe = createInflate() as Inflate & InflateInternals;
+  const ok = typeof probe._handle?.writeSync === 'function' && probe._writeState instanceof Uint32Array;
+  probe.close();
+  return ok;
+}
+
+/**
+ * `zlib-stream` transport compression on the calling thread with `node:zlib`'s own native handle: one inflate
+ * context per connection, messages inflated in order as they arrive, no thread-pool round trip and no
+ * buffering between socket and decoder. The inflated size of one message is capped (decompression bombs).
+ */
+export class InflateSyncDecompressor implements IDecompressor {
+  private readonly engine: Inflate & InflateInternals;
+  private readonly handle: ZlibHandle;
+  private readonly state: Uint32Array;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private failure: string | null = null;
+  private readonly scratch = Buffer.allocUnsafe(OUTPUT_CHUNK);
+  private closed = false;
+
+  constructor(
+    private readonly onPayload: (payload: string) => void,
+    private readonly onError: (error: Error) => void,
+    private readonly maxBytes: number,
+  ) {
+    this.engine = createInflate() as Inflate & InflateInternals;
+    this.handle = this.engine._handle!;
+    this.state = this.engine._writeState!;
+    this.handle.onerror = (message) => {
+      this.failure = message;
+    };
+  }
+
+  push(data: Buffer): void {
+    if (this.closed) return;
+    this.pending.push(data);
+    this.pendingBytes += data.length;
+    if (this.pendingBytes > this.maxBytes) return this.fail(`a compressed message exceeded ${this.maxBytes} bytes`);
+    if (!endsWithZlibSuffix(this.pending)) return;
+    const input = this.pending.length === 1 ? data : Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    const output = this.inflate(input);
+    if (output) this.onPayload(output);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.pending = [];
+    this.engine.close();
+  }
+
+  /** Inflates one message into text; the scratch buffer is reused, so only multi-chunk messages copy. */
+  private inflate(input: Buffer): string | null {
+    const scratch = this.scratch;
+    let chunks: Buffer[] | null = null;
+    let total = 0;
+    let inOff = 0;
+    let inLen = input.length;
+    for (;;) {
+      this.handle.writeSync(constants.Z_SYNC_FLUSH, input, inOff, inLen, scratch, 0, OUTPUT_CHUNK);
+      if (this.failure) {
+        this.fail(`inflate failed: ${this.failure}`);
+        return null;
+      }
+      const availOut = this.state[0];
+      const availIn = this.state[1];
+      const produced = OUTPUT_CHUNK - availOut;
+      total += produced;
+      if (total > this.maxBytes) {
+        this.fail(`an inflated message exceeded ${this.maxBytes} bytes`);
+        return null;
+      }
+      inOff += inLen - availIn;
+      inLen = availIn;
+      if (availOut !== 0 && chunks === null) return scratch.toString('utf8', 0, produced);
+      chunks ??= [];
+      if (produced > 0) chunks.push(Buffer.from(scratch.subarray(0, produced)));
+      if (availOut !== 0) break;
+    }
+    return Buffer.concat(chunks, total).toString('utf8');
+  }
+
+  private fail(message: string): void {
+    this.close();
+    this.onError(new Error(message));
+  }
+}

@@ -1,0 +1,129 @@
+import 'reflect-metadata';
+import type { INestApplication, LoggerService, ModuleMetadata } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { GatewayIntentBits } from 'discord-api-types/v10';
+import type { GatewayModuleOptions } from '../../lib';
+import type { LocalGateway, LocalGatewayOptions } from '../../lib/testing';
+import { startGateway } from '../helpers/gateway-test-kit';
+
+/** Intents the Nest-layer tests identify with. */
+export const MODULE_TEST_INTENTS =
+  GatewayIntentBits.Guilds | GatewayIntentBits.GuildMembers | GatewayIntentBits.GuildVoiceStates | GatewayIntentBits.GuildMessages;
+
+/** Shard timings as short as the protocol tests use, so that no test waits for real-world values. */
+export const SHORT_TIMINGS: Partial<GatewayModuleOptions> = {
+  identifyWindowMs: 100,
+  helloTimeout: 2_000,
+  readyTimeout: 2_000,
+  closeTimeout: 500,
+  backoff: { baseMs: 20, maxMs: 200 },
+  invalidSessionDelay: { minMs: 10, maxMs: 30 },
+  commandRateLimit: { limit: 120, windowMs: 6_000 },
+  random: () => 0.5,
+};
+
+/** GatewayModule options pointed at `gateway` (token, REST API) with short timings. */
+export function moduleOptions(gateway: LocalGateway, extra: Partial<GatewayModuleOptions> = {}): GatewayModuleOptions {
+  return { token: gateway.token, intents: MODULE_TEST_INTENTS, apiUrl: gateway.apiUrl, ...SHORT_TIMINGS, ...extra };
+}
+
+/** One logged line. */
+export interface LogLine {
+  level: 'log' | 'error' | 'warn' | 'debug' | 'verbose' | 'fatal';
+  message: string;
+  context?: string;
+}
+
+/** A LoggerService that keeps every line in memory (and prints nothing). */
+export class CapturingLogger implements LoggerService {
+  readonly lines: LogLine[] = [];
+
+  log(message: unknown, ...rest: unknown[]): void {
+    this.add('log', message, rest);
+  }
+  error(message: unknown, ...rest: unknown[]): void {
+    this.add('error', message, rest);
+  }
+  warn(message: unknown, ...rest: unknown[]): void {
+    this.add('warn', message, rest);
+  }
+  debug(message: unknown, ...rest: unknown[]): void {
+    this.add('debug', message, rest);
+  }
+  verbose(message: unknown, ...rest: unknown[]): void {
+    this.add('verbose', message, rest);
+  }
+  fatal(message: unknown, ...rest: unknown[]): void {
+    this.add('fatal', message, rest);
+  }
+
+  /** Lines of one level. */
+  of(level: LogLine['level']): LogLine[] {
+    return this.lines.filter((line) => line.level === level);
+  }
+
+  private add(level: LogLine['level'], message: unknown, rest: unknown[]): void {
+    const last = rest.length > 0 ? rest[rest.length - 1] : undefined;
+    const text = message instanceof Error ? `${message.name}: ${message.message}` : String(message);
+    this.lines.push({ level, message: text, context: typeof last === 'string' ? last : undefined });
+  }
+}
+
+/**
+ * Gateways and apps a test started, closed in reverse order by `cleanup()` (apps first, then gateways), even
+ * when a test fails half-way.
+ */
+export class NestHarness {
+  private readonly apps: INestApplication[] = [];
+  private readonly gateways: LocalGateway[] = [];
+
+  /** Starts a local gateway with a 300 ms heartbeat and the given options. */
+  async gateway(options: LocalGatewayOptions = {}): Promise<LocalGateway> {
+    const gateway = await startGateway(options);
+    this.gateways.push(gateway);
+    return gateway;
+  }
+
+  /** Compiles a testing module from `metadata`, creates the Nest application and initialises it. */
+  async app(metadata: ModuleMetadata, logger?: LoggerService): Promise<INestApplication> {
+    const app = await this.create(metadata, logger);
+    await app.init();
+    return app;
+  }
+
+  /** Compiles a testing module and creates the application, without initialising it. */
+  async create(metadata: ModuleMetadata, logger?: LoggerService): Promise<INestApplication> {
+    const builder = Test.createTestingModule(metadata);
+    if (logger) builder.setLogger(logger);
+    const moduleRef = await builder.compile();
+    const app = moduleRef.createNestApplication(logger ? { logger } : undefined);
+    if (logger) app.useLogger(logger);
+    this.apps.push(app);
+    return app;
+  }
+
+  /** Closes one app now (and forgets it). */
+  async closeApp(app: INestApplication): Promise<void> {
+    const index = this.apps.indexOf(app);
+    if (index >= 0) this.apps.splice(index, 1);
+    await app.close();
+  }
+
+  /** Closes every app, then every gateway. */
+  async cleanup(): Promise<void> {
+    const errors: unknown[] = [];
+    for (const app of this.apps.splice(0).reverse()) await app.close().catch((error) => errors.push(error));
+    for (const gateway of this.gateways.splice(0).reverse()) await gateway.close().catch((error) => errors.push(error));
+    if (errors.length > 0) throw errors[0];
+  }
+}
+
+/** Resolves with what `promise` rejected with, or rejects if it resolved. */
+export async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error('Expected a rejection, but the promise resolved');
+}

@@ -21,7 +21,23 @@ export interface GatewayHandler {
 export class GatewayEventRouter {
   private readonly logger = new Logger('GatewayEventRouter');
   private readonly handlers = new Map<string, GatewayHandler[]>();
+  private readonly pending = new Map<number, number>();
   private subscription: Subscription | null = null;
+  private cluster: Cluster | null = null;
+  private maxPending = 1000;
+
+  /**
+   * Handler promises allowed to be pending per shard. When a shard reaches it, reading its socket pauses until
+   * half of them have settled. @defaultValue `1000`
+   */
+  setMaxPendingPerShard(limit: number): void {
+    this.maxPending = limit;
+  }
+
+  /** Handler promises still pending, per shard id. */
+  pendingByShard(): Record<number, number> {
+    return Object.fromEntries(this.pending);
+  }
 
   /** Registers a handler for an event name. */
   register(event: string, handler: GatewayHandler): void {
@@ -38,6 +54,7 @@ export class GatewayEventRouter {
   /** Starts routing the cluster's events. */
   attach(cluster: Cluster): void {
     this.detach();
+    this.cluster = cluster;
     this.subscription = cluster.dispatch$.subscribe((event) => this.route(event));
   }
 
@@ -45,6 +62,7 @@ export class GatewayEventRouter {
   detach(): void {
     this.subscription?.unsubscribe();
     this.subscription = null;
+    this.cluster = null;
   }
 
   /** Delivers one event to its handlers. */
@@ -55,13 +73,28 @@ export class GatewayEventRouter {
     for (const handler of list) {
       try {
         const result = handler.invoke(event.d, context);
-        if (result && typeof (result as Promise<unknown>).then === 'function') {
-          (result as Promise<unknown>).then(undefined, (error) => this.report(handler, context, error));
-        }
+        if (result && typeof (result as Promise<unknown>).then === 'function') this.track(result as Promise<unknown>, handler, context);
       } catch (error) {
         this.report(handler, context, error);
       }
     }
+  }
+
+  /** Counts a pending handler promise against its shard, pausing and resuming the shard's socket. */
+  private track(promise: Promise<unknown>, handler: GatewayHandler, context: GatewayEventContext): void {
+    const shardId = context.shardId;
+    const count = (this.pending.get(shardId) ?? 0) + 1;
+    this.pending.set(shardId, count);
+    if (count === this.maxPending) this.cluster?.pause(shardId);
+    const settle = () => {
+      const left = (this.pending.get(shardId) ?? 1) - 1;
+      this.pending.set(shardId, left);
+      if (left === Math.floor(this.maxPending / 2)) this.cluster?.resume(shardId);
+    };
+    promise.then(settle, (error) => {
+      settle();
+      this.report(handler, context, error);
+    });
   }
 
   private report(handler: GatewayHandler, context: GatewayEventContext, error: unknown): void {

@@ -42,6 +42,7 @@ export class GatewayLifecycle implements OnApplicationBootstrap, BeforeApplicati
         if (state === ShardState.Ready) this.loggerFor(shardId).log('ready');
       }),
     );
+    this.router.setMaxPendingPerShard(this.options.maxPendingHandlersPerShard ?? 1000);
     this.cluster.dispatchFilter?.add(...this.router.events());
     this.router.attach(this.cluster);
     if (this.options.autoConnect === false) return;

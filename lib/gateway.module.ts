@@ -88,6 +88,10 @@ function validateModuleOptions(options: GatewayModuleOptions): GatewayModuleOpti
   if (options.shutdown !== undefined && options.shutdown !== 'resumable' && options.shutdown !== 'end-sessions') {
     throw new GatewayOptionsError('shutdown', `must be 'resumable' or 'end-sessions'`);
   }
+  const maxPending = options.maxPendingHandlersPerShard;
+  if (maxPending !== undefined && (!Number.isInteger(maxPending) || maxPending < 2)) {
+    throw new GatewayOptionsError('maxPendingHandlersPerShard', 'must be an integer >= 2');
+  }
   const cooldown = options.memberRequestCooldownMs;
   if (cooldown !== undefined && (!Number.isInteger(cooldown) || cooldown < 0)) {
     throw new GatewayOptionsError('memberRequestCooldownMs', 'must be an integer >= 0');

@@ -183,6 +183,16 @@ export class Cluster {
     }
   }
 
+  /** Stops reading one shard's socket (backpressure); heartbeats go on. */
+  pause(shardId: number): void {
+    this.entries.get(shardId)?.shard.pause();
+  }
+
+  /** Starts reading one shard's socket again. */
+  resume(shardId: number): void {
+    this.entries.get(shardId)?.shard.resume();
+  }
+
   /** Sends a command through one shard. */
   send(shardId: number, command: GatewaySendPayload): Promise<void> {
     try {

@@ -18,6 +18,11 @@ export interface GatewayModuleOptions extends ClusterOptions {
    * @defaultValue `'resumable'`
    */
   shutdown?: 'resumable' | 'end-sessions';
+  /**
+   * Handler promises allowed to be pending per shard; at the limit the shard stops reading its socket (heartbeats
+   * go on) until half have settled, so slow handlers cannot grow memory without bound. @defaultValue `1000`
+   */
+  maxPendingHandlersPerShard?: number;
   /** Minimum time between two full-list member requests for one guild, ms (Discord allows one per 30 s). @defaultValue `30000` */
   memberRequestCooldownMs?: number;
 }

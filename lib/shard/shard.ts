@@ -67,6 +67,12 @@ export interface ShardInfo {
   lastClose: ShardCloseInfo | null;
   lastError: string | null;
   commandBudget: CommandBudget;
+  /** Reading is paused (backpressure). */
+  paused: boolean;
+  /** How long the current pause has lasted, ms (0 when not paused): how far event handling lags the socket. */
+  lagMs: number;
+  /** Time spent paused since the shard was created, ms. */
+  totalPausedMs: number;
 }
 
 interface PendingCommand {
@@ -90,6 +96,8 @@ interface Connection {
   helloReceived: boolean;
   handshakeSent: boolean;
   acked: boolean;
+  /** Reading was paused at some point since the last scheduled heartbeat. */
+  pausedSinceBeat: boolean;
   beatSentAt: number | null;
   helloTimer: NodeJS.Timeout | null;
   readyTimer: NodeJS.Timeout | null;
@@ -134,6 +142,8 @@ export class Shard {
   private lastCloseInfo: ShardCloseInfo | null = null;
   private lastErrorMessage: string | null = null;
   private fatal: GatewayFatalError | null = null;
+  private pausedSince: number | null = null;
+  private totalPausedMs = 0;
 
   /** Every dispatch (op 0) event, in order, READY and RESUMED included. */
   readonly dispatch$: Observable<GatewayDispatch> = this.dispatchSubject.asObservable();
@@ -191,6 +201,9 @@ export class Shard {
       lastClose: this.lastCloseInfo,
       lastError: this.lastErrorMessage,
       commandBudget: this.commandBudget(),
+      paused: this.pausedSince !== null,
+      lagMs: this.pausedSince === null ? 0 : Date.now() - this.pausedSince,
+      totalPausedMs: this.totalPausedMs + (this.pausedSince === null ? 0 : Date.now() - this.pausedSince),
     };
   }
 
@@ -220,6 +233,30 @@ export class Shard {
       this.openConnection();
     }
     return ready;
+  }
+
+  /**
+   * Stops reading from the socket (backpressure) until {@link resume}. Heartbeats keep going out, and a missing
+   * ACK is not taken for a zombie connection while reading is paused. Applies to later connections too.
+   */
+  pause(): void {
+    if (this.pausedSince !== null) return;
+    this.pausedSince = Date.now();
+    if (this.conn) {
+      this.conn.pausedSinceBeat = true;
+      this.conn.ws.pause();
+    }
+    this.debug('reading paused (backpressure)');
+  }
+
+  /** Starts reading from the socket again after {@link pause}. */
+  resume(): void {
+    if (this.pausedSince === null) return;
+    const pausedFor = Date.now() - this.pausedSince;
+    this.totalPausedMs += pausedFor;
+    this.pausedSince = null;
+    this.conn?.ws.resume();
+    this.debug(`reading resumed after ${pausedFor} ms`);
   }
 
   /**
@@ -335,6 +372,7 @@ export class Shard {
       helloReceived: false,
       handshakeSent: false,
       acked: true,
+      pausedSinceBeat: false,
       beatSentAt: null,
       helloTimer: null,
       readyTimer: null,
@@ -352,6 +390,7 @@ export class Shard {
     this.conn = conn;
     ws.on('open', () => {
       conn.opened = true;
+      if (this.pausedSince !== null) ws.pause();
     });
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (conn !== this.conn) return;
@@ -550,12 +589,14 @@ export class Shard {
   /** One scheduled heartbeat; returns false when the connection turned out to be a zombie. */
   private beat(conn: Connection): boolean {
     if (conn !== this.conn) return false;
-    if (!conn.acked) {
+    // While reading is paused, ACKs wait unread in the socket: only a missing ACK while reading counts.
+    if (!conn.acked && this.pausedSince === null && !conn.pausedSinceBeat) {
       this.lastErrorMessage = 'no heartbeat ACK before the next heartbeat (zombie connection)';
       this.reconnect(conn, this.lastErrorMessage, 'resume');
       return false;
     }
     conn.acked = false;
+    conn.pausedSinceBeat = this.pausedSince !== null;
     this.sendHeartbeat(conn, false);
     return true;
   }

@@ -30,5 +30,6 @@ export * from './shard/dispatch-filter';
 export * from './shard/peek-frame';
 export * from './shard/latency-tracker';
 export * from './shard/shard';
+export * from './shard/shard-counters';
 export * from './shard/shard-state';
 export * from './shard/transport-security';

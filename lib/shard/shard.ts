@@ -28,6 +28,7 @@ import { CommandRateLimiter } from './command-rate-limiter';
 import { peekFrame } from './peek-frame';
 import { LatencyTracker, type LatencyStats } from './latency-tracker';
 import { resolveShardOptions } from './resolve-shard-options';
+import { ShardCounters, type ReconnectReason } from './shard-counters';
 import { ShardState } from './shard-state';
 import { isTransportAllowed } from './transport-security';
 
@@ -144,6 +145,9 @@ export class Shard {
   private fatal: GatewayFatalError | null = null;
   private pausedSince: number | null = null;
   private totalPausedMs = 0;
+
+  /** Counters of received events, reconnects, IDENTIFYs, RESUMEs and payload bytes. */
+  readonly counters = new ShardCounters();
 
   /** Every dispatch (op 0) event, in order, READY and RESUMED included. */
   readonly dispatch$: Observable<GatewayDispatch> = this.dispatchSubject.asObservable();
@@ -269,7 +273,7 @@ export class Shard {
     this.attempts = 0;
     const conn = this.conn;
     if (conn) {
-      this.reconnect(conn, 'restart requested', 'resume');
+      this.reconnect(conn, 'restart requested', 'resume', 'restart');
     } else {
       this.clearReconnectTimer();
       this.openConnection();
@@ -402,7 +406,7 @@ export class Shard {
       if (conn === this.conn) this.debug(`socket error: ${error.message}`);
     });
     conn.helloTimer = setTimeout(() => {
-      this.reconnect(conn, `no HELLO within ${this.options.helloTimeout} ms`, 'resume');
+      this.reconnect(conn, `no HELLO within ${this.options.helloTimeout} ms`, 'resume', 'hello-timeout');
     }, this.options.helloTimeout);
   }
 
@@ -435,13 +439,15 @@ export class Shard {
       this.debug('the resume URL could not be reached: identifying on the gateway URL');
       action = 'identify';
     }
+    if (action !== 'fatal' && !this.stopped) this.counters.countReconnect(`close-${code}`);
     this.afterDisconnect(action, code);
   }
 
   /** Drops the connection (without waiting for a close echo) and reconnects as `action` says. */
-  private reconnect(conn: Connection, why: string, action: CloseAction, extraDelayMs = 0): void {
+  private reconnect(conn: Connection, why: string, action: CloseAction, reason: ReconnectReason, extraDelayMs = 0): void {
     if (conn !== this.conn) return;
     this.debug(`reconnecting: ${why}`);
+    this.counters.countReconnect(reason);
     this.conn = null;
     this.teardown(conn);
     dropSocket(conn.ws, ShardCloseCode.Resuming);
@@ -452,7 +458,7 @@ export class Shard {
     if (conn !== this.conn) return;
     this.lastErrorMessage = message;
     this.errorSubject.next(new Error(`Shard ${this.id}: ${message}`));
-    this.reconnect(conn, message, 'resume');
+    this.reconnect(conn, message, 'resume', 'decode-error');
   }
 
   private afterDisconnect(action: CloseAction, code?: number, extraDelayMs = 0): void {
@@ -509,6 +515,7 @@ export class Shard {
   private onPayload(conn: Connection, raw: Buffer | string): void {
     if (conn !== this.conn) return;
     const text = typeof raw === 'string' ? raw : raw.toString();
+    this.counters.payloadBytes += text.length;
     const filter = this.options.dispatchFilter;
     if (filter && !filter.decodesAll) {
       // Events nobody wants: read only the name and sequence number, never the data.
@@ -516,6 +523,7 @@ export class Shard {
       if (envelope && envelope.op === GatewayOpcodes.Dispatch && envelope.t !== null && !filter.wants(envelope.t)) {
         if (Number.isSafeInteger(envelope.s) && (this.sequence === null || envelope.s! > this.sequence)) {
           this.sequence = envelope.s;
+          this.counters.countEvent(envelope.t);
         }
         return;
       }
@@ -539,15 +547,15 @@ export class Shard {
         this.sendHeartbeat(conn, true);
         break;
       case GatewayOpcodes.Reconnect:
-        this.reconnect(conn, 'the gateway asked for a reconnect (op 7)', 'resume');
+        this.reconnect(conn, 'the gateway asked for a reconnect (op 7)', 'resume', 'reconnect-request');
         break;
       case GatewayOpcodes.InvalidSession: {
         if (packet.d === true) {
-          this.reconnect(conn, 'invalid session, resumable (op 9)', 'resume');
+          this.reconnect(conn, 'invalid session, resumable (op 9)', 'resume', 'invalid-session');
         } else {
           const { minMs, maxMs } = this.options.invalidSessionDelay;
           const wait = Math.round(minMs + this.options.random() * (maxMs - minMs));
-          this.reconnect(conn, `invalid session (op 9): identifying again after ${wait} ms`, 'identify', wait);
+          this.reconnect(conn, `invalid session (op 9): identifying again after ${wait} ms`, 'identify', 'invalid-session', wait);
         }
         break;
       }
@@ -592,7 +600,7 @@ export class Shard {
     // While reading is paused, ACKs wait unread in the socket: only a missing ACK while reading counts.
     if (!conn.acked && this.pausedSince === null && !conn.pausedSinceBeat) {
       this.lastErrorMessage = 'no heartbeat ACK before the next heartbeat (zombie connection)';
-      this.reconnect(conn, this.lastErrorMessage, 'resume');
+      this.reconnect(conn, this.lastErrorMessage, 'resume', 'zombie');
       return false;
     }
     conn.acked = false;
@@ -630,6 +638,7 @@ export class Shard {
     }
     if (conn !== this.conn || conn.handshakeSent) return;
     conn.handshakeSent = true;
+    this.counters.identifies++;
     this.sequence = null;
     const payload: GatewayIdentify = {
       op: GatewayOpcodes.Identify,
@@ -650,6 +659,7 @@ export class Shard {
   private sendResume(conn: Connection): void {
     if (conn.handshakeSent || !this.sessionData) return;
     conn.handshakeSent = true;
+    this.counters.resumes++;
     this.setState(ShardState.Resuming);
     const payload: GatewayResume = {
       op: GatewayOpcodes.Resume,
@@ -663,7 +673,7 @@ export class Shard {
   private armReadyTimer(conn: Connection): void {
     conn.readyTimer = setTimeout(() => {
       const action: CloseAction = this.sessionData ? 'resume' : 'identify';
-      this.reconnect(conn, `no READY or RESUMED within ${this.options.readyTimeout} ms`, action);
+      this.reconnect(conn, `no READY or RESUMED within ${this.options.readyTimeout} ms`, action, 'ready-timeout');
     }, this.options.readyTimeout);
   }
 
@@ -684,6 +694,7 @@ export class Shard {
       return;
     }
     this.sequence = s;
+    this.counters.countEvent(t);
     this.dispatchSubject.next({ shardId: this.id, t, s, d });
     if (t === GatewayDispatchEvents.Ready || t === GatewayDispatchEvents.Resumed) this.onSessionReady(conn, t);
   }

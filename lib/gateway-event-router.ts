@@ -12,6 +12,41 @@ export interface GatewayHandler {
   invoke(data: unknown, context: GatewayEventContext): unknown;
 }
 
+/** One handler run, reported to {@link GatewayRouterObserver.handlerSettled} once it has returned or settled. */
+export interface GatewayHandlerOutcome {
+  /** `ClassName.method`. */
+  handler: string;
+  event: string;
+  shardId: number;
+  sequence: number;
+  /** From the call to the return (synchronous handlers) or to the settling of the returned promise, ms. */
+  durationMs: number;
+  /** What the handler threw or rejected with; null when it succeeded. */
+  error: Error | null;
+  /** A guard refused the event (`error` is the `ForbiddenException`): the handler did not run. */
+  skipped: boolean;
+}
+
+/** One routed event, reported to {@link GatewayRouterObserver.eventSettled} once every handler has settled. */
+export interface GatewayEventOutcome {
+  event: string;
+  shardId: number;
+  sequence: number;
+  /** Handlers the event was delivered to (0 when none is registered for it). */
+  handlers: number;
+  /** Errors of the handlers that failed (guard refusals excluded). */
+  errors: Error[];
+}
+
+/**
+ * Listener of {@link GatewayEventRouter.observe}: metrics, tests that wait for handlers, tracing. Both methods are
+ * optional and called synchronously; they must not throw. Without observers the router measures nothing.
+ */
+export interface GatewayRouterObserver {
+  handlerSettled?(outcome: GatewayHandlerOutcome): void;
+  eventSettled?(outcome: GatewayEventOutcome): void;
+}
+
 /**
  * Routes each dispatch of a cluster to the handlers registered for its name. Events nobody handles cost one
  * map lookup. A handler that throws or rejects is logged with the event name and shard id; the other handlers
@@ -25,6 +60,9 @@ export class GatewayEventRouter {
   private subscription: Subscription | null = null;
   private cluster: Cluster | null = null;
   private maxPending = 1000;
+  private observers: GatewayRouterObserver[] = [];
+  private totalPending = 0;
+  private idleWaiters: (() => void)[] = [];
 
   /**
    * Handler promises allowed to be pending per shard. When a shard reaches it, reading its socket pauses until
@@ -37,6 +75,23 @@ export class GatewayEventRouter {
   /** Handler promises still pending, per shard id. */
   pendingByShard(): Record<number, number> {
     return Object.fromEntries(this.pending);
+  }
+
+  /**
+   * Adds an observer of handler runs and routed events; returns the function that removes it. Observers see
+   * every event that reaches the router, with or without handlers (events the dispatch filter skips never do).
+   */
+  observe(observer: GatewayRouterObserver): () => void {
+    this.observers = [...this.observers, observer];
+    return () => {
+      this.observers = this.observers.filter((o) => o !== observer);
+    };
+  }
+
+  /** Resolves once no handler promise is pending on any shard (at once when none is). */
+  idle(): Promise<void> {
+    if (this.totalPending === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
   /** Registers a handler for an event name. */
@@ -68,6 +123,10 @@ export class GatewayEventRouter {
   /** Delivers one event to its handlers. */
   route(event: GatewayDispatch): void {
     const list = this.handlers.get(event.t);
+    if (this.observers.length > 0) {
+      this.routeObserved(event, list ?? []);
+      return;
+    }
     if (!list) return;
     const context: GatewayEventContext = { event: event.t, shardId: event.shardId, sequence: event.s };
     for (const handler of list) {
@@ -80,21 +139,67 @@ export class GatewayEventRouter {
     }
   }
 
+  /** `route` with observers: times each handler and reports each handler run and the event once all settle. */
+  private routeObserved(event: GatewayDispatch, list: GatewayHandler[]): void {
+    const context: GatewayEventContext = { event: event.t, shardId: event.shardId, sequence: event.s };
+    const errors: Error[] = [];
+    let left = list.length + 1;
+    const done = () => {
+      if (--left > 0) return;
+      const outcome: GatewayEventOutcome = { event: event.t, shardId: event.shardId, sequence: event.s, handlers: list.length, errors };
+      for (const observer of this.observers) observer.eventSettled?.(outcome);
+    };
+    for (const handler of list) {
+      const start = performance.now();
+      const finish = (error: unknown) => {
+        const err = error === undefined ? null : error instanceof Error ? error : new Error(String(error));
+        const skipped = err instanceof ForbiddenException;
+        if (err && !skipped) errors.push(err);
+        const outcome: GatewayHandlerOutcome = { handler: handler.name, ...context, durationMs: performance.now() - start, error: err, skipped };
+        for (const observer of this.observers) observer.handlerSettled?.(outcome);
+        done();
+      };
+      try {
+        const result = handler.invoke(event.d, context);
+        if (result && typeof (result as Promise<unknown>).then === 'function') this.track(result as Promise<unknown>, handler, context, finish);
+        else finish(undefined);
+      } catch (error) {
+        this.report(handler, context, error);
+        finish(error ?? new Error('undefined thrown'));
+      }
+    }
+    done();
+  }
+
   /** Counts a pending handler promise against its shard, pausing and resuming the shard's socket. */
-  private track(promise: Promise<unknown>, handler: GatewayHandler, context: GatewayEventContext): void {
+  private track(
+    promise: Promise<unknown>,
+    handler: GatewayHandler,
+    context: GatewayEventContext,
+    onSettled?: (error: unknown) => void,
+  ): void {
     const shardId = context.shardId;
     const count = (this.pending.get(shardId) ?? 0) + 1;
     this.pending.set(shardId, count);
+    this.totalPending++;
     if (count === this.maxPending) this.cluster?.pause(shardId);
     const settle = () => {
       const left = (this.pending.get(shardId) ?? 1) - 1;
       this.pending.set(shardId, left);
       if (left === Math.floor(this.maxPending / 2)) this.cluster?.resume(shardId);
+      if (--this.totalPending === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
     };
-    promise.then(settle, (error) => {
-      settle();
-      this.report(handler, context, error);
-    });
+    promise.then(
+      () => {
+        settle();
+        onSettled?.(undefined);
+      },
+      (error) => {
+        settle();
+        this.report(handler, context, error);
+        onSettled?.(error ?? new Error('undefined rejection'));
+      },
+    );
   }
 
   private report(handler: GatewayHandler, context: GatewayEventContext, error: unknown): void {

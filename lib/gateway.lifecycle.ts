@@ -2,6 +2,7 @@ import {
   Inject,
   Injectable,
   Logger,
+  Optional,
   type BeforeApplicationShutdown,
   type OnApplicationBootstrap,
 } from '@nestjs/common';
@@ -11,6 +12,7 @@ import { GATEWAY_MODULE_OPTIONS } from './constants/gateway-module.constants';
 import { GatewayFatalError } from './errors/gateway-fatal.error';
 import { GatewayEventRouter } from './gateway-event-router';
 import type { GatewayModuleOptions } from './interfaces/gateway-module-options.interface';
+import { GATEWAY_SCALE_OUT, type IGatewayScaleOut } from './interfaces/gateway-scale-out.interface';
 import { ShardState } from './shard/shard-state';
 
 /**
@@ -28,6 +30,7 @@ export class GatewayLifecycle implements OnApplicationBootstrap, BeforeApplicati
     private readonly cluster: Cluster,
     private readonly router: GatewayEventRouter,
     @Inject(GATEWAY_MODULE_OPTIONS) private readonly options: GatewayModuleOptions,
+    @Optional() @Inject(GATEWAY_SCALE_OUT) private readonly scaleOut: IGatewayScaleOut | null = null,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -46,7 +49,8 @@ export class GatewayLifecycle implements OnApplicationBootstrap, BeforeApplicati
     this.cluster.dispatchFilter?.add(...this.router.events());
     this.router.attach(this.cluster);
     if (this.options.autoConnect === false) return;
-    const up = this.cluster.up();
+    // With shard ownership, the cluster starts empty and this process then claims its share of the shards.
+    const up = this.cluster.up().then(() => this.scaleOut?.start());
     if (this.options.awaitReady === false) {
       up.catch((error: Error) => this.logger.error(`The gateway failed to start: ${error.message}`));
       return;
@@ -56,6 +60,8 @@ export class GatewayLifecycle implements OnApplicationBootstrap, BeforeApplicati
 
   async beforeApplicationShutdown(): Promise<void> {
     try {
+      // Hand the shards owned here over first (sessions saved, leases released), then close whatever is left.
+      await this.scaleOut?.stop(this.options.shutdown ?? 'resumable');
       if (this.cluster.total > 0) {
         if (this.options.shutdown === 'end-sessions') await this.cluster.down();
         else await this.cluster.downResumable();
@@ -63,6 +69,7 @@ export class GatewayLifecycle implements OnApplicationBootstrap, BeforeApplicati
     } finally {
       this.router.detach();
       for (const subscription of this.subscriptions.splice(0)) subscription.unsubscribe();
+      await this.scaleOut?.close();
     }
   }
 

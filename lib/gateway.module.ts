@@ -1,4 +1,4 @@
-import { Module, type DynamicModule, type Provider } from '@nestjs/common';
+import { Logger, Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { Cluster } from './cluster/cluster';
 import { GATEWAY_MODULE_OPTIONS } from './constants/gateway-module.constants';
@@ -12,6 +12,7 @@ import type {
   GatewayModuleOptions,
   GatewayOptionsFactory,
 } from './interfaces/gateway-module-options.interface';
+import { GATEWAY_SCALE_OUT, type IGatewayScaleOut } from './interfaces/gateway-scale-out.interface';
 import { ClusterService } from './services/cluster.service';
 import { ShardService } from './services/shard.service';
 
@@ -28,20 +29,25 @@ export class GatewayModule {
   /** Registers the module with options known up front. */
   static forRoot(options: GatewayModuleOptions & { global?: boolean }): DynamicModule {
     const { global, ...rest } = options ?? ({} as GatewayModuleOptions);
-    return GatewayModule.build([{ provide: GATEWAY_MODULE_OPTIONS, useValue: rest }], [], global);
+    return GatewayModule.build([{ provide: GATEWAY_MODULE_OPTIONS, useValue: hideToken(rest) }], [], global);
   }
 
   /** Registers the module with options built by a factory, a class or an existing provider. */
   static forRootAsync(options: GatewayModuleAsyncOptions): DynamicModule {
     const providers: Provider[] = [];
     if (options.useFactory) {
-      providers.push({ provide: GATEWAY_MODULE_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] });
+      const useFactory = options.useFactory;
+      providers.push({
+        provide: GATEWAY_MODULE_OPTIONS,
+        useFactory: async (...args: unknown[]) => hideToken(await useFactory(...args)),
+        inject: options.inject ?? [],
+      });
     } else if (options.useClass || options.useExisting) {
       const factoryClass = (options.useClass ?? options.useExisting)!;
       if (options.useClass) providers.push({ provide: factoryClass, useClass: factoryClass });
       providers.push({
         provide: GATEWAY_MODULE_OPTIONS,
-        useFactory: (factory: GatewayOptionsFactory) => factory.createGatewayOptions(),
+        useFactory: async (factory: GatewayOptionsFactory) => hideToken(await factory.createGatewayOptions()),
         inject: [factoryClass],
       });
     } else {
@@ -58,14 +64,25 @@ export class GatewayModule {
       providers: [
         ...optionProviders,
         {
+          provide: GATEWAY_SCALE_OUT,
+          useFactory: (options: GatewayModuleOptions) => createScaleOut(validateModuleOptions(options)),
+          inject: [GATEWAY_MODULE_OPTIONS],
+        },
+        {
           provide: Cluster,
-          useFactory: (options: GatewayModuleOptions) =>
-            new Cluster({
+          useFactory: (options: GatewayModuleOptions, scaleOut: IGatewayScaleOut | null) => {
+            const cluster = new Cluster({
               ...validateModuleOptions(options),
+              ...scaleOut?.clusterDefaults,
+              // Not enumerable in the options (see hideToken), so the spread above leaves it out.
+              token: options.token,
               // Decode only what handlers and subscribers ask for; they add their event names at bootstrap.
               dispatchFilter: options.dispatchFilter ?? new DispatchFilter([]),
-            }),
-          inject: [GATEWAY_MODULE_OPTIONS],
+            });
+            scaleOut?.attach(cluster);
+            return cluster;
+          },
+          inject: [GATEWAY_MODULE_OPTIONS, GATEWAY_SCALE_OUT],
         },
         GatewayEventRouter,
         GatewayHandlerExplorer,
@@ -76,6 +93,18 @@ export class GatewayModule {
       exports: [ShardService, ClusterService, Cluster],
     };
   }
+}
+
+/**
+ * The options as the module keeps them (the GATEWAY_MODULE_OPTIONS provider): a copy whose `token` is not
+ * enumerable, so that util.inspect, JSON.stringify or a log of the options (or of a provider holding them) does not
+ * show the token. `options.token` still reads it.
+ */
+function hideToken(options: GatewayModuleOptions): GatewayModuleOptions {
+  if (typeof options !== 'object' || options === null) return options;
+  const copy = { ...options };
+  Object.defineProperty(copy, 'token', { value: options.token, enumerable: false, writable: false });
+  return copy;
 }
 
 function validateModuleOptions(options: GatewayModuleOptions): GatewayModuleOptions {
@@ -96,5 +125,65 @@ function validateModuleOptions(options: GatewayModuleOptions): GatewayModuleOpti
   if (cooldown !== undefined && (!Number.isInteger(cooldown) || cooldown < 0)) {
     throw new GatewayOptionsError('memberRequestCooldownMs', 'must be an integer >= 0');
   }
+  validateRedisOptions(options);
   return options;
+}
+
+/** Checks `redis`, `keyPrefix`, `leaseTtlMs`, `commandTimeoutMs` and `memberId`, and what they need. */
+function validateRedisOptions(options: GatewayModuleOptions): void {
+  const redis = options.redis as unknown;
+  if (redis !== undefined) {
+    if (typeof redis !== 'object' || redis === null) throw new GatewayOptionsError('redis', 'must be { url } or { client }');
+    if ('client' in redis) {
+      const client = (redis as { client?: { duplicate?: unknown } }).client;
+      if (typeof client !== 'object' || client === null || typeof client.duplicate !== 'function') {
+        throw new GatewayOptionsError('redis.client', 'must be an ioredis client');
+      }
+    } else {
+      const url = (redis as { url?: unknown }).url;
+      if (typeof url !== 'string' || !/^rediss?:\/\/./.test(url)) {
+        throw new GatewayOptionsError('redis.url', 'must be a redis:// or rediss:// URL (or give redis.client instead)');
+      }
+    }
+  }
+  const shards = options.shards as unknown;
+  const distributed = typeof shards === 'object' && shards !== null && 'ownership' in shards;
+  if (distributed && redis === undefined) {
+    throw new GatewayOptionsError('redis', `is needed by shards: { ownership: 'redis' } (give { url } or { client })`);
+  }
+  if (options.keyPrefix !== undefined) {
+    if (typeof options.keyPrefix !== 'string' || options.keyPrefix === '') throw new GatewayOptionsError('keyPrefix', 'must be a non-empty string');
+    if (redis === undefined) throw new GatewayOptionsError('keyPrefix', 'needs redis');
+  }
+  const needOwnership = (key: string) => {
+    if (!distributed) throw new GatewayOptionsError(key, `only applies with shards: { total, ownership: 'redis' }`);
+  };
+  if (options.leaseTtlMs !== undefined) {
+    if (!Number.isInteger(options.leaseTtlMs) || options.leaseTtlMs < 300) throw new GatewayOptionsError('leaseTtlMs', 'must be an integer >= 300');
+    needOwnership('leaseTtlMs');
+  }
+  if (options.commandTimeoutMs !== undefined) {
+    if (!Number.isInteger(options.commandTimeoutMs) || options.commandTimeoutMs < 1) {
+      throw new GatewayOptionsError('commandTimeoutMs', 'must be an integer >= 1');
+    }
+    needOwnership('commandTimeoutMs');
+  }
+  if (options.memberId !== undefined) {
+    if (typeof options.memberId !== 'string' || options.memberId === '' || options.memberId.includes('|')) {
+      throw new GatewayOptionsError('memberId', 'must be a non-empty string without "|"');
+    }
+    needOwnership('memberId');
+  }
+}
+
+/**
+ * The Redis parts when `redis` is configured, else null. They are required here, on demand, so that the
+ * optional dependency `ioredis` is loaded only by applications that use them.
+ */
+function createScaleOut(options: GatewayModuleOptions): IGatewayScaleOut | null {
+  if (options.redis === undefined) return null;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { RedisGatewayScaleOut } = require('./redis/redis-gateway-scale-out') as typeof import('./redis/redis-gateway-scale-out');
+  const logger = new Logger('GatewayRedis');
+  return new RedisGatewayScaleOut(options, (message) => logger.debug(message));
 }

@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { Logger } from '@nestjs/common';
+import { Logger, type INestApplicationContext, type LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { GatewayIntentBits } from 'discord-api-types/v10';
 import { ClusterService } from '../lib';
@@ -17,6 +17,7 @@ const INTENTS =
 /**
  * Runs the sample bot. With DISCORD_TOKEN set it connects to Discord until stopped (Ctrl+C). Without it, it
  * starts the local gateway in-process with two shards, plays a scripted stream and exits.
+ * With SAMPLE_HTTP_PORT set it also serves GET /health and GET /metrics, until it stops.
  */
 async function bootstrap(): Promise<void> {
   const token = process.env.DISCORD_TOKEN;
@@ -26,16 +27,29 @@ async function bootstrap(): Promise<void> {
     : await LocalGateway.start({ heartbeatInterval: 5_000, shards: 2, guilds: DEMO_GUILDS, membersPerGuild: 1_500 });
   if (gateway) logger.log(`no DISCORD_TOKEN: running against the local gateway at ${gateway.url}`);
 
-  const app = await NestFactory.createApplicationContext(
-    AppModule.register({
+  const httpPort = parseHttpPort(process.env.SAMPLE_HTTP_PORT);
+  const root = AppModule.register(
+    {
       token: token ?? gateway!.token,
       intents: Number(process.env.DISCORD_INTENTS ?? INTENTS),
       apiUrl: gateway?.apiUrl,
       identifyWindowMs: gateway ? 200 : undefined,
       backoff: gateway ? { baseMs: 100, maxMs: 1_000 } : undefined,
-    }),
-    { logger: ['log', 'warn', 'error'] },
+    },
+    { http: httpPort !== null },
   );
+  const loggerLevels: LogLevel[] = ['log', 'warn', 'error'];
+  let app: INestApplicationContext;
+  if (httpPort === null) {
+    app = await NestFactory.createApplicationContext(root, { logger: loggerLevels });
+  } else {
+    // SAMPLE_HTTP_PORT: serve GET /health and GET /metrics (SAMPLE_HTTP_HOST, default 127.0.0.1).
+    const http = await NestFactory.create(root, { logger: loggerLevels });
+    await http.listen(httpPort, process.env.SAMPLE_HTTP_HOST ?? '127.0.0.1');
+    const url = (await http.getUrl()).replace('[::1]', 'localhost');
+    logger.log(`serving ${url}/health and ${url}/metrics`);
+    app = http;
+  }
   app.enableShutdownHooks();
 
   if (!gateway) return;
@@ -45,6 +59,14 @@ async function bootstrap(): Promise<void> {
   await app.close();
   await gateway.close();
   logger.log('done');
+}
+
+/** The port of SAMPLE_HTTP_PORT, or null when it is not set. */
+function parseHttpPort(value: string | undefined): number | null {
+  if (value === undefined || value === '') return null;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new Error(`SAMPLE_HTTP_PORT must be a port number, got "${value}"`);
+  return port;
 }
 
 bootstrap().catch((error: Error) => {

@@ -2,10 +2,11 @@ import type { RESTGetAPIGatewayBotResult, GatewaySendPayload } from 'discord-api
 import { Subject, type Observable, type Subscription } from 'rxjs';
 import { GatewayOptionsError } from '../errors/gateway-options.error';
 import { SessionStartLimitError } from '../errors/session-start-limit.error';
-import type { ClusterOptions } from '../interfaces/cluster-options.interface';
+import type { ClusterOptions, IdentifyQueueFactoryOptions } from '../interfaces/cluster-options.interface';
 import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
 import type { IIdentifyQueue } from '../interfaces/identify-queue.interface';
 import type { ISessionStore } from '../interfaces/session-store.interface';
+import type { HandshakeKind } from '../interfaces/shard-options.interface';
 import type { ShardSession } from '../interfaces/shard-session.interface';
 import { abortError } from '../queue/abort-error';
 import { InMemoryIdentifyQueue } from '../queue/in-memory-identify-queue';
@@ -35,6 +36,29 @@ export interface ClusterDebugEntry {
 export interface ClusterShardInfo extends ShardInfo {
   guilds: { available: number; unavailable: number };
   guildsReady: boolean;
+}
+
+/** Options of {@link Cluster.addShard}. */
+export interface AddShardOptions {
+  /**
+   * The session to resume: a session resumes, `null` identifies. When left out, the session store's session of the
+   * shard is resumed (if it was opened with the same shard count), else the shard identifies.
+   */
+  session?: ShardSession | null;
+  /** Asked right before this shard sends IDENTIFY or RESUME (see `ShardOptions.handshakeGuard`); overrides the cluster's. */
+  handshakeGuard?: (kind: HandshakeKind) => Promise<boolean>;
+}
+
+/** Options of {@link Cluster.removeShard}. */
+export interface RemoveShardOptions {
+  /** Close with 4200 and keep the session (`true`), or close with 1000 and end it (`false`). */
+  resumable: boolean;
+  /**
+   * Write the outcome to the session store: the session after a resumable close, its deletion after a normal one.
+   * Turn off when the shard may now belong to another process, whose session must not be overwritten.
+   * @defaultValue `true`
+   */
+  updateStore?: boolean;
 }
 
 /** A shard's resumable session, as `downResumable()` returns it. */
@@ -68,6 +92,12 @@ export class Cluster {
   private saveTimer: NodeJS.Timeout | null = null;
   private starting: Promise<void> | null = null;
   private shardTotal = 0;
+  /** Settles once `up()` knows the shard count, gateway URL and identify queue (what `addShard` needs). */
+  private prepared: Promise<void> | null = null;
+  private gatewayUrl = '';
+  private startOrder: StartOrderQueue | null = null;
+  /** Shards `addShard` is reading a session for: reserved, not yet in `entries`. */
+  private readonly adding = new Set<number>();
 
   /** Every dispatch of every shard, each carrying its `shardId`. */
   readonly dispatch$: Observable<GatewayDispatch> = this.dispatchSubject.asObservable();
@@ -87,7 +117,8 @@ export class Cluster {
     for (const key of ['identifyWindowMs', 'sessionSaveIntervalMs', 'guildReadyTimeout'] as const) {
       const value = options[key];
       if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
-        throw new GatewayOptionsError(key, `must be an integer >= 1, got ${String(value)}`);
+        // Only numbers are echoed: a string here could be a token given to the wrong option.
+        throw new GatewayOptionsError(key, `must be an integer >= 1, got ${typeof value === 'number' ? value : typeof value}`);
       }
     }
     if (!options.gatewayInfo) {
@@ -119,6 +150,80 @@ export class Cluster {
     return shardIdForGuild(guildId, this.shardTotal);
   }
 
+  /** True when this cluster runs `shardId` (whatever its state). */
+  has(shardId: number): boolean {
+    return this.entries.has(shardId);
+  }
+
+  /**
+   * Starts running one more shard of the bot (`0 <= id < total`), after `up()`: for clusters whose set of shards
+   * changes while they run, e.g. when processes share the shards through leases. It resumes the given session, or
+   * the session store's, and identifies otherwise (through the cluster's identify queue, in shard order).
+   * Resolves when the shard is ready; rejects on a fatal close, or when it is closed or removed first.
+   * @throws {@link GatewayOptionsError} when `id` is out of range or already run here.
+   */
+  async addShard(id: number, options: AddShardOptions = {}): Promise<void> {
+    if (!this.starting || !this.prepared) throw new Error('The cluster has not started: call up() first');
+    await this.prepared;
+    const total = this.shardTotal;
+    if (!Number.isInteger(id) || id < 0 || id >= total) {
+      throw new GatewayOptionsError('shardId', `must be an integer from 0 to ${total - 1}, got ${String(id)}`);
+    }
+    if (this.entries.has(id) || this.adding.has(id)) {
+      throw new GatewayOptionsError('shardId', `shard ${id} is already run by this cluster`);
+    }
+    let session = options.session;
+    if (session === undefined) {
+      this.adding.add(id);
+      try {
+        const saved = await this.storeCall(() => this.sessionStore.get(id));
+        session = saved && (saved.shardCount === undefined || saved.shardCount === total) ? saved : null;
+      } finally {
+        this.adding.delete(id);
+      }
+      if (!this.starting || this.entries.has(id)) throw new Error(`Shard ${id} was not added: the cluster stopped or added it meanwhile`);
+    }
+    const shard = new Shard({
+      ...this.options,
+      ...(options.handshakeGuard ? { handshakeGuard: options.handshakeGuard } : {}),
+      token: this.#token,
+      id,
+      total,
+      gatewayUrl: this.gatewayUrl,
+      identifyQueue: this.startOrder!,
+      session,
+    });
+    if (!session) this.startOrder!.add(id);
+    this.attach(shard, this.startOrder!);
+    this.debug(`adding shard ${id} of ${total}: ${session ? `resuming session ${session.sessionId}` : 'identifying'}`);
+    return shard.connect();
+  }
+
+  /**
+   * Stops running one shard and forgets it. With `resumable: true` it closes with 4200 and returns its session,
+   * which another cluster (another process) can resume; with `false` it closes with 1000, ending the session.
+   * The session store is updated (and flushed) unless `updateStore` is false.
+   * @throws {@link GatewayOptionsError} when this cluster does not run the shard.
+   */
+  async removeShard(id: number, options: RemoveShardOptions): Promise<ShardSession | null> {
+    const entry = this.entry(id);
+    this.entries.delete(id);
+    this.startOrder?.forget(id);
+    let session: ShardSession | null;
+    try {
+      session = await entry.shard.close({ resumable: options.resumable });
+    } finally {
+      this.detach(entry);
+    }
+    if (options.updateStore !== false) {
+      if (session) await this.storeCall(() => this.sessionStore.set(id, session!));
+      else await this.storeCall(() => this.sessionStore.delete(id));
+      await this.flushStore();
+    }
+    this.debug(`removed shard ${id}${session ? ` (resumable at sequence ${session.sequence})` : ''}`);
+    return session;
+  }
+
   /**
    * Creates and connects every shard. Resolves when all are ready; rejects on the first fatal close, naming the
    * shard and the reason, or with a {@link SessionStartLimitError}.
@@ -146,6 +251,7 @@ export class Cluster {
         await this.storeCall(() => this.sessionStore.delete(id));
       }),
     );
+    await this.flushStore();
     this.reset();
   }
 
@@ -161,6 +267,7 @@ export class Cluster {
         result[id] = { sessionId: session.sessionId, sequence: session.sequence, resumeUrl: session.resumeUrl };
       }),
     );
+    await this.flushStore();
     this.reset();
     return result;
   }
@@ -225,6 +332,22 @@ export class Cluster {
   }
 
   private async start(): Promise<void> {
+    let prepared!: () => void;
+    let failed!: (error: unknown) => void;
+    this.prepared = new Promise<void>((resolve, reject) => {
+      prepared = resolve;
+      failed = reject;
+    });
+    this.prepared.catch(() => undefined);
+    try {
+      await this.startShards(prepared);
+    } catch (error) {
+      failed(error);
+      throw error;
+    }
+  }
+
+  private async startShards(prepared: () => void): Promise<void> {
     const options = this.options;
     const scheme = options.shards ?? 'auto';
     const needInfo = scheme === 'auto' || !options.gatewayUrl || !options.identifyQueue;
@@ -249,19 +372,23 @@ export class Cluster {
     if (limit && needIdentify > limit.remaining && !options.waitForSessionStartLimit) {
       throw new SessionStartLimitError(needIdentify, limit.remaining, limit.reset_after);
     }
+    const queueOptions: IdentifyQueueFactoryOptions = {
+      maxConcurrency: limit?.max_concurrency ?? 1,
+      windowMs: options.identifyWindowMs,
+      sessionStartLimit: limit ? { remaining: limit.remaining, total: limit.total, resetAfter: limit.reset_after } : undefined,
+      log: (message) => this.debug(message),
+    };
     const queue: IIdentifyQueue =
       options.identifyQueue ??
-      new InMemoryIdentifyQueue({
-        maxConcurrency: limit?.max_concurrency ?? 1,
-        windowMs: options.identifyWindowMs,
-        sessionStartLimit: limit ? { remaining: limit.remaining, total: limit.total, resetAfter: limit.reset_after } : undefined,
-        log: (message) => this.debug(message),
-      });
+      (options.identifyQueueFactory ? options.identifyQueueFactory(queueOptions) : new InMemoryIdentifyQueue(queueOptions));
 
     this.shardTotal = total;
     const gatewayUrl = options.gatewayUrl ?? info!.url;
+    this.gatewayUrl = gatewayUrl;
     // HELLOs arrive in any order: hand the first IDENTIFY requests to the queue in shard order so buckets start in order.
     const startOrder = new StartOrderQueue(queue, ids.filter((id) => !sessions.has(id)));
+    this.startOrder = startOrder;
+    prepared();
     for (const id of ids) {
       const shard = new Shard({
         ...options,
@@ -312,6 +439,7 @@ export class Cluster {
     const every = this.options.sessionSaveIntervalMs ?? 60_000;
     this.saveTimer = setInterval(() => {
       for (const { shard } of this.entries.values()) if (shard.state === ShardState.Ready) this.saveSession(shard);
+      void this.flushStore();
     }, every);
     this.saveTimer.unref();
   }
@@ -322,12 +450,21 @@ export class Cluster {
   }
 
   private reset(): void {
-    for (const entry of this.entries.values()) {
-      entry.guilds.stop();
-      for (const subscription of entry.subscriptions) subscription.unsubscribe();
-    }
+    for (const entry of this.entries.values()) this.detach(entry);
     this.entries.clear();
     this.starting = null;
+    this.prepared = null;
+  }
+
+  private detach(entry: ShardEntry): void {
+    entry.guilds.stop();
+    for (const subscription of entry.subscriptions) subscription.unsubscribe();
+  }
+
+  /** Sends the store's buffered writes, for stores that batch them. */
+  private async flushStore(): Promise<void> {
+    const store = this.sessionStore;
+    if (store.flush) await this.storeCall(() => store.flush!());
   }
 
   private async storeCall<T>(call: () => Promise<T>): Promise<T | null> {
@@ -378,6 +515,14 @@ class StartOrderQueue implements IIdentifyQueue {
         this.queue.acquire(shardId, signal).then(resolve, reject);
       });
     });
+  }
+
+  /** Puts a shard that starts later (without a session) into the start order. */
+  add(shardId: number): void {
+    if (this.pending.includes(shardId)) return;
+    let at = this.pending.length;
+    while (at > 0 && this.pending[at - 1] > shardId) at--;
+    this.pending.splice(at, 0, shardId);
   }
 
   /** Takes a shard out of the start order (it closed before asking), so the shards behind it are not held. */

@@ -19,17 +19,24 @@ function isCount(value: unknown): value is number {
 export function validateShardScheme(scheme: unknown): void {
   if (scheme === undefined || scheme === 'auto') return;
   if (typeof scheme !== 'object' || scheme === null) {
-    throw new GatewayOptionsError('shards', `must be 'auto', { total, ids } or { total, from, to }`);
+    throw new GatewayOptionsError('shards', `must be 'auto', { total, ids }, { total, from, to } or { total, ownership: 'redis' }`);
   }
-  const s = scheme as { total?: unknown; ids?: unknown; from?: unknown; to?: unknown };
+  const s = scheme as { total?: unknown; ids?: unknown; from?: unknown; to?: unknown; ownership?: unknown };
   if (!isCount(s.total)) throw new GatewayOptionsError('shards.total', 'must be an integer >= 1');
   const total = s.total;
+  if ('ownership' in s) {
+    if (s.ownership !== 'redis') throw new GatewayOptionsError('shards.ownership', `must be 'redis', got ${JSON.stringify(s.ownership)}`);
+    if ('ids' in s || 'from' in s || 'to' in s) {
+      throw new GatewayOptionsError('shards.ownership', 'takes no ids or from/to: the processes divide the shards among themselves');
+    }
+    return;
+  }
   if ('ids' in s) {
     if (!Array.isArray(s.ids) || s.ids.length === 0) throw new GatewayOptionsError('shards.ids', 'must be a non-empty array');
     const seen = new Set<number>();
     for (const id of s.ids) {
       if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= total) {
-        throw new GatewayOptionsError('shards.ids', `every id must be an integer from 0 to ${total - 1}, got ${String(id)}`);
+        throw new GatewayOptionsError('shards.ids', `every id must be an integer from 0 to ${total - 1}, got ${typeof id === 'number' ? id : typeof id}`);
       }
       if (seen.has(id)) throw new GatewayOptionsError('shards.ids', `shard ${id} is listed twice`);
       seen.add(id);
@@ -59,6 +66,7 @@ export function resolveShardScheme(scheme: ShardScheme | undefined, recommended?
     if (!isCount(recommended)) throw new GatewayOptionsError('shards', `'auto' needs the shard count from GET /gateway/bot`);
     return { total: recommended, ids: Array.from({ length: recommended }, (_, i) => i) };
   }
+  if ('ownership' in scheme) return { total: scheme.total, ids: [] };
   if ('ids' in scheme) return { total: scheme.total, ids: [...scheme.ids].sort((a, b) => a - b) };
   return { total: scheme.total, ids: Array.from({ length: scheme.to - scheme.from + 1 }, (_, i) => scheme.from + i) };
 }

@@ -5,7 +5,7 @@ import type { ResolvedShardOptions } from '../interfaces/shard-options.interface
  */
 export const DefaultShardOptions: Omit<
   ResolvedShardOptions,
-  'id' | 'total' | 'intents' | 'presence' | 'session' | 'identifyQueue' | 'compression' | 'dispatchFilter'
+  'id' | 'total' | 'intents' | 'presence' | 'session' | 'identifyQueue' | 'compression' | 'dispatchFilter' | 'handshakeGuard'
 > & { compression: 'zlib-stream' } = {
   gatewayUrl: 'wss://gateway.discord.gg',
   compression: 'zlib-stream',

@@ -2,14 +2,34 @@ import type { IGatewayInfoSource } from './gateway-info.interface';
 import type { IIdentifyQueue } from './identify-queue.interface';
 import type { ISessionStore } from './session-store.interface';
 import type { ShardOptions } from './shard-options.interface';
+import type { SessionStartBudget } from '../queue/in-memory-identify-queue';
 
 /**
  * Which shards this process runs.
  * - `'auto'`: the count `GET /gateway/bot` recommends, all in this process.
  * - `{ total, ids }`: the listed shards of a bot with `total` shards.
  * - `{ total, from, to }`: shards `from` to `to` inclusive of a bot with `total` shards.
+ * - `{ total, ownership: 'redis' }`: processes sharing Redis divide the `total` shards among themselves through
+ *   leases, and move them as processes come and go. A bare `Cluster` then starts with no shard: a `ShardOwnership`
+ *   (`nestjs-discord-gateway/redis`) adds and removes them; `GatewayModule` does that itself when `redis` is set.
  */
-export type ShardScheme = 'auto' | { total: number; ids: number[] } | { total: number; from: number; to: number };
+export type ShardScheme =
+  | 'auto'
+  | { total: number; ids: number[] }
+  | { total: number; from: number; to: number }
+  | { total: number; ownership: 'redis' };
+
+/** What a cluster knows about identify limits when it builds its identify queue. */
+export interface IdentifyQueueFactoryOptions {
+  /** `max_concurrency` from `GET /gateway/bot` (1 when it was not fetched). */
+  maxConcurrency: number;
+  /** The cluster's `identifyWindowMs`. */
+  windowMs?: number;
+  /** `session_start_limit` from `GET /gateway/bot`, when it was fetched. */
+  sessionStartLimit?: SessionStartBudget;
+  /** Where the queue may write lines for the cluster's `debug$`. */
+  log: (message: string) => void;
+}
 
 /** Options shared by every shard of a cluster. */
 export type ClusterShardOptions = Omit<ShardOptions, 'id' | 'total' | 'session' | 'identifyQueue' | 'gatewayUrl'>;
@@ -28,6 +48,11 @@ export interface ClusterOptions extends ClusterShardOptions {
   gatewayInfo?: IGatewayInfoSource;
   /** Identify queue shared by the cluster's shards. @defaultValue an `InMemoryIdentifyQueue` from `max_concurrency` and `session_start_limit` */
   identifyQueue?: IIdentifyQueue;
+  /**
+   * Builds the identify queue from `GET /gateway/bot`'s limits when `identifyQueue` is not given, e.g. a queue
+   * shared by processes through Redis. @defaultValue an `InMemoryIdentifyQueue`
+   */
+  identifyQueueFactory?: (options: IdentifyQueueFactoryOptions) => IIdentifyQueue;
   /** Identify window of the default queue, ms. @defaultValue `5000` */
   identifyWindowMs?: number;
   /** Where sessions are kept between runs. @defaultValue an `InMemorySessionStore` */

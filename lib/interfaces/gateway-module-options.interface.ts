@@ -1,4 +1,6 @@
 import type { InjectionToken, ModuleMetadata, OptionalFactoryDependency, Type } from '@nestjs/common';
+// Types only: nothing of ioredis is loaded unless `redis` is configured.
+import type { Redis, RedisOptions } from 'ioredis';
 import type { ClusterOptions } from './cluster-options.interface';
 
 /**
@@ -25,7 +27,28 @@ export interface GatewayModuleOptions extends ClusterOptions {
   maxPendingHandlersPerShard?: number;
   /** Minimum time between two full-list member requests for one guild, ms (Discord allows one per 30 s). @defaultValue `30000` */
   memberRequestCooldownMs?: number;
+  /**
+   * Redis shared by the bot's processes: `{ url }` (a connection is made and closed with the app) or `{ client }`
+   * (an ioredis client, left open). With it, the identify queue and the session store default to the Redis ones
+   * (`RedisIdentifyQueue`, `RedisSessionStore`), and `shards: { total, ownership: 'redis' }` divides the shards
+   * among the processes. Needs the optional dependency `ioredis`, loaded only when this is set.
+   */
+  redis?: GatewayRedisConnection;
+  /** Prefix of every Redis key and channel; one per bot. Needs `redis`. @defaultValue `'ndg'` */
+  keyPrefix?: string;
+  /**
+   * How long a shard lease (and a process heartbeat) lasts without renewal, ms: a crashed process's shards are
+   * taken over within this time. Needs `shards: { ownership: 'redis' }`. @defaultValue `10000`
+   */
+  leaseTtlMs?: number;
+  /** How long a call for a shard owned by another process waits for its answer, ms. Needs ownership. @defaultValue `5000` */
+  commandTimeoutMs?: number;
+  /** This process's id among the bot's processes; unique per live process. Needs ownership. @defaultValue `<hostname>-<pid>-<random>` */
+  memberId?: string;
 }
+
+/** How `GatewayModule` reaches Redis: a URL, or an ioredis client the application owns. */
+export type GatewayRedisConnection = { url: string; redisOptions?: RedisOptions } | { client: Redis };
 
 /** A class that creates the module options, for `forRootAsync({ useClass })`. */
 export interface GatewayOptionsFactory {

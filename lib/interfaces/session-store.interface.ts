@@ -11,4 +11,6 @@ export interface ISessionStore {
   set(shardId: number, session: ShardSession): Promise<void>;
   /** Forgets the session of a shard. */
   delete(shardId: number): Promise<void>;
+  /** Sends buffered writes to the backing store now, for stores that batch `set()`. Called when the cluster closes and after each periodic save. */
+  flush?(): Promise<void>;
 }

@@ -82,7 +82,17 @@ export interface ShardOptions {
   allowInsecureGateway?: boolean;
   /** Which dispatch events are decoded and emitted; the others only advance the sequence. @defaultValue every event */
   dispatchFilter?: DispatchFilter;
+  /**
+   * Asked right before each IDENTIFY (after the identify queue's grant) and each RESUME. When it resolves to
+   * anything but `true`, or rejects, the handshake is not sent: the shard closes resumably, stops (its session is
+   * kept, `connect()` rejects) and says so on `debug$`. Used to fence a shard whose ownership is held elsewhere,
+   * e.g. by a lease in Redis. It should settle promptly: the connection waits for it.
+   */
+  handshakeGuard?: (kind: HandshakeKind) => Promise<boolean>;
 }
+
+/** The two handshakes that start or continue a session on a new connection. */
+export type HandshakeKind = 'identify' | 'resume';
 
 /** Shard options with every default applied and the token taken out. */
 export interface ResolvedShardOptions {
@@ -107,4 +117,5 @@ export interface ResolvedShardOptions {
   maxMessageBytes: number;
   allowInsecureGateway: boolean;
   dispatchFilter: DispatchFilter | undefined;
+  handshakeGuard: ((kind: HandshakeKind) => Promise<boolean>) | undefined;
 }

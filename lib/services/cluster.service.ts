@@ -1,9 +1,10 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { filter, firstValueFrom, type Observable } from 'rxjs';
 import { Cluster, type ClusterShardInfo, type ResumableSessions } from '../cluster/cluster';
 import type { GuildsReadyEvent } from '../cluster/guild-availability';
 import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
 import type { GatewayEventData } from '../interfaces/gateway-events.interface';
+import { GATEWAY_SCALE_OUT, type IGatewayScaleOut } from '../interfaces/gateway-scale-out.interface';
 import { ShardState } from '../shard/shard-state';
 
 /**
@@ -11,7 +12,10 @@ import { ShardState } from '../shard/shard-state';
  */
 @Injectable()
 export class ClusterService {
-  constructor(private readonly cluster: Cluster) {}
+  constructor(
+    private readonly cluster: Cluster,
+    @Optional() @Inject(GATEWAY_SCALE_OUT) private readonly scaleOut: IGatewayScaleOut | null = null,
+  ) {}
 
   /** Every dispatch of every shard, each with its `shardId`. Using it makes the shards decode every event. */
   get events$(): Observable<GatewayDispatch> {
@@ -50,9 +54,13 @@ export class ClusterService {
     return this.cluster.info();
   }
 
-  /** Starts the shards (done at bootstrap unless `autoConnect` is false); resolves when all are ready. */
-  up(): Promise<void> {
-    return this.cluster.up();
+  /**
+   * Starts the shards (done at bootstrap unless `autoConnect` is false); resolves when all are ready. With shard
+   * ownership, this process then joins the others and claims its share.
+   */
+  async up(): Promise<void> {
+    await this.cluster.up();
+    await this.scaleOut?.start();
   }
 
   /** Resolves when every shard is ready (at once if they are). */
@@ -66,13 +74,18 @@ export class ClusterService {
     return shards.length > 0 && shards.every((s) => s.state === ShardState.Ready);
   }
 
-  /** Closes every shard with 1000, ending their sessions. */
-  down(): Promise<void> {
+  /** Closes every shard with 1000, ending their sessions. With shard ownership, this process also leaves the others. */
+  async down(): Promise<void> {
+    await this.scaleOut?.stop('end-sessions');
     return this.cluster.down();
   }
 
-  /** Closes every shard resumably, saves and returns their sessions. */
-  downResumable(): Promise<ResumableSessions> {
+  /**
+   * Closes every shard resumably, saves and returns their sessions. With shard ownership, this process hands its
+   * shards over (their sessions are in the store, not in the result) and leaves the others.
+   */
+  async downResumable(): Promise<ResumableSessions> {
+    await this.scaleOut?.stop('resumable');
     return this.cluster.downResumable();
   }
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import {
   GatewayOpcodes,
   type APIGuildMember,
@@ -13,7 +13,9 @@ import {
 import { Cluster, type ClusterShardInfo } from '../cluster/cluster';
 import { GATEWAY_MODULE_OPTIONS } from '../constants/gateway-module.constants';
 import { GatewayOptionsError } from '../errors/gateway-options.error';
+import { ShardCommandError } from '../errors/shard-command.error';
 import type { GatewayModuleOptions } from '../interfaces/gateway-module-options.interface';
+import { GATEWAY_SCALE_OUT, type IGatewayScaleOut, type RemoteShardMethod } from '../interfaces/gateway-scale-out.interface';
 
 /** Options of {@link ShardService.requestGuildMembers}. */
 export interface RequestGuildMembersOptions {
@@ -55,8 +57,10 @@ export class ShardService {
   constructor(
     private readonly cluster: Cluster,
     @Inject(GATEWAY_MODULE_OPTIONS) options: GatewayModuleOptions,
+    @Optional() @Inject(GATEWAY_SCALE_OUT) private readonly scaleOut: IGatewayScaleOut | null = null,
   ) {
     this.cooldownMs = options.memberRequestCooldownMs ?? 30_000;
+    this.scaleOut?.setHandler((method, shardId, args) => this.runHere(method, shardId, args));
   }
 
   /** Sets the bot's presence on every shard, or on one. */
@@ -70,15 +74,19 @@ export class ShardService {
       op: GatewayOpcodes.PresenceUpdate,
       d: { since: presence.since ?? null, activities: presence.activities, status: presence.status, afk: presence.afk ?? false },
     };
-    const ids = shardId === undefined ? [...this.cluster.shards.keys()] : [shardId];
-    await Promise.all(ids.map((id) => this.cluster.send(id, payload)));
+    // With shard ownership, "every shard" is every shard of the bot, wherever it runs.
+    const ids =
+      shardId !== undefined ? [shardId]
+      : this.scaleOut?.distributed ? Array.from({ length: this.cluster.total }, (_, id) => id)
+      : [...this.cluster.shards.keys()];
+    await Promise.all(ids.map((id) => this.sendTo(id, payload)));
   }
 
   /** Joins, moves or leaves (channel_id null) a voice channel, through the guild's shard. */
   async updateVoiceState(state: GatewayVoiceStateUpdateData): Promise<void> {
     requireSnowflake('voiceState.guild_id', state?.guild_id);
     if (state.channel_id !== null) requireSnowflake('voiceState.channel_id', state.channel_id);
-    return this.cluster.sendToGuild(state.guild_id, {
+    return this.sendTo(this.cluster.shardIdForGuild(state.guild_id), {
       op: GatewayOpcodes.VoiceStateUpdate,
       d: { guild_id: state.guild_id, channel_id: state.channel_id, self_mute: !!state.self_mute, self_deaf: !!state.self_deaf },
     });
@@ -90,6 +98,17 @@ export class ShardService {
    * (a second one waits its turn).
    */
   async requestGuildMembers(options: RequestGuildMembersOptions): Promise<GuildMembersResult> {
+    requireSnowflake('guildId', options?.guildId);
+    const shardId = this.scaleOut?.distributed ? this.cluster.shardIdForGuild(options.guildId) : -1;
+    if (shardId >= 0 && this.isRemote(shardId)) {
+      // The chunks arrive on the owner's connection: the whole request runs there.
+      const waitMs = (options.timeoutMs ?? 30_000) + this.cooldownMs + 5_000;
+      return this.scaleOut!.request<GuildMembersResult>(shardId, 'requestGuildMembers', options, waitMs);
+    }
+    return this.requestGuildMembersHere(options);
+  }
+
+  private async requestGuildMembersHere(options: RequestGuildMembersOptions): Promise<GuildMembersResult> {
     requireSnowflake('guildId', options?.guildId);
     const userIds = options.userIds;
     if (userIds !== undefined) {
@@ -191,9 +210,33 @@ export class ShardService {
     });
   }
 
-  /** Sends a raw command through one shard. */
+  /** Sends a raw command through one shard (through the process that owns it, with shard ownership). */
   send(shardId: number, command: GatewaySendPayload): Promise<void> {
-    return this.cluster.send(shardId, command);
+    return this.sendTo(shardId, command);
+  }
+
+  /** True when `shardId` runs in another process (shard ownership) and calls for it go through Redis. */
+  private isRemote(shardId: number): boolean {
+    return !!this.scaleOut?.distributed && !this.cluster.has(shardId);
+  }
+
+  private async sendTo(shardId: number, command: GatewaySendPayload): Promise<void> {
+    if (this.isRemote(shardId)) await this.scaleOut!.request(shardId, 'send', command);
+    else await this.cluster.send(shardId, command);
+  }
+
+  /** Runs a call another process forwarded for a shard of this one; never forwards it again. */
+  private async runHere(method: RemoteShardMethod, shardId: number, args: unknown): Promise<unknown> {
+    if (!this.cluster.has(shardId)) {
+      throw new ShardCommandError(shardId, 'this process does not run the shard right now (it is moving or starting)');
+    }
+    if (method === 'send') return this.cluster.send(shardId, args as GatewaySendPayload);
+    if (method === 'requestGuildMembers') {
+      const options = args as RequestGuildMembersOptions;
+      if (this.cluster.shardIdForGuild(options?.guildId) !== shardId) throw new GatewayOptionsError('guildId', `is not on shard ${shardId}`);
+      return this.requestGuildMembersHere(options);
+    }
+    throw new ShardCommandError(shardId, `unknown call ${String(method)}`);
   }
 
   /** Info of every shard, or of one. */

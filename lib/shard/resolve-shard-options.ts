@@ -83,6 +83,10 @@ export function resolveShardOptions(options: ShardOptions): ResolvedShardOptions
     }
   }
 
+  if (options.handshakeGuard !== undefined && typeof options.handshakeGuard !== 'function') {
+    throw new GatewayOptionsError('handshakeGuard', 'must be a function returning a Promise<boolean>');
+  }
+
   return {
     id,
     total,
@@ -105,5 +109,6 @@ export function resolveShardOptions(options: ShardOptions): ResolvedShardOptions
     maxMessageBytes: requireInteger('maxMessageBytes', options.maxMessageBytes ?? DefaultShardOptions.maxMessageBytes, 4096),
     allowInsecureGateway,
     dispatchFilter: options.dispatchFilter,
+    handshakeGuard: options.handshakeGuard,
   };
 }

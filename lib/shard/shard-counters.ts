@@ -21,6 +21,10 @@ export class ShardCounters {
   resumes = 0;
   /** Bytes of payload text received, after decompression. */
   payloadBytes = 0;
+  /** Bytes received on the socket, before decompression. */
+  receivedBytes = 0;
+  /** User commands (presence, voice, member requests...) written to the socket; one retried after a broken write counts again. */
+  commandsSent = 0;
 
   /** Counts one dispatch. */
   countEvent(t: string): void {

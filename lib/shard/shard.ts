@@ -20,7 +20,7 @@ import { GatewayOptionsError } from '../errors/gateway-options.error';
 import { ShardCommandError } from '../errors/shard-command.error';
 import type { IDecompressor } from '../interfaces/decompressor.interface';
 import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
-import type { ResolvedShardOptions, ShardOptions } from '../interfaces/shard-options.interface';
+import type { HandshakeKind, ResolvedShardOptions, ShardOptions } from '../interfaces/shard-options.interface';
 import type { ShardSession } from '../interfaces/shard-session.interface';
 import { backoffDelay } from './backoff';
 import { closeAction, fatalReason, type CloseAction } from './close-code-policy';
@@ -99,6 +99,8 @@ interface Connection {
   acked: boolean;
   /** Reading was paused at some point since the last scheduled heartbeat. */
   pausedSinceBeat: boolean;
+  /** Payloads that arrived while reading was paused (ws still emits what it had read): handled on resume, in order. */
+  held: (Buffer | string)[];
   beatSentAt: number | null;
   helloTimer: NodeJS.Timeout | null;
   readyTimer: NodeJS.Timeout | null;
@@ -187,6 +189,11 @@ export class Shard {
     return this.latency.stats();
   }
 
+  /** Commands waiting to be sent (shard not ready, or the rate limit has no room). */
+  get pendingCommands(): number {
+    return this.commands.length;
+  }
+
   /** The error that closed the shard for good, if any. */
   get fatalError(): GatewayFatalError | null {
     return this.fatal;
@@ -259,8 +266,11 @@ export class Shard {
     const pausedFor = Date.now() - this.pausedSince;
     this.totalPausedMs += pausedFor;
     this.pausedSince = null;
-    this.conn?.ws.resume();
     this.debug(`reading resumed after ${pausedFor} ms`);
+    const conn = this.conn;
+    // Handling a held payload may pause again: the rest then waits for the next resume.
+    while (conn && conn === this.conn && conn.held.length > 0 && this.pausedSince === null) this.onPayload(conn, conn.held.shift()!);
+    if (conn && conn === this.conn && this.pausedSince === null) conn.ws.resume();
   }
 
   /**
@@ -371,12 +381,13 @@ export class Shard {
       ws,
       viaResumeUrl,
       decompressor: null,
-      limiter: new CommandRateLimiter(this.options.commandRateLimit.limit, this.options.commandRateLimit.windowMs),
+      limiter: new CommandRateLimiter(this.options.commandRateLimit.limit, windowWithMargin(this.options.commandRateLimit.windowMs)),
       opened: false,
       helloReceived: false,
       handshakeSent: false,
       acked: true,
       pausedSinceBeat: false,
+      held: [],
       beatSentAt: null,
       helloTimer: null,
       readyTimer: null,
@@ -398,6 +409,7 @@ export class Shard {
     });
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (conn !== this.conn) return;
+      this.counters.receivedBytes += data.length;
       if (isBinary && conn.decompressor) conn.decompressor.push(data);
       else this.onPayload(conn, data);
     });
@@ -514,6 +526,10 @@ export class Shard {
 
   private onPayload(conn: Connection, raw: Buffer | string): void {
     if (conn !== this.conn) return;
+    if (this.pausedSince !== null) {
+      conn.held.push(raw);
+      return;
+    }
     const text = typeof raw === 'string' ? raw : raw.toString();
     this.counters.payloadBytes += text.length;
     const filter = this.options.dispatchFilter;
@@ -590,7 +606,7 @@ export class Shard {
       if (!this.beat(conn)) return;
       conn.heartbeatTimer = setInterval(() => this.beat(conn), interval);
     }, firstBeatIn);
-    if (this.sessionData) this.sendResume(conn);
+    if (this.sessionData) void this.sendResume(conn);
     else void this.identify(conn);
   }
 
@@ -637,6 +653,7 @@ export class Shard {
       conn.identifyAbort = null;
     }
     if (conn !== this.conn || conn.handshakeSent) return;
+    if (this.options.handshakeGuard && !(await this.passesHandshakeGuard(conn, 'identify'))) return;
     conn.handshakeSent = true;
     this.counters.identifies++;
     this.sequence = null;
@@ -656,8 +673,12 @@ export class Shard {
     this.armReadyTimer(conn);
   }
 
-  private sendResume(conn: Connection): void {
+  private async sendResume(conn: Connection): Promise<void> {
     if (conn.handshakeSent || !this.sessionData) return;
+    if (this.options.handshakeGuard) {
+      this.setState(ShardState.Resuming);
+      if (!(await this.passesHandshakeGuard(conn, 'resume')) || conn.handshakeSent || !this.sessionData) return;
+    }
     conn.handshakeSent = true;
     this.counters.resumes++;
     this.setState(ShardState.Resuming);
@@ -668,6 +689,25 @@ export class Shard {
     this.debug(`resuming session at sequence ${this.sequence}`);
     this.sendFrame(conn, payload);
     this.armReadyTimer(conn);
+  }
+
+  /**
+   * Asks `handshakeGuard` whether `conn` may send its IDENTIFY or RESUME. On a refusal or an error the shard closes
+   * resumably and stops, keeping its session. False when the handshake must not be sent.
+   */
+  private async passesHandshakeGuard(conn: Connection, kind: HandshakeKind): Promise<boolean> {
+    let allowed = false;
+    try {
+      allowed = (await this.options.handshakeGuard!(kind)) === true;
+    } catch (error) {
+      this.debug(`the handshake guard failed before ${kind}: ${(error as Error).message}`);
+    }
+    if (conn !== this.conn) return false;
+    if (allowed) return true;
+    this.debug(`the handshake guard refused to ${kind}: closing resumably and stopping`);
+    this.rejectAll(new ShardCommandError(this.id, `the handshake guard refused to ${kind}`));
+    this.close({ resumable: true }).catch(() => undefined);
+    return false;
   }
 
   private armReadyTimer(conn: Connection): void {
@@ -732,6 +772,7 @@ export class Shard {
         return;
       }
       const command = this.commands.shift()!;
+      this.counters.commandsSent++;
       conn.ws.send(command.data, (error) => {
         if (!error) {
           command.resolve();
@@ -757,6 +798,14 @@ export class Shard {
   private debug(message: string): void {
     if (this.debugSubject.observed) this.debugSubject.next(message);
   }
+}
+
+/**
+ * The command window the shard enforces: Discord's plus a margin (2 %, from 50 ms to 1 s), since the server counts
+ * frames by arrival and arrivals can bunch up.
+ */
+function windowWithMargin(windowMs: number): number {
+  return windowMs + Math.min(1_000, Math.max(50, Math.ceil(windowMs * 0.02)));
 }
 
 /** Sends a close frame when possible and destroys the socket at once, without waiting for the echo. */

@@ -3,3 +3,5 @@ export * from './local-gateway-connection';
 export * from './local-gateway-options.interface';
 export * from './payload-factories';
 export * from './recorded-frame.interface';
+export * from './gateway-testing.module';
+export * from './testing-gateway';

@@ -20,6 +20,9 @@ export class LocalGatewayConnection {
   readonly frames: RecordedFrame[] = [];
   /** Close code once closed (1006 when the TCP connection dropped). */
   closeCode: number | null = null;
+  /** When the connection was opened and closed (`Date.now()`), as the server saw it; `closedAt` is null while open. */
+  readonly openedAt = Date.now();
+  closedAt: number | null = null;
   /** True once the server started the close. */
   closedByServer = false;
   /** Timestamps of received frames, for the command rate limit. */
@@ -55,11 +58,14 @@ export class LocalGatewayConnection {
     this.sendText(JSON.stringify(payload));
   }
 
-  /** Sends text as one gateway message (compressed when the client asked for it), even if it is not JSON. */
-  sendText(text: string): void {
+  /**
+   * Sends text as one gateway message (compressed when the client asked for it), even if it is not JSON. A Buffer
+   * goes out as the message's bytes as they are, even if they are not valid UTF-8 (in a text frame when uncompressed).
+   */
+  sendText(text: string | Buffer): void {
     if (!this.open) return;
     if (!this.deflate) {
-      this.ws.send(text);
+      this.ws.send(text, { binary: false });
       return;
     }
     this.deflate.write(text, (compressed) => {
@@ -75,6 +81,13 @@ export class LocalGatewayConnection {
   /** Sends raw bytes as one binary frame, bypassing compression. */
   sendBytes(bytes: Buffer): void {
     if (this.open) this.ws.send(bytes, { binary: true });
+  }
+
+  /** Stops reading this connection's socket for `ms`, then reads on (slow server reads). */
+  pauseReads(ms: number): void {
+    if (!this.open) return;
+    this.ws.pause();
+    setTimeout(() => this.ws.resume(), ms).unref();
   }
 
   /** Closes with a close frame. */

@@ -68,9 +68,10 @@ export class LocalGateway extends EventEmitter {
   readonly connections: LocalGatewayConnection[] = [];
   /**
    * Switches tests may flip at any time: send HELLO on new connections; answer IDENTIFY and RESUME;
-   * acknowledge heartbeats.
+   * acknowledge heartbeats; `refuseResume`: refuse the WebSocket upgrade (HTTP 503) of connections to the
+   * `/resume` path, the default resume URL, as an unreachable resume node would.
    */
-  readonly behaviour = { sendHello: true, answerHandshake: true, acks: true };
+  readonly behaviour = { sendHello: true, answerHandshake: true, acks: true, refuseResume: false };
   /** IDENTIFYs refused for coming too early within their rate-limit key's window. */
   identifyViolations = 0;
 
@@ -112,7 +113,12 @@ export class LocalGateway extends EventEmitter {
       max_concurrency: 1,
       ...options.sessionStartLimit,
     };
-    this.wss = new WebSocketServer({ server, perMessageDeflate: false });
+    this.wss = new WebSocketServer({
+      server,
+      perMessageDeflate: false,
+      verifyClient: (info: { req: IncomingMessage }, done: (ok: boolean, code?: number) => void) =>
+        done(!(this.behaviour.refuseResume && this.isResumePath(info.req)), 503),
+    });
     this.wss.on('connection', (ws, request) => this.onConnection(ws, request));
     server.on('request', (request, response) => this.onHttp(request, response));
   }
@@ -259,6 +265,14 @@ export class LocalGateway extends EventEmitter {
     this.requireConnection(shardId).sendText('{"op":0,"t":"MESSAGE_CREATE",');
   }
 
+  /**
+   * Slow server reads: stops reading a shard's current connection for `ms` (its frames, heartbeats included, wait
+   * unread in the socket; what the server sends still goes out), then reads on.
+   */
+  slowReads(shardId: number, ms: number): void {
+    this.requireConnection(shardId).pauseReads(ms);
+  }
+
   /** Sends any payload to a shard as it is. */
   sendPayload(shardId: number, payload: object): void {
     this.requireConnection(shardId).send(payload);
@@ -289,6 +303,10 @@ export class LocalGateway extends EventEmitter {
       }, timeoutMs);
       this.on(event, listener);
     });
+  }
+
+  private isResumePath(request: IncomingMessage): boolean {
+    return new URL(request.url ?? '/', this.url.replace('ws', 'http')).pathname.replace(/\/+$/, '') === '/resume';
   }
 
   private requireConnection(shardId: number): LocalGatewayConnection {
@@ -340,6 +358,7 @@ export class LocalGateway extends EventEmitter {
 
   private onClientClose(connection: LocalGatewayConnection, code: number): void {
     connection.closeCode = code;
+    connection.closedAt = Date.now();
     const session = connection.sessionId ? this.sessions.get(connection.sessionId) : undefined;
     if (!session || session.connection !== connection) return;
     session.connection = null;

@@ -1,0 +1,66 @@
+import 'reflect-metadata';
+import { Injectable, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { GatewayIntentBits } from 'discord-api-types/v10';
+import { ClusterService, GatewayModule, OnEvent, type GatewayEventContext } from '../../lib';
+import { loadConfig, Meter } from './harness';
+
+/**
+ * `ours`: a Nest application context with `GatewayModule.forRoot` (shards `'auto'`: the load server's
+ * `GET /gateway/bot` gives the count) and one provider whose `@OnEvent` handler touches the payload. Only the
+ * scenario's event (`MESSAGE_CREATE`, or `GUILD_CREATE` for `guilds`) is handled; the corpus ends every shard with
+ * that event, so the handler sees the end of the stream. As a fallback, `ClusterService.info()` sequences are
+ * polled every 100 ms (not in idle mode, where it would be the only work).
+ */
+
+const config = loadConfig();
+const meter = new Meter(config);
+
+@Injectable()
+class BenchHandler {
+  touched = 0;
+
+  @OnEvent('READY')
+  onReady(_data: unknown, context: GatewayEventContext): void {
+    meter.shardReady(context.shardId);
+  }
+
+  @OnEvent(config.handledEvent)
+  onEvent(data: any, context: GatewayEventContext): void {
+    this.touched += config.handledEvent === 'GUILD_CREATE' ? data.members.length + data.id.length : data.content.length + data.author.id.length;
+    if (context.sequence === meter.lastSequence(context.shardId)) meter.shardDone(context.shardId);
+  }
+}
+
+@Module({
+  imports: [
+    GatewayModule.forRoot({
+      token: config.token,
+      intents:
+        GatewayIntentBits.Guilds |
+        GatewayIntentBits.GuildMessages |
+        GatewayIntentBits.GuildMessageReactions |
+        GatewayIntentBits.GuildMessageTyping |
+        GatewayIntentBits.MessageContent,
+      apiUrl: config.apiUrl,
+      shards: 'auto',
+      identifyWindowMs: 100,
+    }),
+  ],
+  providers: [BenchHandler],
+})
+class BenchModule {}
+
+async function main(): Promise<void> {
+  const app = await NestFactory.createApplicationContext(BenchModule, { logger: ['error'] });
+  if (config.mode === 'idle') return;
+  const cluster = app.get(ClusterService);
+  setInterval(() => {
+    for (const shard of cluster.info()) if (shard.sequence === meter.lastSequence(shard.id)) meter.shardDone(shard.id);
+  }, 100).unref();
+}
+
+main().catch((error: Error) => {
+  process.stderr.write(`ours: ${error.stack ?? error.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,439 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, platform, release, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { transpileForBench } from './build';
+import { DEFAULT_EVENTS, type ScenarioName } from './corpus';
+import { RESULT_PREFIX, type ClientConfig, type ClientResult } from './clients/harness';
+import { READY_PREFIX, type LoadServerConfig, type LoadServerReady } from './load-server';
+
+/**
+ * Runs the benchmark: for each scenario, starts a load server in its own process, then runs every client of the
+ * scenario in its own process, BENCH_ROUNDS times, in alternating order, and prints the medians.
+ * See bench/README.md.
+ */
+
+const ROOT = resolve(__dirname, '..');
+const RESULTS_DIR = join(ROOT, '.bench-results');
+/** Where lib/ and bench/ are transpiled to, so that children run as plain `node` (see build.ts). */
+const BUILD_DIR = join(RESULTS_DIR, 'build');
+const TOKEN = 'bench-token';
+
+type ClientName = 'frames-only' | 'raw-zlib-sync' | 'raw-node-zlib' | 'djs-zlib-sync' | 'djs-node-zlib' | 'ours';
+const RAW_FLOORS: ClientName[] = ['raw-zlib-sync', 'raw-node-zlib'];
+const DJS: ClientName[] = ['djs-zlib-sync', 'djs-node-zlib'];
+const CLIENT_FILES: Record<ClientName, string> = {
+  'frames-only': 'bench/clients/raw.js',
+  'raw-zlib-sync': 'bench/clients/raw.js',
+  'raw-node-zlib': 'bench/clients/raw.js',
+  'djs-zlib-sync': 'bench/clients/djs.js',
+  'djs-node-zlib': 'bench/clients/djs.js',
+  ours: 'bench/clients/ours.js',
+};
+
+/** One server configuration of a scenario and the clients run against it. */
+interface Part {
+  label: string;
+  server: LoadServerConfig;
+  clients: ClientName[];
+  mode: 'stream' | 'idle';
+  handledEvent: string;
+}
+
+interface Scenario {
+  id: string;
+  title: string;
+  parts: Part[];
+}
+
+interface Settings {
+  rounds: number;
+  events: number;
+  guilds: number;
+  idleShards: number;
+  idleMs: number;
+  scenarios: string[];
+  clients: string[] | null;
+  cpuProf: string[];
+  clientTimeoutMs: number;
+}
+
+type RunOutcome = ClientResult | { client: string; error: string };
+
+interface Row {
+  client: string;
+  shards: number;
+  runs: number;
+  eventsPerSec: number | null;
+  cpuUsPerEvent: number | null;
+  peakRssMb: number | null;
+  rssMb: number | null;
+  cpuMs: number | null;
+  vsFloor: number | null;
+  vsDjs: number | null;
+  failures: number;
+}
+
+function intEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer, got "${raw}"`);
+  return value;
+}
+
+function listEnv(name: string, fallback: string[]): string[] {
+  const raw = process.env[name];
+  return raw ? raw.split(',').map((s) => s.trim()).filter(Boolean) : fallback;
+}
+
+function readSettings(): Settings {
+  const events = intEnv('BENCH_EVENTS', DEFAULT_EVENTS.messages);
+  const settings: Settings = {
+    rounds: Math.max(1, intEnv('BENCH_ROUNDS', 5)),
+    events,
+    // GUILD_CREATEs are ~600 KB each: scale their count with BENCH_EVENTS (300 at the default 150,000).
+    guilds: intEnv('BENCH_GUILDS', Math.min(DEFAULT_EVENTS.guilds, Math.max(20, Math.round((events * DEFAULT_EVENTS.guilds) / DEFAULT_EVENTS.messages)))),
+    idleShards: intEnv('BENCH_IDLE_SHARDS', 100),
+    idleMs: intEnv('BENCH_IDLE_MS', 3000),
+    scenarios: listEnv('BENCH_SCENARIOS', ['messages', 'mixed', 'guilds', 'shards', 'idle']),
+    clients: process.env.BENCH_CLIENTS ? listEnv('BENCH_CLIENTS', []) : null,
+    cpuProf: listEnv('BENCH_CPU_PROF', []),
+    clientTimeoutMs: intEnv('BENCH_CLIENT_TIMEOUT_MS', 180_000),
+  };
+  const known = ['messages', 'mixed', 'guilds', 'shards', 'idle'];
+  for (const s of settings.scenarios) if (!known.includes(s)) throw new Error(`unknown scenario "${s}" (known: ${known.join(', ')})`);
+  for (const c of [...(settings.clients ?? []), ...settings.cpuProf]) {
+    if (!(c in CLIENT_FILES)) throw new Error(`unknown client "${c}" (known: ${Object.keys(CLIENT_FILES).join(', ')})`);
+  }
+  return settings;
+}
+
+function scenarios(settings: Settings): Scenario[] {
+  const stream = (scenario: ScenarioName, events: number, shards: number, clients: ClientName[], handledEvent = 'MESSAGE_CREATE'): Part => ({
+    label: `${shards} shard${shards === 1 ? '' : 's'}`,
+    server: { scenario, events, shards },
+    clients,
+    mode: 'stream',
+    handledEvent,
+  });
+  const floorsAndOurs: ClientName[] = ['frames-only', ...RAW_FLOORS, 'ours'];
+  const all: Scenario[] = [
+    {
+      id: 'messages',
+      title: `1) messages: ${settings.events} MESSAGE_CREATE, zlib-stream, 1 shard`,
+      parts: [stream('messages', settings.events, 1, ['frames-only', ...RAW_FLOORS, ...DJS, 'ours'])],
+    },
+    {
+      id: 'mixed',
+      title: `2) mixed: ${settings.events} events (40% PRESENCE_UPDATE, 25% TYPING_START, 15% MESSAGE_REACTION_ADD, 20% MESSAGE_CREATE), 1 shard; ours handles only MESSAGE_CREATE`,
+      parts: [stream('mixed', settings.events, 1, floorsAndOurs)],
+    },
+    {
+      id: 'guilds',
+      title: `3) guilds: ${settings.guilds} GUILD_CREATE (1000 members, 50 channels, 100 roles), 1 shard; ours handles GUILD_CREATE`,
+      parts: [stream('guilds', settings.guilds, 1, floorsAndOurs, 'GUILD_CREATE')],
+    },
+    {
+      id: 'shards',
+      title: `4) messages split over 4 and 16 shards (${settings.events} events in all)`,
+      parts: [4, 16].map((n) => stream('messages', settings.events, n, ['frames-only', 'raw-zlib-sync', 'ours'])),
+    },
+    {
+      id: 'idle',
+      title: `5) idle: ${settings.idleShards} shards connected and READY, no traffic for ${settings.idleMs} ms`,
+      parts: [
+        {
+          label: `${settings.idleShards} shards`,
+          server: { scenario: 'idle', events: 0, shards: settings.idleShards },
+          clients: ['raw-zlib-sync', 'djs-zlib-sync', 'ours'],
+          mode: 'idle',
+          handledEvent: 'MESSAGE_CREATE',
+        },
+      ],
+    },
+  ];
+  const only = settings.clients;
+  if (only) for (const s of all) for (const part of s.parts) part.clients = part.clients.filter((c) => only.includes(c));
+  return all.filter((s) => settings.scenarios.includes(s.id) && s.parts.some((part) => part.clients.length > 0));
+}
+
+// ---- processes ----------------------------------------------------------------------------------
+
+const children = new Set<ChildProcess>();
+
+/** Runs a transpiled script of BUILD_DIR in a child `node` process. */
+function nodeScript(file: string, env: Record<string, string>, nodeArgs: string[] = []): ChildProcess {
+  const child = spawn(process.execPath, [...nodeArgs, join(BUILD_DIR, file)], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+function killChild(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+    try {
+      process.kill(child.pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Collects a child's output lines; resolves with the first line starting with `prefix`. */
+function waitForLine(child: ChildProcess, prefix: string, timeoutMs: number, what: string): Promise<{ line: string; stderr: string }> {
+  return new Promise((resolvePromise, reject) => {
+    let stdout = '';
+    let stderr = '';
+    let settled = false;
+    const settle = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      fn();
+    };
+    const timer = setTimeout(() => {
+      settle(() => reject(new Error(`${what}: no result within ${timeoutMs} ms${tail(stderr)}`)));
+      killChild(child, 'SIGKILL');
+    }, timeoutMs);
+    child.stdout!.setEncoding('utf8');
+    child.stderr!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => {
+      stdout += chunk;
+      const start = stdout.indexOf(prefix);
+      const end = start >= 0 ? stdout.indexOf('\n', start) : -1;
+      if (end >= 0) settle(() => resolvePromise({ line: stdout.slice(start + prefix.length, end), stderr }));
+      else if (start < 0) stdout = stdout.slice(-prefix.length);
+    });
+    child.stderr!.on('data', (chunk: string) => {
+      stderr = (stderr + chunk).slice(-4000);
+    });
+    child.once('exit', (code, signal) => settle(() => reject(new Error(`${what} exited (${signal ?? code})${tail(stderr)}`))));
+  });
+}
+
+function tail(stderr: string): string {
+  const text = stderr.trim();
+  return text ? `: ${text.split('\n').slice(-6).join(' | ')}` : '';
+}
+
+function waitForExit(child: ChildProcess, timeoutMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolvePromise) => {
+    const timer = setTimeout(() => {
+      killChild(child, 'SIGKILL');
+      resolvePromise();
+    }, timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolvePromise();
+    });
+  });
+}
+
+async function startServer(config: LoadServerConfig): Promise<{ child: ChildProcess; ready: LoadServerReady }> {
+  const child = nodeScript('bench/load-server.js', { BENCH_SERVER: JSON.stringify(config) });
+  const { line } = await waitForLine(child, READY_PREFIX, 20 * 60_000, `load server (${config.scenario})`);
+  return { child, ready: JSON.parse(line) as LoadServerReady };
+}
+
+async function stopServer(child: ChildProcess): Promise<void> {
+  killChild(child, 'SIGTERM');
+  await waitForExit(child, 5_000);
+}
+
+async function runClient(name: ClientName, part: Part, ready: LoadServerReady, settings: Settings): Promise<RunOutcome> {
+  const config: ClientConfig = {
+    client: name,
+    url: `ws://127.0.0.1:${ready.port}`,
+    apiUrl: `http://127.0.0.1:${ready.port}/api`,
+    token: TOKEN,
+    plan: ready.plan,
+    mode: part.mode,
+    idleMs: settings.idleMs,
+    handledEvent: part.handledEvent,
+    timeoutMs: settings.clientTimeoutMs,
+  };
+  const nodeArgs = settings.cpuProf.includes(name)
+    ? ['--cpu-prof', `--cpu-prof-dir=${join(RESULTS_DIR, 'profiles')}`, `--cpu-prof-name=${part.server.scenario}-${part.server.shards}-${name}-${Date.now()}.cpuprofile`]
+    : [];
+  const child = nodeScript(CLIENT_FILES[name], { BENCH_CLIENT: JSON.stringify(config) }, nodeArgs);
+  try {
+    const { line } = await waitForLine(child, RESULT_PREFIX, settings.clientTimeoutMs + 30_000, name);
+    await waitForExit(child, 10_000);
+    return JSON.parse(line) as ClientResult;
+  } catch (error) {
+    killChild(child, 'SIGKILL');
+    return { client: name, error: (error as Error).message };
+  }
+}
+
+// ---- statistics and output ----------------------------------------------------------------------
+
+function median(values: number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function isResult(outcome: RunOutcome | undefined): outcome is ClientResult {
+  return outcome !== undefined && !('error' in outcome);
+}
+
+/** Medians per client; ratios are computed within each round against that round's fastest reference. */
+function summarise(part: Part, rounds: Map<ClientName, RunOutcome>[]): Row[] {
+  const best = (round: Map<ClientName, RunOutcome>, names: ClientName[]) => {
+    const rates = names.map((n) => round.get(n)).filter(isResult).map((r) => r.eventsPerSec);
+    return rates.length ? Math.max(...rates) : null;
+  };
+  return part.clients.map((client) => {
+    const results = rounds.map((round) => round.get(client)).filter(isResult);
+    const ratio = (refs: ClientName[]) =>
+      median(
+        rounds.flatMap((round) => {
+          const own = round.get(client);
+          const ref = best(round, refs);
+          return isResult(own) && ref ? [own.eventsPerSec / ref] : [];
+        }),
+      );
+    const pick = (key: keyof ClientResult) => median(results.map((r) => r[key] as number));
+    return {
+      client,
+      shards: part.server.shards,
+      runs: results.length,
+      eventsPerSec: part.mode === 'idle' ? null : pick('eventsPerSec'),
+      cpuUsPerEvent: part.mode === 'idle' ? null : pick('cpuUsPerEvent'),
+      peakRssMb: pick('peakRssMb'),
+      rssMb: pick('rssMb'),
+      cpuMs: pick('cpuMs'),
+      vsFloor: part.mode === 'idle' || client === 'frames-only' ? null : ratio(RAW_FLOORS),
+      vsDjs: part.mode === 'idle' || client === 'frames-only' ? null : ratio(DJS),
+      failures: rounds.length - results.length,
+    };
+  });
+}
+
+function fmt(value: number | null, digits = 0): string {
+  if (value === null || !Number.isFinite(value)) return '-';
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ')} |`;
+  return [line(headers), `|${widths.map((w, i) => (i === 0 ? ':' : '-') + '-'.repeat(w) + (i === 0 ? '-' : ':')).join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+function renderScenario(scenario: Scenario, rows: Row[], idle: boolean): string {
+  const multi = scenario.parts.length > 1;
+  const name = (r: Row) => `${r.client}${multi ? ` (${r.shards} shards)` : ''}${r.failures ? ` [${r.failures} failed]` : ''}`;
+  if (idle) {
+    return table(
+      ['client', 'shards', 'peak RSS MB', 'RSS after idle MB', 'CPU ms while idle'],
+      rows.map((r) => [name(r), String(r.shards), fmt(r.peakRssMb, 1), fmt(r.rssMb, 1), fmt(r.cpuMs, 1)]),
+    );
+  }
+  const streaming = rows.filter((r) => r.client !== 'frames-only');
+  const frames = rows.filter((r) => r.client === 'frames-only');
+  const out = table(
+    ['client', 'events/s', 'CPU µs/event', 'peak RSS MB', 'vs fastest raw floor', 'vs fastest @discordjs/ws'],
+    streaming.map((r) => [name(r), fmt(r.eventsPerSec), fmt(r.cpuUsPerEvent, 2), fmt(r.peakRssMb, 1), fmt(r.vsFloor, 2), fmt(r.vsDjs, 2)]),
+  );
+  const ceiling = frames.map((r) => `frames-only${multi ? ` (${r.shards} shards)` : ''}: ${fmt(r.eventsPerSec)} messages/s`).join('; ');
+  return ceiling ? `${out}\nserver ceiling, ${ceiling}` : out;
+}
+
+function write(text = ''): void {
+  process.stdout.write(`${text}\n`);
+}
+
+// ---- main ---------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const settings = readSettings();
+  const date = new Date();
+  const machine = {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    node: process.version,
+    os: `${platform()} ${release()}`,
+    memoryGb: Math.round(totalmem() / 1024 ** 3),
+  };
+  write(`nestjs-discord-gateway benchmark, ${date.toISOString()}`);
+  write(`machine: ${machine.cpu}, ${machine.cores} cores, Node.js ${machine.node}, ${machine.os}, ${machine.memoryGb} GB, load average ${fmt(loadavg()[0], 2)}`);
+  write(
+    `rounds: ${settings.rounds}, events: ${settings.events}, guilds: ${settings.guilds}, idle: ${settings.idleShards} shards for ${settings.idleMs} ms, scenarios: ${settings.scenarios.join(',')}`,
+  );
+  write('medians over rounds; ratios = events/s ÷ the fastest reference of the same round, then the median of those ratios');
+  transpileForBench(ROOT, BUILD_DIR);
+
+  const report: Record<string, unknown>[] = [];
+  for (const scenario of scenarios(settings)) {
+    write();
+    write(`## ${scenario.title}`);
+    const rows: Row[] = [];
+    const parts: Record<string, unknown>[] = [];
+    for (const part of scenario.parts) {
+      const server = await startServer(part.server);
+      write(
+        `   load server (${part.label}): corpus ${fmt(server.ready.textBytes / 1_048_576, 1)} MB JSON, ${fmt(server.ready.zlibBytes / 1_048_576, 1)} MB zlib-stream, built in ${fmt(server.ready.buildMs / 1000, 1)} s; load average ${fmt(loadavg()[0], 2)}`,
+      );
+      const loadBefore = loadavg()[0];
+      const rounds: Map<ClientName, RunOutcome>[] = [];
+      try {
+        for (let round = 0; round < settings.rounds; round++) {
+          const order = round % 2 === 0 ? part.clients : [...part.clients].reverse();
+          const outcomes = new Map<ClientName, RunOutcome>();
+          for (const client of order) {
+            const outcome = await runClient(client, part, server.ready, settings);
+            outcomes.set(client, outcome);
+            const summary = isResult(outcome)
+              ? part.mode === 'idle'
+                ? `peak RSS ${outcome.peakRssMb} MB`
+                : `${fmt(outcome.eventsPerSec)} events/s, ${outcome.cpuUsPerEvent} µs/event, peak RSS ${outcome.peakRssMb} MB`
+              : `FAILED: ${outcome.error}`;
+            process.stderr.write(`   [${scenario.id} ${part.label} round ${round + 1}/${settings.rounds}] ${client}: ${summary}\n`);
+          }
+          rounds.push(outcomes);
+        }
+      } finally {
+        await stopServer(server.child);
+      }
+      const partRows = summarise(part, rounds);
+      rows.push(...partRows);
+      parts.push({
+        label: part.label,
+        server: { ...part.server, textBytes: server.ready.textBytes, zlibBytes: server.ready.zlibBytes, buildMs: server.ready.buildMs },
+        loadAverage: { before: loadBefore, after: loadavg()[0] },
+        rounds: rounds.map((round) => Object.fromEntries(round)),
+        medians: partRows,
+      });
+    }
+    write(renderScenario(scenario, rows, scenario.parts[0].mode === 'idle'));
+    report.push({ id: scenario.id, title: scenario.title, parts });
+  }
+
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = join(RESULTS_DIR, `${date.toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, `${JSON.stringify({ date: date.toISOString(), machine, settings, scenarios: report }, null, 2)}\n`);
+  write();
+  write(`results written to ${file}`);
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    for (const child of children) killChild(child, 'SIGKILL');
+    process.exit(130);
+  });
+}
+
+main().catch((error: Error) => {
+  for (const child of children) killChild(child, 'SIGKILL');
+  process.stderr.write(`bench: ${error.stack ?? error.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,3 @@
+// Health checks for @nestjs/terminus, importable as `nestjs-discord-gateway/health` (needs @nestjs/terminus).
+export * from './gateway-health.indicator';
+export * from './gateway-health.module';

@@ -1,0 +1,155 @@
+import type { Redis } from 'ioredis';
+import type { Cluster } from '../cluster/cluster';
+import type { ClusterOptions, IdentifyQueueFactoryOptions } from '../interfaces/cluster-options.interface';
+import type { GatewayModuleOptions } from '../interfaces/gateway-module-options.interface';
+import type {
+  IGatewayScaleOut,
+  RemoteShardHandler,
+  RemoteShardMethod,
+} from '../interfaces/gateway-scale-out.interface';
+import type { ISessionStore } from '../interfaces/session-store.interface';
+import { closeRedisClient, createRedisClient } from './create-redis-client';
+import { RedisCommandBus } from './redis-command-bus';
+import { RedisIdentifyQueue } from './redis-identify-queue';
+import { redisKeyPrefix, type RedisConnectionOptions } from './redis-options.interface';
+import { RedisSessionStore } from './redis-session-store';
+import { defaultMemberId, LeaseFencedSessionStore, ShardOwnership, shardLeaseOwner } from './shard-ownership';
+
+/** Sessions are saved (and flushed to Redis) this often by default when Redis keeps them, ms. */
+export const REDIS_SESSION_SAVE_INTERVAL_MS = 1_000;
+
+/**
+ * The Redis side of `GatewayModule` when `redis` is configured: one shared connection for the identify queue, the
+ * session store, shard ownership and the command bus. Loaded by the module only then, so that `ioredis` stays
+ * optional.
+ */
+export class RedisGatewayScaleOut implements IGatewayScaleOut {
+  readonly distributed: boolean;
+  readonly clusterDefaults: Partial<ClusterOptions>;
+  /** This process's member id. */
+  readonly memberId: string;
+  private readonly client: Redis;
+  private readonly ownsClient: boolean;
+  private readonly shared: RedisConnectionOptions;
+  private readonly store: RedisSessionStore | null = null;
+  private queue: RedisIdentifyQueue | null = null;
+  private bus: RedisCommandBus | null = null;
+  private current: ShardOwnership | null = null;
+  private cluster: Cluster | null = null;
+  private handler: RemoteShardHandler | null = null;
+  private starting: Promise<void> | null = null;
+
+  constructor(
+    private readonly options: GatewayModuleOptions,
+    private readonly log: (message: string) => void = () => undefined,
+  ) {
+    const shards = options.shards;
+    this.distributed = typeof shards === 'object' && shards !== null && 'ownership' in shards;
+    this.memberId = options.memberId ?? defaultMemberId();
+    const { client, owned } = createRedisClient(options.redis as RedisConnectionOptions);
+    this.client = client;
+    this.ownsClient = owned;
+    if (owned) client.on('error', (error: Error) => log(`Redis: ${error.message}`));
+    this.shared = { client, keyPrefix: options.keyPrefix };
+
+    const defaults: Partial<ClusterOptions> = {};
+    if (!options.identifyQueue && !options.identifyQueueFactory) {
+      defaults.identifyQueueFactory = (limits: IdentifyQueueFactoryOptions) => {
+        this.queue = new RedisIdentifyQueue({
+          ...this.shared,
+          maxConcurrency: limits.maxConcurrency,
+          windowMs: limits.windowMs,
+          sessionStartLimit: limits.sessionStartLimit,
+          log: limits.log,
+        });
+        return this.queue;
+      };
+    }
+    let store: ISessionStore | undefined = options.sessionStore;
+    if (!store) {
+      this.store = new RedisSessionStore({ ...this.shared, log });
+      store = this.store;
+    }
+    defaults.sessionStore = this.distributed
+      ? new LeaseFencedSessionStore(store, (shardId) => this.current?.holds(shardId) ?? false)
+      : store;
+    if (options.sessionSaveIntervalMs === undefined) defaults.sessionSaveIntervalMs = REDIS_SESSION_SAVE_INTERVAL_MS;
+    this.clusterDefaults = defaults;
+  }
+
+  /** The shard ownership while this process is a member (null before `start()` and after `stop()`). */
+  get ownership(): ShardOwnership | null {
+    return this.current;
+  }
+
+  attach(cluster: Cluster): void {
+    this.cluster = cluster;
+  }
+
+  start(): Promise<void> {
+    if (!this.distributed) return Promise.resolve();
+    this.starting ??= this.join().catch((error: unknown) => {
+      this.starting = null;
+      throw error;
+    });
+    return this.starting;
+  }
+
+  async stop(mode: 'resumable' | 'end-sessions'): Promise<void> {
+    await this.starting?.catch(() => undefined);
+    const ownership = this.current;
+    this.starting = null;
+    if (!ownership) return;
+    await ownership.stop({ resumable: mode !== 'end-sessions' });
+    if (this.current === ownership) this.current = null;
+  }
+
+  async close(): Promise<void> {
+    await this.stop('resumable');
+    await this.bus?.close();
+    this.bus = null;
+    await this.queue?.close();
+    await this.store?.close();
+    if (this.ownsClient) await closeRedisClient(this.client);
+  }
+
+  request<T = unknown>(shardId: number, method: RemoteShardMethod, args: unknown, timeoutMs?: number): Promise<T> {
+    if (!this.bus) return Promise.reject(new Error('Commands for other processes need shards: { ownership: "redis" } and a started module'));
+    return this.bus.request<T>(shardId, method, args, timeoutMs);
+  }
+
+  setHandler(handler: RemoteShardHandler): void {
+    this.handler = handler;
+  }
+
+  private async join(): Promise<void> {
+    const cluster = this.cluster;
+    if (!cluster) throw new Error('RedisGatewayScaleOut: no cluster attached');
+    if (!this.bus) {
+      this.bus = new RedisCommandBus({
+        ...this.shared,
+        memberId: this.memberId,
+        ownerOf: (shardId) => shardLeaseOwner(this.client, redisKeyPrefix(this.shared), shardId),
+        timeoutMs: this.options.commandTimeoutMs,
+        log: this.log,
+      });
+      this.bus.setHandler((method, shardId, args) => {
+        if (!this.handler) return Promise.reject(new Error('this process runs no shard commands'));
+        return this.handler(method as RemoteShardMethod, shardId, args);
+      });
+      await this.bus.start();
+    }
+    this.current = this.ownershipFor(cluster);
+    await this.current.start();
+  }
+
+  private ownershipFor(cluster: Cluster): ShardOwnership {
+    return new ShardOwnership({
+      ...this.shared,
+      cluster,
+      memberId: this.memberId,
+      leaseTtlMs: this.options.leaseTtlMs,
+      log: this.log,
+    });
+  }
+}

@@ -1,0 +1,174 @@
+import type { Redis } from 'ioredis';
+import type { ISessionStore } from '../interfaces/session-store.interface';
+import type { ShardSession } from '../interfaces/shard-session.interface';
+import { closeRedisClient, createRedisClient } from './create-redis-client';
+import { redisKey, redisKeyPrefix, type RedisConnectionOptions } from './redis-options.interface';
+
+/** Options of {@link RedisSessionStore}. */
+export type RedisSessionStoreOptions = RedisConnectionOptions & {
+  /**
+   * How long a saved session is kept after its last write, ms; `null` keeps it until deleted. Discord forgets a
+   * session a few minutes after its connection is gone, so keeping it longer only costs a failed RESUME.
+   * @defaultValue `600000` (10 minutes)
+   */
+  ttlMs?: number | null;
+  /** Writes are buffered and sent in one pipeline this often, ms. @defaultValue `1000` */
+  flushIntervalMs?: number;
+  /** Receives a line when a background flush fails (the writes are kept and tried again). */
+  log?: (message: string) => void;
+};
+
+/** What is stored per shard, as JSON. */
+interface StoredSession {
+  sessionId: string;
+  sequence: number | null;
+  resumeUrl: string;
+  shardCount?: number;
+}
+
+/**
+ * An {@link ISessionStore} in Redis, so that a restarted process (or another one taking a shard over) resumes.
+ * Each shard's session is one JSON string under `${keyPrefix}:session:<shard id>`, expiring `ttlMs` after its
+ * last write. `set()` only buffers: the writes of every shard go out together every `flushIntervalMs`, or on
+ * `flush()`, which the cluster calls when it closes. `get()` sees buffered writes.
+ */
+export class RedisSessionStore implements ISessionStore {
+  /** The prefix of every key this store writes. */
+  readonly keyPrefix: string;
+  private readonly client: Redis;
+  private readonly ownsClient: boolean;
+  private readonly ttlMs: number | null;
+  private readonly flushIntervalMs: number;
+  private readonly log: (message: string) => void;
+  private readonly pending = new Map<number, StoredSession>();
+  /** Shards written or deleted since the flush under way took its batch. */
+  private readonly touched = new Set<number>();
+  private timer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> | null = null;
+  private closed = false;
+
+  constructor(options: RedisSessionStoreOptions) {
+    const ttlMs = options.ttlMs === undefined ? 600_000 : options.ttlMs;
+    if (ttlMs !== null && (!Number.isInteger(ttlMs) || ttlMs < 1)) {
+      throw new Error(`RedisSessionStore: ttlMs must be an integer >= 1 or null, got ${String(ttlMs)}`);
+    }
+    const flushIntervalMs = options.flushIntervalMs ?? 1_000;
+    if (!Number.isInteger(flushIntervalMs) || flushIntervalMs < 1) {
+      throw new Error(`RedisSessionStore: flushIntervalMs must be an integer >= 1, got ${String(flushIntervalMs)}`);
+    }
+    this.keyPrefix = redisKeyPrefix(options);
+    this.ttlMs = ttlMs;
+    this.flushIntervalMs = flushIntervalMs;
+    this.log = options.log ?? (() => undefined);
+    const { client, owned } = createRedisClient(options);
+    this.client = client;
+    this.ownsClient = owned;
+  }
+
+  /** The Redis key of a shard's session. */
+  key(shardId: number): string {
+    return redisKey(this.keyPrefix, 'session', shardId);
+  }
+
+  /** Writes not yet sent to Redis. */
+  get pendingWrites(): number {
+    return this.pending.size;
+  }
+
+  async get(shardId: number): Promise<ShardSession | null> {
+    const buffered = this.pending.get(shardId);
+    if (buffered) return { ...buffered };
+    const raw = await this.client.get(this.key(shardId));
+    return raw === null ? null : parseSession(raw);
+  }
+
+  async set(shardId: number, session: ShardSession): Promise<void> {
+    if (this.closed) throw new Error('The session store is closed');
+    const stored: StoredSession = { sessionId: session.sessionId, sequence: session.sequence, resumeUrl: session.resumeUrl };
+    if (session.shardCount !== undefined) stored.shardCount = session.shardCount;
+    this.pending.set(shardId, stored);
+    this.touched.add(shardId);
+    if (!this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.flush().catch((error: Error) => this.log(`Session store: flush failed (${error.message}); will retry`));
+      }, this.flushIntervalMs);
+      this.timer.unref();
+    }
+  }
+
+  async delete(shardId: number): Promise<void> {
+    this.pending.delete(shardId);
+    this.touched.add(shardId);
+    // Sent after any flush already under way on this connection, so a buffered write cannot come back.
+    await this.client.del(this.key(shardId));
+  }
+
+  /** Sends every buffered write now, in one pipeline. Resolves when Redis has them. */
+  async flush(): Promise<void> {
+    while (this.flushing) await this.flushing.catch(() => undefined);
+    if (this.pending.size === 0) return;
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    const batch = new Map(this.pending);
+    this.pending.clear();
+    this.touched.clear();
+    const pipeline = this.client.pipeline();
+    for (const [shardId, session] of batch) {
+      const json = JSON.stringify(session);
+      if (this.ttlMs === null) pipeline.set(this.key(shardId), json);
+      else pipeline.set(this.key(shardId), json, 'PX', this.ttlMs);
+    }
+    this.flushing = pipeline.exec().then((results) => {
+      const failed = results?.find(([error]) => error)?.[0];
+      if (failed) throw failed;
+    });
+    try {
+      await this.flushing;
+    } catch (error) {
+      // Keep what failed unless a newer write (or a delete) replaced it meanwhile, and try again later.
+      for (const [shardId, session] of batch) if (!this.touched.has(shardId)) this.pending.set(shardId, session);
+      if (!this.closed && !this.timer) {
+        this.timer = setTimeout(() => {
+          this.timer = null;
+          this.flush().catch((e: Error) => this.log(`Session store: flush failed (${e.message}); will retry`));
+        }, this.flushIntervalMs);
+        this.timer.unref();
+      }
+      throw error;
+    } finally {
+      this.flushing = null;
+    }
+  }
+
+  /** Flushes, then quits the client when it was created from a `url`. Later `set()` calls reject. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await this.flush();
+    } finally {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      if (this.ownsClient) await closeRedisClient(this.client);
+    }
+  }
+}
+
+function parseSession(raw: string): ShardSession | null {
+  try {
+    const value = JSON.parse(raw) as Partial<StoredSession>;
+    if (typeof value.sessionId !== 'string' || typeof value.resumeUrl !== 'string') return null;
+    const session: ShardSession = {
+      sessionId: value.sessionId,
+      sequence: typeof value.sequence === 'number' ? value.sequence : null,
+      resumeUrl: value.resumeUrl,
+    };
+    if (typeof value.shardCount === 'number') session.shardCount = value.shardCount;
+    return session;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,78 @@
+import { after, describe, it } from 'node:test';
+import { expect } from 'expect';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { get } from 'node:http';
+import { join } from 'node:path';
+
+const ROOT = join(__dirname, '..', '..');
+const LIMIT_MS = 60_000;
+
+let child: ChildProcess | null = null;
+
+void after(() => {
+  // Never leave the bot running, whatever happened.
+  if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
+});
+
+/** One GET on a fresh connection. */
+function httpGet(url: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const request = get(url, { agent: false }, (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (text += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, text }));
+    });
+    request.on('error', reject);
+    request.setTimeout(5_000, () => request.destroy(new Error(`GET ${url} timed out`)));
+  });
+}
+
+void describe('sample bot with SAMPLE_HTTP_PORT', () => {
+  void it('serves GET /health and GET /metrics during its demo, then exits 0 by itself', async () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', SAMPLE_HTTP_PORT: '0' };
+    for (const key of ['DISCORD_TOKEN', 'DISCORD_INTENTS', 'FORCE_COLOR', 'NODE_TEST_CONTEXT', 'SAMPLE_HTTP_HOST']) delete env[key];
+    const proc = spawn(process.execPath, ['--require', 'ts-node/register/transpile-only', 'sample/main.ts'], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child = proc;
+    let output = '';
+    const exited = new Promise<number | null>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (proc.pid !== undefined) process.kill(proc.pid, 'SIGKILL');
+        reject(new Error(`the sample did not exit within ${LIMIT_MS} ms:\n${output}`));
+      }, LIMIT_MS);
+      proc.once('error', reject);
+      proc.once('close', (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
+    });
+    const url = await new Promise<string>((resolve, reject) => {
+      const onData = (chunk: Buffer) => {
+        output += chunk.toString();
+        const match = /serving (http:\/\/127\.0\.0\.1:\d+)\/health/.exec(output);
+        if (match) resolve(match[1]);
+      };
+      proc.stdout!.on('data', onData);
+      proc.stderr!.on('data', onData);
+      exited.then(() => reject(new Error(`the sample exited before serving:\n${output}`)), reject);
+    });
+
+    const health = await httpGet(`${url}/health`);
+    expect(health.status).toBe(200);
+    const body = JSON.parse(health.text);
+    expect(body.status).toBe('ok');
+    expect(Object.keys(body.details['discord-gateway'].shards)).toEqual(['0', '1']);
+
+    const metrics = await httpGet(`${url}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(metrics.text).toMatch(/^discord_gateway_events_received_total\{shard="0",event="READY"\} 1$/m);
+    expect(metrics.text).toMatch(/^discord_gateway_handshakes_total\{shard="1",type="identify"\} 1$/m);
+
+    expect(await exited).toBe(0);
+    expect(output).toMatch(/\[Sample\] done/);
+  });
+});

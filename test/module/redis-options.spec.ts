@@ -1,0 +1,54 @@
+import { describe, it, afterEach } from 'node:test';
+import { expect } from 'expect';
+import { GatewayModule, type GatewayModuleOptions } from '../../lib';
+import { GatewayOptionsError } from '../../lib/core';
+import type { LocalGateway } from '../../lib/testing';
+import { CapturingLogger, moduleOptions, NestHarness, rejectionOf } from './nest-test-kit';
+
+const harness = new NestHarness();
+
+/** True once any file of the ioredis package has been loaded into this process. */
+function ioredisLoaded(): boolean {
+  return Object.keys(require.cache).some((path) => /[\\/]node_modules[\\/]ioredis[\\/]/.test(path));
+}
+
+void describe('GatewayModule: Redis options', () => {
+  afterEach(() => harness.cleanup());
+
+  // Runs first: nothing before it in this process has asked for Redis.
+  void it('without redis, an app starts and stops without loading ioredis', async () => {
+    const gateway = await harness.gateway();
+    const app = await harness.app({ imports: [GatewayModule.forRoot(moduleOptions(gateway))] });
+    await harness.closeApp(app);
+    expect(ioredisLoaded()).toBe(false);
+  });
+
+  const ownership = { shards: { total: 2, ownership: 'redis' as const } };
+  const url = { url: 'redis://127.0.0.1:1' };
+  const cases: { name: string; extra: Partial<GatewayModuleOptions>; option: string }[] = [
+    { name: 'ownership without redis', extra: ownership, option: 'redis' },
+    { name: "redis: 'localhost'", extra: { redis: 'localhost' as never }, option: 'redis' },
+    { name: 'redis.url that is not redis://', extra: { redis: { url: 'http://127.0.0.1:6379' } }, option: 'redis.url' },
+    { name: 'redis.client that is not a client', extra: { redis: { client: {} as never } }, option: 'redis.client' },
+    { name: 'keyPrefix without redis', extra: { keyPrefix: 'bot' }, option: 'keyPrefix' },
+    { name: "keyPrefix: ''", extra: { redis: url, keyPrefix: '' }, option: 'keyPrefix' },
+    { name: 'leaseTtlMs: 100', extra: { ...ownership, redis: url, leaseTtlMs: 100 }, option: 'leaseTtlMs' },
+    { name: 'leaseTtlMs without ownership', extra: { redis: url, leaseTtlMs: 5_000 }, option: 'leaseTtlMs' },
+    { name: 'commandTimeoutMs: 0', extra: { ...ownership, redis: url, commandTimeoutMs: 0 }, option: 'commandTimeoutMs' },
+    { name: "memberId: 'a|b'", extra: { ...ownership, redis: url, memberId: 'a|b' }, option: 'memberId' },
+    { name: "shards.ownership: 'etcd'", extra: { shards: { total: 2, ownership: 'etcd' as never }, redis: url }, option: 'shards.ownership' },
+  ];
+
+  for (const { name, extra, option } of cases) {
+    void it(`fails startup on ${name} with a GatewayOptionsError naming ${option}, opening no connection`, async () => {
+      const gateway: LocalGateway = await harness.gateway();
+      const error = await rejectionOf(
+        harness.app({ imports: [GatewayModule.forRoot(moduleOptions(gateway, extra))] }, new CapturingLogger()),
+      );
+      expect(error).toBeInstanceOf(GatewayOptionsError);
+      expect((error as GatewayOptionsError).option).toBe(option);
+      expect((error as Error).message).toContain(`"${option}"`);
+      expect(gateway.connections).toHaveLength(0);
+    });
+  }
+});

@@ -1,0 +1,170 @@
+import { describe, it, beforeEach, afterEach } from 'node:test';
+import { expect } from 'expect';
+import { GatewayIntentBits, GatewayOpcodes } from 'discord-api-types/v10';
+import Redis from 'ioredis';
+import { Cluster, ShardState } from '../../lib/core';
+import { LeaseFencedSessionStore, RedisSessionStore, ShardOwnership, type OwnershipEvent } from '../../lib/redis';
+import type { LocalGateway } from '../../lib/testing';
+import { eventually, sleep, startGateway } from '../helpers/gateway-test-kit';
+import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
+
+const LEASE_TTL_MS = 900;
+const TOTAL = 2;
+
+let server: RunningRedisServer;
+let redis: Redis;
+let gateway: LocalGateway;
+let cleanups: (() => Promise<unknown>)[] = [];
+let prefixCount = 0;
+
+interface Member {
+  cluster: Cluster;
+  store: RedisSessionStore;
+  ownership: ShardOwnership;
+  events: OwnershipEvent[];
+}
+
+/**
+ * A process's worth of parts: a cluster of the ownership scheme, a Redis session store fenced by the leases, and the
+ * ownership, on one client that fails commands at once while Redis is unreachable (instead of queueing them).
+ */
+async function member(memberId: string, keyPrefix: string): Promise<Member> {
+  const client = new Redis(server.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, lazyConnect: true });
+  client.on('error', () => undefined);
+  await client.connect();
+  const store = new RedisSessionStore({ client, keyPrefix, flushIntervalMs: 100 });
+  // The cluster is built before the ownership that fences its store.
+  const fence: { ownership?: ShardOwnership } = {};
+  const cluster = new Cluster({
+    token: gateway.token,
+    intents: GatewayIntentBits.Guilds,
+    apiUrl: gateway.apiUrl,
+    shards: { total: TOTAL, ownership: 'redis' },
+    sessionStore: new LeaseFencedSessionStore(store, (shardId) => fence.ownership?.holds(shardId) ?? false),
+    sessionSaveIntervalMs: 100,
+    identifyWindowMs: 100,
+    helloTimeout: 2_000,
+    readyTimeout: 2_000,
+    closeTimeout: 300,
+    backoff: { baseMs: 20, maxMs: 200 },
+    random: () => 0.5,
+  });
+  const ownership = new ShardOwnership({ client, keyPrefix, cluster, memberId, leaseTtlMs: LEASE_TTL_MS, joinDelayMs: 0 });
+  fence.ownership = ownership;
+  const events: OwnershipEvent[] = [];
+  ownership.events$.subscribe((event) => events.push(event));
+  cleanups.push(async () => {
+    await ownership.stop().catch(() => undefined);
+    await cluster.down().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    client.disconnect();
+  });
+  await cluster.up();
+  await ownership.start();
+  return { cluster, store, ownership, events };
+}
+
+function leaseKey(prefix: string, shardId: number): string {
+  return `${prefix}:shard:${shardId}:lease`;
+}
+
+void describe('ShardOwnership', () => {
+  let prefix: string;
+
+  beforeEach(async () => {
+    server = await startRedisServer();
+    redis = new Redis(server.url);
+    redis.on('error', () => undefined);
+    gateway = await startGateway({ shards: TOTAL });
+    prefix = `ndg-test:owner:${process.pid}:${++prefixCount}`;
+  });
+
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+    cleanups = [];
+    redis.disconnect();
+    await gateway.close();
+    await server.stop();
+  });
+
+  void it('a process paused past its lease closes the shard resumably and never writes its session again', async () => {
+    const a = await member('a', prefix);
+    await eventually(() => a.cluster.info().filter((s) => s.state === ShardState.Ready).length === TOTAL, 5_000, 'both shards ready');
+    gateway.dispatch(0, 'MESSAGE_CREATE', { content: 'x' });
+    await eventually(() => a.cluster.shards.get(0)?.session?.sequence === 2, 2_000, 'the event');
+    await sleep(300);
+    const stored = await redis.get(`${prefix}:session:0`);
+    expect(JSON.parse(stored!).sequence).toBe(2);
+    const connection = gateway.connectionOf(0)!;
+
+    // The process stalls (a long GC pause, say) for longer than the TTL: its leases expire in Redis, and another
+    // process claims shard 0 before this one runs again.
+    const resumeAt = Date.now() + LEASE_TTL_MS + 100;
+    while (Date.now() < resumeAt) {
+      // blocked
+    }
+    const claimed = redis.set(leaseKey(prefix, 0), 'intruder|1', 'PX', 60_000, 'NX');
+    expect(await claimed).toBe('OK');
+    gateway.dispatch(0, 'MESSAGE_CREATE', { content: 'y' });
+    await eventually(() => a.events.some((e) => e.type === 'lost' && e.shardId === 0), 2 * LEASE_TTL_MS, 'the loss');
+    await eventually(() => connection.closeCode !== null, 2_000, 'the close');
+    expect(connection.closeCode).toBe(4200);
+    expect(a.cluster.has(0)).toBe(false);
+    expect(a.ownership.owned).not.toContain(0);
+    await sleep(300);
+    // The session in Redis is still the one written while the lease was held.
+    expect(JSON.parse((await redis.get(`${prefix}:session:0`))!).sequence).toBe(2);
+    expect(a.cluster.has(0)).toBe(false);
+
+    // Once the lease is free again, the process claims the shard and resumes from the stored session.
+    const resumes = gateway.framesOf(GatewayOpcodes.Resume).length;
+    await redis.del(leaseKey(prefix, 0));
+    await eventually(() => a.cluster.shards.get(0)?.state === ShardState.Ready, 3_000, 'the shard back');
+    const resume = gateway.framesOf(GatewayOpcodes.Resume).slice(resumes);
+    expect(resume.map((f) => f.d.seq)).toEqual([2]);
+    expect(gateway.framesOf(GatewayOpcodes.Identify)).toHaveLength(TOTAL);
+  });
+
+  void it('two processes split the shards; a graceful stop hands them over through the store, with RESUME', async () => {
+    const a = await member('a', prefix);
+    await eventually(() => a.ownership.owned.length === TOTAL, 3_000, 'a owns everything');
+    await eventually(() => a.cluster.info().every((s) => s.state === ShardState.Ready), 5_000, 'ready');
+    const b = await member('b', prefix);
+    await eventually(() => a.ownership.owned.length === 1 && b.ownership.owned.length === 1, 5_000, 'one each');
+    await eventually(() => b.cluster.info().some((s) => s.state === ShardState.Ready), 3_000, 'b ready');
+    const moved = b.ownership.owned[0];
+    expect(a.events).toContainEqual({ type: 'released', shardId: moved });
+    expect(gateway.framesOf(GatewayOpcodes.Identify)).toHaveLength(TOTAL);
+
+    await a.ownership.stop();
+    expect(await redis.zrange(`${prefix}:members`, 0, -1)).toEqual(['b']);
+    await eventually(() => b.ownership.owned.length === TOTAL, 3 * LEASE_TTL_MS, 'b owns everything');
+    await eventually(() => b.cluster.info().every((s) => s.state === ShardState.Ready), 3_000, 'b ready');
+    expect(gateway.framesOf(GatewayOpcodes.Identify)).toHaveLength(TOTAL);
+    expect(gateway.identifyViolations).toBe(0);
+  });
+
+  void it('when Redis is unreachable, the shards are closed before their leases could expire', async () => {
+    const a = await member('a', prefix);
+    await eventually(() => a.cluster.info().filter((s) => s.state === ShardState.Ready).length === TOTAL, 5_000, 'ready');
+    const connections = [0, 1].map((id) => gateway.connectionOf(id)!);
+    const stoppedAt = Date.now();
+    await server.stop();
+    await eventually(() => connections.every((c) => c.closeCode !== null), 2 * LEASE_TTL_MS, 'the shards closed');
+    expect(Date.now() - stoppedAt).toBeLessThan(LEASE_TTL_MS + 200);
+    expect(connections.map((c) => c.closeCode)).toEqual([4200, 4200]);
+    expect(a.events.filter((e) => e.type === 'lost').map((e) => (e as { reason: string }).reason)).toEqual([
+      'its lease could not be renewed in time',
+      'its lease could not be renewed in time',
+    ]);
+    expect(a.ownership.owned).toEqual([]);
+  });
+
+  void it('checks its options', () => {
+    const cluster = new Cluster({ token: 't', intents: 0, shards: { total: 1, ownership: 'redis' } });
+    const make = (extra: object) => () => new ShardOwnership({ url: 'redis://127.0.0.1:1', cluster, ...extra });
+    expect(make({ leaseTtlMs: 100 })).toThrow('leaseTtlMs must be an integer >= 300');
+    expect(make({ renewIntervalMs: 9_000 })).toThrow('renewIntervalMs must be an integer from 1 to leaseTtlMs / 2');
+    expect(make({ memberId: 'a|b' })).toThrow('memberId must be a non-empty string without "|"');
+  });
+});

@@ -1,0 +1,284 @@
+import { after, afterEach, before, describe, it } from 'node:test';
+import { expect } from 'expect';
+import { constants, deflateSync } from 'node:zlib';
+import { ShardState, type GatewayDispatch, type Shard } from '../../lib';
+import type { LocalGateway, LocalGatewayConnection } from '../../lib/testing';
+import { SeededRandom } from '../../lib/testing/seeded-random';
+import { collectDispatches, createShard, eventually, startGateway } from '../helpers/gateway-test-kit';
+
+/**
+ * Fuzzes the inbound path of a real Shard over the local gateway: random bytes, mutated and truncated frames,
+ * truncated zlib, invalid UTF-8, wrong types, huge numbers and deeply nested JSON, on a compressed and on an
+ * uncompressed connection. After every bad frame the gateway sends a probe dispatch: the shard must report the bad
+ * frame (error$ or debug$), be ready again and deliver the probe exactly once.
+ */
+
+/** READY carries this sequence, so that a mutated dispatch (sequence 1) is always one the shard already has. */
+const FIRST_SEQUENCE = 1_000_000;
+const CASES_PER_MODE = 150;
+const NESTING = 100_000;
+
+/** What the shard is sent: text (compressed when the connection is), text bytes (maybe invalid UTF-8), or raw bytes. */
+interface FuzzInput {
+  category: string;
+  kind: 'text' | 'text-bytes' | 'raw-bytes';
+  data: string | Buffer;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function isValidUtf8(bytes: Buffer): boolean {
+  try {
+    utf8.decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function randomBytes(rng: SeededRandom, length: number): Buffer {
+  const bytes = Buffer.alloc(length);
+  for (let i = 0; i < length; i++) bytes[i] = rng.int(0, 255);
+  return bytes;
+}
+
+/** A well-formed dispatch the shard has already received (sequence 1). */
+function validFrame(rng: SeededRandom): string {
+  return JSON.stringify({
+    op: 0,
+    t: 'MESSAGE_CREATE',
+    s: 1,
+    d: { id: String(rng.int(1e9, 2e9)), channel_id: '42', content: `hello ${rng.hex(8)}`, mentions: [], tts: false, n: rng.int(0, 1e6) },
+  });
+}
+
+const INVALID_UTF8: number[][] = [
+  [0xff],
+  [0xfe, 0xff],
+  [0xc0, 0xaf], // overlong '/'
+  [0xed, 0xa0, 0x80], // UTF-16 surrogate
+  [0xe2, 0x82], // truncated 3-byte sequence
+  [0x80, 0x80],
+  [0xf8, 0x88, 0x80, 0x80, 0x80],
+  [0xf4, 0x90, 0x80, 0x80], // above U+10FFFF
+];
+
+const WRONG_TYPES: unknown[] = [
+  { op: '0', t: 'MESSAGE_CREATE', s: 1, d: {} },
+  { op: null, d: {} },
+  { op: [0], t: 'MESSAGE_CREATE', s: 1, d: {} },
+  { op: { op: 0 }, d: null },
+  { op: true },
+  { op: 0, t: 42, s: FIRST_SEQUENCE + 10, d: {} },
+  { op: 0, t: null, s: FIRST_SEQUENCE + 10, d: {} },
+  { op: 0, t: ['MESSAGE_CREATE'], s: FIRST_SEQUENCE + 10, d: {} },
+  { op: 0, t: 'MESSAGE_CREATE', s: String(FIRST_SEQUENCE + 10), d: {} },
+  { op: 0, t: 'MESSAGE_CREATE', s: FIRST_SEQUENCE + 10.5, d: {} },
+  { op: 0, t: 'MESSAGE_CREATE', s: null, d: {} },
+  { op: 0, t: 'MESSAGE_CREATE', s: { s: 1 }, d: {} },
+  { op: 0, t: 'MESSAGE_CREATE' },
+  { op: 0, t: 'READY', s: 1, d: { session_id: 7, resume_gateway_url: ['x'] } },
+  { op: 10, d: { heartbeat_interval: 'soon' } },
+  { op: 10, d: null },
+  { op: 9, d: 'yes' },
+  [0, 'MESSAGE_CREATE', 1],
+  'op',
+  42,
+  null,
+];
+
+const HUGE_NUMBERS: string[] = [
+  '{"op":1e400}',
+  '{"op":-1e400,"d":null}',
+  '{"op":123456789012345678901234567890,"d":{}}',
+  '{"op":0.000000000000000000001}',
+  '{"op":0,"t":"MESSAGE_CREATE","s":1e400,"d":{}}',
+  `{"op":0,"t":"MESSAGE_CREATE","s":${2 ** 53 + 2},"d":{}}`,
+  '{"op":0,"t":"MESSAGE_CREATE","s":-9007199254740993,"d":{}}',
+  `{"op":0,"t":"MESSAGE_CREATE","s":1,"d":{"n":1e400,"m":-1e400,"id":123456789012345678901234567890}}`,
+  '{"op":10,"d":{"heartbeat_interval":1e400}}',
+  '{"op":10,"d":{"heartbeat_interval":-1e400}}',
+  '{"op":10,"d":{"heartbeat_interval":0}}',
+  '{"op":11,"d":1e400}',
+  `{"op":0,"t":"${'X'.repeat(5000)}","s":1,"d":{}}`,
+];
+
+function nestedJson(rng: SeededRandom): string {
+  const variant = rng.int(0, 3);
+  const arrays = '['.repeat(NESTING) + ']'.repeat(NESTING);
+  const objects = '{"a":'.repeat(NESTING) + '1' + '}'.repeat(NESTING);
+  switch (variant) {
+    case 0:
+      return `{"op":0,"t":"MESSAGE_CREATE","s":1,"d":${arrays}}`;
+    case 1:
+      return `{"op":0,"t":"MESSAGE_CREATE","s":1,"d":${objects}}`;
+    case 2:
+      // Nested, and never closed.
+      return `{"op":0,"t":"MESSAGE_CREATE","s":1,"d":${'['.repeat(NESTING)}`;
+    default:
+      // The nesting comes before op: the whole payload must be parsed to find no numeric op.
+      return arrays;
+  }
+}
+
+function generate(rng: SeededRandom, index: number): FuzzInput {
+  const base = validFrame(rng);
+  switch (index % 8) {
+    case 0:
+      return { category: 'random bytes', kind: 'raw-bytes', data: randomBytes(rng, rng.int(1, 300)) };
+    case 1: {
+      const bytes = Buffer.from(base);
+      const flips = rng.int(1, 3);
+      for (let i = 0; i < flips; i++) bytes[rng.int(0, bytes.length - 1)] ^= 1 << rng.int(0, 7);
+      return { category: 'bit flips', kind: 'text-bytes', data: bytes };
+    }
+    case 2:
+      return { category: 'truncated frame', kind: 'text', data: base.slice(0, rng.int(1, base.length - 1)) };
+    case 3: {
+      const compressed = deflateSync(Buffer.from(base), { flush: constants.Z_SYNC_FLUSH });
+      const cut = compressed.subarray(0, rng.int(1, compressed.length - 5));
+      // Half of them keep the flush suffix, so the client inflates them at once.
+      const data = rng.chance(0.5) ? Buffer.concat([cut, Buffer.from([0x00, 0x00, 0xff, 0xff])]) : cut;
+      return { category: 'truncated zlib', kind: 'raw-bytes', data };
+    }
+    case 4: {
+      const bad = Buffer.from(rng.pick(INVALID_UTF8));
+      const [head, tail] = [base.slice(0, base.indexOf('hello') + 6), base.slice(base.indexOf('hello') + 6)];
+      return { category: 'invalid UTF-8', kind: 'text-bytes', data: Buffer.concat([Buffer.from(head), bad, Buffer.from(tail)]) };
+    }
+    case 5:
+      return { category: 'wrong types', kind: 'text', data: JSON.stringify(rng.pick(WRONG_TYPES)) };
+    case 6:
+      return { category: 'huge numbers', kind: 'text', data: rng.pick(HUGE_NUMBERS) };
+    default:
+      return { category: 'deep nesting', kind: 'text', data: nestedJson(rng) };
+  }
+}
+
+/**
+ * What the shard must do with an input, judged from the payload it will see: report it (`signal`), treat it as a
+ * valid heartbeat request or ACK (`silent`), or report it and start a new session (op 9 that is not resumable).
+ */
+function expectation(input: FuzzInput, compressed: boolean, sequence: number): 'signal' | 'silent' | 'new-session' {
+  if (input.kind === 'raw-bytes' && compressed) return 'signal';
+  const bytes = Buffer.isBuffer(input.data) ? input.data : Buffer.from(input.data);
+  if (input.kind === 'text-bytes' && !compressed && !isValidUtf8(bytes)) return 'signal';
+  let payload: any;
+  try {
+    payload = JSON.parse(bytes.toString());
+  } catch {
+    return 'signal';
+  }
+  if (typeof payload !== 'object' || payload === null || typeof payload.op !== 'number') return 'signal';
+  if (payload.op === 1 || payload.op === 11) return 'silent';
+  if (payload.op === 9 && payload.d !== true) return 'new-session';
+  if (payload.op === 0 && typeof payload.t === 'string' && Number.isSafeInteger(payload.s) && payload.s > sequence) {
+    throw new Error(`the generator produced a dispatch the shard would accept: ${bytes.toString().slice(0, 80)}`);
+  }
+  return 'signal';
+}
+
+function send(connection: LocalGatewayConnection, input: FuzzInput): void {
+  if (input.kind === 'raw-bytes') connection.sendBytes(input.data as Buffer);
+  else connection.sendText(input.data);
+}
+
+/** The probe number a dispatch carries (sequences start again with each new session, so they cannot tell). */
+function probeOf(event: GatewayDispatch): number | undefined {
+  const d = event.d as { probe?: unknown } | null;
+  return typeof d?.probe === 'number' ? d.probe : undefined;
+}
+
+/** Error$ messages and debug$ lines that report a bad or unexpected frame. */
+const REPORTS = /ignored|dropped|not valid JSON|decompression failed|connection closed|socket error|reconnecting|HELLO|READY carried/;
+
+void describe('Shard inbound fuzzing', () => {
+  const crashes: { kind: string; error: unknown }[] = [];
+  const onRejection = (error: unknown) => crashes.push({ kind: 'unhandledRejection', error });
+  const onException = (error: unknown) => crashes.push({ kind: 'uncaughtException', error });
+  let gateway: LocalGateway | undefined;
+  let shard: Shard | undefined;
+
+  before(() => {
+    process.on('unhandledRejection', onRejection);
+    process.on('uncaughtException', onException);
+  });
+
+  after(() => {
+    process.off('unhandledRejection', onRejection);
+    process.off('uncaughtException', onException);
+  });
+
+  afterEach(async () => {
+    await shard?.close();
+    await gateway?.close();
+    shard = gateway = undefined;
+  });
+
+  for (const [mode, compressed, seed] of [
+    ['zlib-stream', true, 0x5eed01],
+    ['uncompressed', false, 0x5eed02],
+  ] as const) {
+    void it(`${mode}: ${CASES_PER_MODE} malformed frames: no crash, each one reported, the shard recovers and loses nothing`, { timeout: 60_000 }, async () => {
+      gateway = await startGateway({ firstSequence: FIRST_SEQUENCE });
+      shard = createShard(gateway, { compression: compressed ? 'zlib-stream' : false, random: () => 0.5 });
+      const errors: string[] = [];
+      const debug: string[] = [];
+      shard.error$.subscribe((error) => errors.push(error.message));
+      shard.debug$.subscribe((line) => debug.push(line));
+      const seen = collectDispatches(shard);
+      await shard.connect();
+      const rng = new SeededRandom(seed);
+      const probes: number[] = [];
+      const categories = new Map<string, number>();
+      let unreported = 0;
+
+      for (let i = 0; i < CASES_PER_MODE; i++) {
+        const input = generate(rng, i);
+        const expected = expectation(input, compressed, shard.info().sequence ?? 0);
+        categories.set(input.category, (categories.get(input.category) ?? 0) + 1);
+        const marks = { errors: errors.length, debug: debug.length };
+        const session = gateway.sessionOf(0);
+        const connection = gateway.connectionOf(0);
+        if (!connection) throw new Error(`case ${i}: no open connection`);
+        send(connection, input);
+        if (expected === 'new-session') {
+          await eventually(() => gateway!.sessionOf(0) !== session && shard!.state === ShardState.Ready, 5_000, `case ${i}: a new session`);
+        }
+        // The probe reaches the shard on this connection, or is replayed by RESUME on the next one.
+        gateway.dispatch(0, 'MESSAGE_CREATE', { probe: i });
+        probes.push(i);
+        await eventually(
+          () => seen.events.some((e) => probeOf(e) === i) && shard!.state === ShardState.Ready,
+          5_000,
+          `case ${i} (${input.category}): the probe after it, on a ready shard`,
+        );
+        const reported =
+          errors.length > marks.errors || debug.slice(marks.debug).some((line) => REPORTS.test(line));
+        if (expected !== 'silent' && !reported) unreported++;
+        if (expected !== 'silent') {
+          const what = { case: i, category: input.category, payload: input.data.toString().slice(0, 120) };
+          expect({ ...what, reported }).toEqual({ ...what, reported: true });
+        }
+      }
+
+      // Recovery: ready, and a dispatch sent afterwards arrives.
+      expect(shard.state).toBe(ShardState.Ready);
+      gateway.dispatch(0, 'MESSAGE_CREATE', { probe: CASES_PER_MODE });
+      await eventually(() => seen.events.some((e) => probeOf(e) === CASES_PER_MODE), 5_000, 'the dispatch after the fuzzing');
+
+      // Every probe arrived exactly once, in order, across the reconnects the bad frames caused.
+      const delivered = seen.events.map(probeOf).filter((n) => n !== undefined);
+      expect(delivered).toEqual([...probes, CASES_PER_MODE]);
+
+      expect(unreported).toBe(0);
+      expect([...categories.keys()].sort()).toEqual(
+        ['bit flips', 'deep nesting', 'huge numbers', 'invalid UTF-8', 'random bytes', 'truncated frame', 'truncated zlib', 'wrong types'],
+      );
+      // The bad frames did reach the error paths: reported errors and reconnects.
+      expect(errors.some((m) => /not valid JSON|decompression failed/.test(m))).toBe(true);
+      expect(gateway.connections.length).toBeGreaterThan(10);
+      expect(crashes).toEqual([]);
+    });
+  }
+});

@@ -15,6 +15,17 @@ interface InflateInternals {
 
 const OUTPUT_CHUNK = 64 * 1024;
 
+let scratchBuffer: Buffer | undefined;
+
+/**
+ * One output buffer for every decompressor of the process: inflating is synchronous and each payload is consumed
+ * before the next inflate, so connections can share it (100 shards do not hold 100 buffers).
+ */
+function sharedScratch(): Buffer {
+  scratchBuffer ??= Buffer.allocUnsafe(OUTPUT_CHUNK);
+  return scratchBuffer;
+}
+
 /** True when this Node exposes the synchronous zlib handle that {@link InflateSyncDecompressor} needs. */
 export function supportsInflateSync(): boolean {
   const probe = createInflate() as Inflate & InflateInternals;
@@ -35,11 +46,11 @@ export class InflateSyncDecompressor implements IDecompressor {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private failure: string | null = null;
-  private readonly scratch = Buffer.allocUnsafe(OUTPUT_CHUNK);
+  private readonly scratch = sharedScratch();
   private closed = false;
 
   constructor(
-    private readonly onPayload: (payload: string) => void,
+    private readonly onPayload: (payload: Buffer) => void,
     private readonly onError: (error: Error) => void,
     private readonly maxBytes: number,
   ) {
@@ -71,8 +82,11 @@ export class InflateSyncDecompressor implements IDecompressor {
     this.engine.close();
   }
 
-  /** Inflates one message into text; the scratch buffer is reused, so only multi-chunk messages copy. */
-  private inflate(input: Buffer): string | null {
+  /**
+   * Inflates one message. A message that fits one output chunk comes back as a view of the shared scratch buffer,
+   * valid until the next inflate; only longer messages are copied.
+   */
+  private inflate(input: Buffer): Buffer | null {
     const scratch = this.scratch;
     let chunks: Buffer[] | null = null;
     let total = 0;
@@ -94,12 +108,12 @@ export class InflateSyncDecompressor implements IDecompressor {
       }
       inOff += inLen - availIn;
       inLen = availIn;
-      if (availOut !== 0 && chunks === null) return scratch.toString('utf8', 0, produced);
+      if (availOut !== 0 && chunks === null) return scratch.subarray(0, produced);
       chunks ??= [];
       if (produced > 0) chunks.push(Buffer.from(scratch.subarray(0, produced)));
       if (availOut !== 0) break;
     }
-    return Buffer.concat(chunks, total).toString('utf8');
+    return Buffer.concat(chunks, total);
   }
 
   private fail(message: string): void {

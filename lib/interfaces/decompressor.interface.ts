@@ -3,7 +3,10 @@
  * One instance belongs to one connection and is thrown away with it.
  */
 export interface IDecompressor {
-  /** Feeds one WebSocket message. Whole payloads are handed to the `onPayload` callback, in order. */
+  /**
+   * Feeds one WebSocket message. Whole payloads are handed to the `onPayload` callback, in order; a Buffer
+   * handed over may be reused once the callback returns, so the callback copies what it keeps.
+   */
   push(data: Buffer): void;
   /** Releases the decompression context. Nothing is delivered after this. */
   close(): void;

@@ -1,6 +1,5 @@
 import type { InjectionToken, ModuleMetadata, OptionalFactoryDependency, Type } from '@nestjs/common';
 // Types only: nothing of ioredis is loaded unless `redis` is configured.
-import type { Redis, RedisOptions } from 'ioredis';
 import type { ClusterOptions } from './cluster-options.interface';
 
 /**
@@ -47,8 +46,12 @@ export interface GatewayModuleOptions extends ClusterOptions {
   memberId?: string;
 }
 
-/** How `GatewayModule` reaches Redis: a URL, or an ioredis client the application owns. */
-export type GatewayRedisConnection = { url: string; redisOptions?: RedisOptions } | { client: Redis };
+/**
+ * How `GatewayModule` reaches Redis: a URL (with ioredis `RedisOptions`), or an ioredis client the application
+ * owns. Typed loosely here so that the main entry does not need ioredis's types; `nestjs-discord-gateway/redis`
+ * has the exact types.
+ */
+export type GatewayRedisConnection = { url: string; redisOptions?: Record<string, unknown> } | { client: object };
 
 /** A class that creates the module options, for `forRootAsync({ useClass })`. */
 export interface GatewayOptionsFactory {

@@ -109,6 +109,9 @@ interface Connection {
   identifyAbort: AbortController | null;
 }
 
+/** Enough characters for `{"t":"<longest event name>","s":<sequence>,"op":0,"d":` in any key order. */
+const ENVELOPE_PEEK_CHARS = 160;
+
 const MANAGED_OPCODES = new Set<number>([GatewayOpcodes.Heartbeat, GatewayOpcodes.Identify, GatewayOpcodes.Resume]);
 
 /**
@@ -527,15 +530,16 @@ export class Shard {
   private onPayload(conn: Connection, raw: Buffer | string): void {
     if (conn !== this.conn) return;
     if (this.pausedSince !== null) {
-      conn.held.push(raw);
+      // A decompressor may reuse its buffer once this returns: keep a copy.
+      conn.held.push(typeof raw === 'string' ? raw : Buffer.from(raw));
       return;
     }
-    const text = typeof raw === 'string' ? raw : raw.toString();
-    this.counters.payloadBytes += text.length;
+    this.counters.payloadBytes += raw.length;
     const filter = this.options.dispatchFilter;
     if (filter && !filter.decodesAll) {
-      // Events nobody wants: read only the name and sequence number, never the data.
-      const envelope = peekFrame(text);
+      // Events nobody wants: read only the name and sequence number from the first bytes, never the data.
+      const head = typeof raw === 'string' ? raw.slice(0, ENVELOPE_PEEK_CHARS) : raw.toString('latin1', 0, ENVELOPE_PEEK_CHARS);
+      const envelope = peekFrame(head);
       if (envelope && envelope.op === GatewayOpcodes.Dispatch && envelope.t !== null && !filter.wants(envelope.t)) {
         if (Number.isSafeInteger(envelope.s) && (this.sequence === null || envelope.s! > this.sequence)) {
           this.sequence = envelope.s;
@@ -546,7 +550,7 @@ export class Shard {
     }
     let packet: { op?: unknown; d?: any; s?: unknown; t?: unknown };
     try {
-      packet = JSON.parse(text);
+      packet = JSON.parse(typeof raw === 'string' ? raw : raw.toString());
     } catch {
       this.protocolError(conn, 'received a payload that is not valid JSON');
       return;

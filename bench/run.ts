@@ -19,7 +19,7 @@ const RESULTS_DIR = join(ROOT, '.bench-results');
 const BUILD_DIR = join(RESULTS_DIR, 'build');
 const TOKEN = 'bench-token';
 
-type ClientName = 'frames-only' | 'raw-zlib-sync' | 'raw-node-zlib' | 'djs-zlib-sync' | 'djs-node-zlib' | 'ours';
+type ClientName = 'frames-only' | 'raw-zlib-sync' | 'raw-node-zlib' | 'djs-zlib-sync' | 'djs-node-zlib' | 'ours' | 'ours-core';
 const RAW_FLOORS: ClientName[] = ['raw-zlib-sync', 'raw-node-zlib'];
 const DJS: ClientName[] = ['djs-zlib-sync', 'djs-node-zlib'];
 const CLIENT_FILES: Record<ClientName, string> = {
@@ -29,6 +29,7 @@ const CLIENT_FILES: Record<ClientName, string> = {
   'djs-zlib-sync': 'bench/clients/djs.js',
   'djs-node-zlib': 'bench/clients/djs.js',
   ours: 'bench/clients/ours.js',
+  'ours-core': 'bench/clients/ours-core.js',
 };
 
 /** One server configuration of a scenario and the clients run against it. */
@@ -117,12 +118,12 @@ function scenarios(settings: Settings): Scenario[] {
     mode: 'stream',
     handledEvent,
   });
-  const floorsAndOurs: ClientName[] = ['frames-only', ...RAW_FLOORS, 'ours'];
+  const floorsAndOurs: ClientName[] = ['frames-only', ...RAW_FLOORS, 'ours', 'ours-core'];
   const all: Scenario[] = [
     {
       id: 'messages',
       title: `1) messages: ${settings.events} MESSAGE_CREATE, zlib-stream, 1 shard`,
-      parts: [stream('messages', settings.events, 1, ['frames-only', ...RAW_FLOORS, ...DJS, 'ours'])],
+      parts: [stream('messages', settings.events, 1, ['frames-only', ...RAW_FLOORS, ...DJS, 'ours', 'ours-core'])],
     },
     {
       id: 'mixed',
@@ -146,7 +147,7 @@ function scenarios(settings: Settings): Scenario[] {
         {
           label: `${settings.idleShards} shards`,
           server: { scenario: 'idle', events: 0, shards: settings.idleShards },
-          clients: ['raw-zlib-sync', 'djs-zlib-sync', 'ours'],
+          clients: ['raw-zlib-sync', 'djs-zlib-sync', 'ours', 'ours-core'],
           mode: 'idle',
           handledEvent: 'MESSAGE_CREATE',
         },

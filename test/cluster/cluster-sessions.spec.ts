@@ -8,22 +8,13 @@ import type { ShardSession } from '../../lib/interfaces/shard-session.interface'
 import { InMemorySessionStore } from '../../lib/session/in-memory-session-store';
 import { ShardState } from '../../lib/shard/shard-state';
 import type { LocalGateway, LocalGatewayOptions, RecordedFrame } from '../../lib/testing';
-import { eventually, sleep, startGateway } from '../helpers/gateway-test-kit';
+import { eventually, sleep, startGateway, SHORT_SHARD_TIMINGS } from '../helpers/gateway-test-kit';
 
 const OP_IDENTIFY = GatewayOpcodes.Identify;
 const OP_RESUME = GatewayOpcodes.Resume;
 const INTENTS = GatewayIntentBits.Guilds | GatewayIntentBits.GuildMessages;
 
-/** Shard timeouts as short as the test kit's createShard uses. */
-const SHORT_SHARD_OPTIONS: Partial<ClusterOptions> = {
-  helloTimeout: 2_000,
-  readyTimeout: 2_000,
-  closeTimeout: 500,
-  backoff: { baseMs: 20, maxMs: 200 },
-  invalidSessionDelay: { minMs: 10, maxMs: 30 },
-  commandRateLimit: { limit: 120, windowMs: 6_000 },
-  random: () => 0.5,
-};
+const SHORT_SHARD_OPTIONS: Partial<ClusterOptions> = { ...SHORT_SHARD_TIMINGS, random: () => 0.5 };
 
 /** An in-memory store that records every write. */
 class CountingSessionStore extends InMemorySessionStore {

@@ -10,7 +10,17 @@ export function startGateway(options: LocalGatewayOptions = {}): Promise<LocalGa
   return LocalGateway.start({ heartbeatInterval: TEST_HEARTBEAT_MS, commandWindowMs: 6_000, ...options });
 }
 
-/** A shard pointed at `gateway` with short timeouts and backoff, so that tests never wait for real-world values. */
+/** Shard timeouts, backoff and command window short enough that no test waits for real-world values. */
+export const SHORT_SHARD_TIMINGS = {
+  helloTimeout: 2_000,
+  readyTimeout: 2_000,
+  closeTimeout: 500,
+  backoff: { baseMs: 20, maxMs: 200 },
+  invalidSessionDelay: { minMs: 10, maxMs: 30 },
+  commandRateLimit: { limit: 120, windowMs: 6_000 },
+} satisfies Partial<ShardOptions>;
+
+/** A shard pointed at `gateway` with {@link SHORT_SHARD_TIMINGS}. */
 export function createShard(gateway: LocalGateway, options: Partial<ShardOptions> = {}): Shard {
   return new Shard({
     id: 0,
@@ -18,12 +28,7 @@ export function createShard(gateway: LocalGateway, options: Partial<ShardOptions
     token: gateway.token,
     intents: 513,
     gatewayUrl: gateway.url,
-    helloTimeout: 2_000,
-    readyTimeout: 2_000,
-    closeTimeout: 500,
-    backoff: { baseMs: 20, maxMs: 200 },
-    invalidSessionDelay: { minMs: 10, maxMs: 30 },
-    commandRateLimit: { limit: 120, windowMs: 6_000 },
+    ...SHORT_SHARD_TIMINGS,
     ...options,
   });
 }

@@ -4,7 +4,7 @@ import { Test } from '@nestjs/testing';
 import { GatewayIntentBits } from 'discord-api-types/v10';
 import type { GatewayModuleOptions } from '../../lib';
 import type { LocalGateway, LocalGatewayOptions } from '../../lib/testing';
-import { startGateway } from '../helpers/gateway-test-kit';
+import { SHORT_SHARD_TIMINGS, startGateway } from '../helpers/gateway-test-kit';
 
 /** Intents the Nest-layer tests identify with. */
 export const MODULE_TEST_INTENTS =
@@ -13,12 +13,7 @@ export const MODULE_TEST_INTENTS =
 /** Shard timings as short as the protocol tests use, so that no test waits for real-world values. */
 export const SHORT_TIMINGS: Partial<GatewayModuleOptions> = {
   identifyWindowMs: 100,
-  helloTimeout: 2_000,
-  readyTimeout: 2_000,
-  closeTimeout: 500,
-  backoff: { baseMs: 20, maxMs: 200 },
-  invalidSessionDelay: { minMs: 10, maxMs: 30 },
-  commandRateLimit: { limit: 120, windowMs: 6_000 },
+  ...SHORT_SHARD_TIMINGS,
   random: () => 0.5,
 };
 

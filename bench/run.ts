@@ -19,7 +19,7 @@ const RESULTS_DIR = join(ROOT, '.bench-results');
 const BUILD_DIR = join(RESULTS_DIR, 'build');
 const TOKEN = 'bench-token';
 
-type ClientName = 'frames-only' | 'raw-zlib-sync' | 'raw-node-zlib' | 'djs-zlib-sync' | 'djs-node-zlib' | 'ours' | 'ours-core';
+type ClientName = 'frames-only' | 'raw-zlib-sync' | 'raw-node-zlib' | 'djs-zlib-sync' | 'djs-node-zlib' | 'ours' | 'ours-core' | 'ours-workers';
 const RAW_FLOORS: ClientName[] = ['raw-zlib-sync', 'raw-node-zlib'];
 const DJS: ClientName[] = ['djs-zlib-sync', 'djs-node-zlib'];
 const CLIENT_FILES: Record<ClientName, string> = {
@@ -30,6 +30,7 @@ const CLIENT_FILES: Record<ClientName, string> = {
   'djs-node-zlib': 'bench/clients/djs.js',
   ours: 'bench/clients/ours.js',
   'ours-core': 'bench/clients/ours-core.js',
+  'ours-workers': 'bench/clients/ours.js',
 };
 
 /** One server configuration of a scenario and the clients run against it. */
@@ -39,6 +40,8 @@ interface Part {
   clients: ClientName[];
   mode: 'stream' | 'idle';
   handledEvent: string;
+  /** CPU time `ours` spends in its handler per handled event, µs. */
+  handlerWorkUs?: number;
 }
 
 interface Scenario {
@@ -63,6 +66,8 @@ type RunOutcome = ClientResult | { client: string; error: string };
 
 interface Row {
   client: string;
+  /** The part's label, e.g. `4 shards`. */
+  label: string;
   shards: number;
   runs: number;
   eventsPerSec: number | null;
@@ -97,12 +102,12 @@ function readSettings(): Settings {
     guilds: intEnv('BENCH_GUILDS', Math.min(DEFAULT_EVENTS.guilds, Math.max(20, Math.round((events * DEFAULT_EVENTS.guilds) / DEFAULT_EVENTS.messages)))),
     idleShards: intEnv('BENCH_IDLE_SHARDS', 100),
     idleMs: intEnv('BENCH_IDLE_MS', 3000),
-    scenarios: listEnv('BENCH_SCENARIOS', ['messages', 'mixed', 'guilds', 'shards', 'idle']),
+    scenarios: listEnv('BENCH_SCENARIOS', ['messages', 'mixed', 'guilds', 'shards', 'idle', 'workers']),
     clients: process.env.BENCH_CLIENTS ? listEnv('BENCH_CLIENTS', []) : null,
     cpuProf: listEnv('BENCH_CPU_PROF', []),
     clientTimeoutMs: intEnv('BENCH_CLIENT_TIMEOUT_MS', 180_000),
   };
-  const known = ['messages', 'mixed', 'guilds', 'shards', 'idle'];
+  const known = ['messages', 'mixed', 'guilds', 'shards', 'idle', 'workers'];
   for (const s of settings.scenarios) if (!known.includes(s)) throw new Error(`unknown scenario "${s}" (known: ${known.join(', ')})`);
   for (const c of [...(settings.clients ?? []), ...settings.cpuProf]) {
     if (!(c in CLIENT_FILES)) throw new Error(`unknown client "${c}" (known: ${Object.keys(CLIENT_FILES).join(', ')})`);
@@ -139,6 +144,17 @@ function scenarios(settings: Settings): Scenario[] {
       id: 'shards',
       title: `4) messages split over 4 and 16 shards (${settings.events} events in all)`,
       parts: [4, 16].map((n) => stream('messages', settings.events, n, ['frames-only', 'raw-zlib-sync', 'ours'])),
+    },
+    {
+      id: 'workers',
+      title: `6) workers: 4 shards in process vs in worker threads (2 per worker), ${settings.events} events of messages, of mixed (only MESSAGE_CREATE handled), and of mixed with 20 µs of handler CPU work per MESSAGE_CREATE`,
+      parts: [
+        ...(['messages', 'mixed'] as const).map((scenario) => ({
+          ...stream(scenario, settings.events, 4, ['frames-only', 'ours', 'ours-workers']),
+          label: `${scenario}, 4 shards`,
+        })),
+        { ...stream('mixed', settings.events, 4, ['ours', 'ours-workers']), label: 'mixed + 20 µs handler work, 4 shards', handlerWorkUs: 20 },
+      ],
     },
     {
       id: 'idle',
@@ -257,6 +273,7 @@ async function runClient(name: ClientName, part: Part, ready: LoadServerReady, s
     mode: part.mode,
     idleMs: settings.idleMs,
     handledEvent: part.handledEvent,
+    handlerWorkUs: part.handlerWorkUs,
     timeoutMs: settings.clientTimeoutMs,
   };
   const nodeArgs = settings.cpuProf.includes(name)
@@ -305,6 +322,7 @@ function summarise(part: Part, rounds: Map<ClientName, RunOutcome>[]): Row[] {
     const pick = (key: keyof ClientResult) => median(results.map((r) => r[key] as number));
     return {
       client,
+      label: part.label,
       shards: part.server.shards,
       runs: results.length,
       eventsPerSec: part.mode === 'idle' ? null : pick('eventsPerSec'),
@@ -332,7 +350,7 @@ function table(headers: string[], rows: string[][]): string {
 
 function renderScenario(scenario: Scenario, rows: Row[], idle: boolean): string {
   const multi = scenario.parts.length > 1;
-  const name = (r: Row) => `${r.client}${multi ? ` (${r.shards} shards)` : ''}${r.failures ? ` [${r.failures} failed]` : ''}`;
+  const name = (r: Row) => `${r.client}${multi ? ` (${r.label})` : ''}${r.failures ? ` [${r.failures} failed]` : ''}`;
   if (idle) {
     return table(
       ['client', 'shards', 'peak RSS MB', 'RSS after idle MB', 'CPU ms while idle'],
@@ -345,7 +363,7 @@ function renderScenario(scenario: Scenario, rows: Row[], idle: boolean): string 
     ['client', 'events/s', 'CPU µs/event', 'peak RSS MB', 'vs fastest raw floor', 'vs fastest @discordjs/ws'],
     streaming.map((r) => [name(r), fmt(r.eventsPerSec), fmt(r.cpuUsPerEvent, 2), fmt(r.peakRssMb, 1), fmt(r.vsFloor, 2), fmt(r.vsDjs, 2)]),
   );
-  const ceiling = frames.map((r) => `frames-only${multi ? ` (${r.shards} shards)` : ''}: ${fmt(r.eventsPerSec)} messages/s`).join('; ');
+  const ceiling = frames.map((r) => `frames-only${multi ? ` (${r.label})` : ''}: ${fmt(r.eventsPerSec)} messages/s`).join('; ');
   return ceiling ? `${out}\nserver ceiling, ${ceiling}` : out;
 }
 

@@ -33,3 +33,4 @@ export * from './shard/shard';
 export * from './shard/shard-counters';
 export * from './shard/shard-state';
 export * from './shard/transport-security';
+export type { WorkerPool, WorkerShard } from './workers/worker-pool';

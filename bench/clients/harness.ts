@@ -22,6 +22,8 @@ export interface ClientConfig {
   idleMs: number;
   /** The event `ours` handles (`MESSAGE_CREATE` or `GUILD_CREATE`). */
   handledEvent: string;
+  /** CPU time `ours` spends in its handler per handled event, µs (default 0). */
+  handlerWorkUs?: number;
   /** The client gives up (exit code 2) after this long. */
   timeoutMs: number;
 }

@@ -16,6 +16,14 @@ import { loadConfig, Meter } from './harness';
 const config = loadConfig();
 const meter = new Meter(config);
 
+/** Keeps the thread busy for `us` microseconds (a handler with CPU work of its own). */
+function busy(us: number): void {
+  const until = process.hrtime.bigint() + BigInt(Math.round(us * 1_000));
+  while (process.hrtime.bigint() < until) {
+    // spin
+  }
+}
+
 @Injectable()
 class BenchHandler {
   touched = 0;
@@ -27,6 +35,7 @@ class BenchHandler {
 
   @OnEvent(config.handledEvent)
   onEvent(data: any, context: GatewayEventContext): void {
+    if (config.handlerWorkUs) busy(config.handlerWorkUs);
     this.touched += config.handledEvent === 'GUILD_CREATE' ? data.members.length + data.id.length : data.content.length + data.author.id.length;
     if (context.sequence === meter.lastSequence(context.shardId)) meter.shardDone(context.shardId);
   }
@@ -45,6 +54,8 @@ class BenchHandler {
       apiUrl: config.apiUrl,
       shards: 'auto',
       identifyWindowMs: 100,
+      // `ours-workers`: the same application with its shards in worker threads, two per worker.
+      ...(config.client === 'ours-workers' ? { strategy: { type: 'workers' as const, shardsPerWorker: 2 } } : {}),
     }),
   ],
   providers: [BenchHandler],

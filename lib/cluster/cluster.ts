@@ -6,7 +6,7 @@ import type { ClusterOptions, IdentifyQueueFactoryOptions } from '../interfaces/
 import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
 import type { IIdentifyQueue } from '../interfaces/identify-queue.interface';
 import type { ISessionStore } from '../interfaces/session-store.interface';
-import type { HandshakeKind } from '../interfaces/shard-options.interface';
+import type { HandshakeKind, ShardOptions } from '../interfaces/shard-options.interface';
 import type { ShardSession } from '../interfaces/shard-session.interface';
 import { abortError } from '../queue/abort-error';
 import { InMemoryIdentifyQueue } from '../queue/in-memory-identify-queue';
@@ -19,6 +19,7 @@ import { requireTransportUrl } from '../shard/transport-security';
 import { GuildAvailability, type GuildsReadyEvent } from './guild-availability';
 import { resolveShardScheme, shardIdForGuild, validateShardScheme } from './resolve-shard-scheme';
 import { RestGatewayInfoSource } from './rest-gateway-info-source';
+import { WorkerPool } from '../workers/worker-pool';
 
 /** A state change of one shard. */
 export interface ShardStateChange {
@@ -98,6 +99,8 @@ export class Cluster {
   private startOrder: StartOrderQueue | null = null;
   /** Shards `addShard` is reading a session for: reserved, not yet in `entries`. */
   private readonly adding = new Set<number>();
+  /** The worker threads of `strategy: { type: 'workers' }`, once shards are created. */
+  private pool: WorkerPool | null = null;
 
   /** Every dispatch of every shard, each carrying its `shardId`. */
   readonly dispatch$: Observable<GatewayDispatch> = this.dispatchSubject.asObservable();
@@ -123,6 +126,10 @@ export class Cluster {
     }
     if (!options.gatewayInfo) {
       requireTransportUrl('apiUrl', options.apiUrl ?? 'https://discord.com/api', ['http:', 'https:'], !!options.allowInsecureGateway);
+    }
+    validateStrategy(options.strategy);
+    if (options.strategy?.type === 'workers' && options.handshakeGuard) {
+      throw new GatewayOptionsError('handshakeGuard', `is not supported with strategy { type: 'workers' }`);
     }
     this.#token = options.token;
     this.options = { ...options, token: '' };
@@ -172,6 +179,9 @@ export class Cluster {
     if (this.entries.has(id) || this.adding.has(id)) {
       throw new GatewayOptionsError('shardId', `shard ${id} is already run by this cluster`);
     }
+    if (options.handshakeGuard && this.options.strategy?.type === 'workers') {
+      throw new GatewayOptionsError('handshakeGuard', `is not supported with strategy { type: 'workers' }`);
+    }
     let session = options.session;
     if (session === undefined) {
       this.adding.add(id);
@@ -183,7 +193,7 @@ export class Cluster {
       }
       if (!this.starting || this.entries.has(id)) throw new Error(`Shard ${id} was not added: the cluster stopped or added it meanwhile`);
     }
-    const shard = new Shard({
+    const shard = this.createShard({
       ...this.options,
       ...(options.handshakeGuard ? { handshakeGuard: options.handshakeGuard } : {}),
       token: this.#token,
@@ -252,6 +262,7 @@ export class Cluster {
       }),
     );
     await this.flushStore();
+    await this.stopPool();
     this.reset();
   }
 
@@ -268,6 +279,7 @@ export class Cluster {
       }),
     );
     await this.flushStore();
+    await this.stopPool();
     this.reset();
     return result;
   }
@@ -279,6 +291,20 @@ export class Cluster {
       guilds: guilds.counts(),
       guildsReady: guilds.guildsReady,
     }));
+  }
+
+  /**
+   * Like {@link info}, but with worker threads (`strategy: { type: 'workers' }`) every worker is asked at once for
+   * fresh figures first (those that do not answer within `timeoutMs` keep their last ones).
+   */
+  async collectInfo(timeoutMs = 2_000): Promise<ClusterShardInfo[]> {
+    await this.pool?.refreshInfo(timeoutMs);
+    return this.info();
+  }
+
+  /** The worker threads' pool with `strategy: { type: 'workers' }` (null in-process, or before `up()`). */
+  get workerPool(): WorkerPool | null {
+    return this.pool;
   }
 
   /** Reconnects one shard now: resumes when its session allows, identifies otherwise. */
@@ -390,7 +416,7 @@ export class Cluster {
     this.startOrder = startOrder;
     prepared();
     for (const id of ids) {
-      const shard = new Shard({
+      const shard = this.createShard({
         ...options,
         token: this.#token,
         id,
@@ -404,6 +430,27 @@ export class Cluster {
     this.startSaving();
     this.debug(`starting shards [${ids.join(', ')}] of ${total}${sessions.size ? `, resuming ${sessions.size}` : ''}`);
     await Promise.all(ids.map((id) => this.entries.get(id)!.shard.connect()));
+  }
+
+  /** A shard in this thread, or the handle of one in a worker thread. */
+  private createShard(options: ShardOptions): Shard {
+    const strategy = this.options.strategy;
+    if (strategy?.type !== 'workers') return new Shard(options);
+    this.pool ??= new WorkerPool(this.#token, {
+      strategy,
+      clusterOptions: this.options,
+      filter: this.options.dispatchFilter,
+      onError: (error) => this.errorSubject.next(error),
+      onDebug: (message) => this.debug(message),
+    });
+    // The handle has every member of Shard that the cluster, its services and the metrics read.
+    return this.pool.createShard(options) as unknown as Shard;
+  }
+
+  private async stopPool(): Promise<void> {
+    const pool = this.pool;
+    this.pool = null;
+    await pool?.stop();
   }
 
   private attach(shard: Shard, startOrder: StartOrderQueue): void {
@@ -478,6 +525,20 @@ export class Cluster {
 
   private debug(message: string): void {
     if (this.debugSubject.observed) this.debugSubject.next({ shardId: null, message });
+  }
+}
+
+function validateStrategy(strategy: ClusterOptions['strategy']): void {
+  if (strategy === undefined) return;
+  if (typeof strategy !== 'object' || strategy === null || (strategy.type !== 'in-process' && strategy.type !== 'workers')) {
+    throw new GatewayOptionsError('strategy', `must be { type: 'in-process' } or { type: 'workers', shardsPerWorker? }`);
+  }
+  if (strategy.type !== 'workers') return;
+  for (const key of ['shardsPerWorker', 'pingIntervalMs', 'pingTimeoutMs', 'sessionReportIntervalMs'] as const) {
+    const value = strategy[key];
+    if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
+      throw new GatewayOptionsError(`strategy.${key}`, `must be an integer >= 1, got ${typeof value === 'number' ? value : typeof value}`);
+    }
   }
 }
 

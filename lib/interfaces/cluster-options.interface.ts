@@ -31,6 +31,25 @@ export interface IdentifyQueueFactoryOptions {
   log: (message: string) => void;
 }
 
+/**
+ * Runs the cluster's shards in `worker_threads`, `shardsPerWorker` to a thread: socket reads, decompression and
+ * the dispatch filter then use other cores, and only the events handlers want cross to the main thread.
+ */
+export interface WorkerStrategy {
+  type: 'workers';
+  /** Shards per worker thread; shard `id` runs in worker `floor(id / shardsPerWorker)`. @defaultValue `1` */
+  shardsPerWorker?: number;
+  /** How often each worker is pinged, ms. @defaultValue `5000` */
+  pingIntervalMs?: number;
+  /** A worker that does not answer a ping within this time is terminated and replaced, ms. @defaultValue `10000` */
+  pingTimeoutMs?: number;
+  /** How often workers report their shards' sessions (besides on READY/RESUMED), ms. @defaultValue `1000` */
+  sessionReportIntervalMs?: number;
+}
+
+/** Where a cluster runs its shards: in this thread (the default) or in worker threads. */
+export type ShardingStrategy = { type: 'in-process' } | WorkerStrategy;
+
 /** Options shared by every shard of a cluster. */
 export type ClusterShardOptions = Omit<ShardOptions, 'id' | 'total' | 'session' | 'identifyQueue' | 'gatewayUrl'>;
 
@@ -40,6 +59,12 @@ export type ClusterShardOptions = Omit<ShardOptions, 'id' | 'total' | 'session' 
 export interface ClusterOptions extends ClusterShardOptions {
   /** @defaultValue `'auto'` */
   shards?: ShardScheme;
+  /**
+   * Where the shards run. With `{ type: 'workers' }`, options that are functions or objects of a class
+   * (`random`, a custom decompressor factory, `handshakeGuard`) stay in the main thread and do not apply to the
+   * shards. @defaultValue `{ type: 'in-process' }`
+   */
+  strategy?: ShardingStrategy;
   /** Gateway URL override. @defaultValue the `url` from `GET /gateway/bot` */
   gatewayUrl?: string;
   /** Base URL of Discord's HTTP API (without version), for `GET /gateway/bot`. @defaultValue `'https://discord.com/api'` */

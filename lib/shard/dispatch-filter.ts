@@ -9,6 +9,7 @@ export const ALWAYS_DECODED_EVENTS: ReadonlySet<string> = new Set(['READY', 'RES
 export class DispatchFilter {
   private all: boolean;
   private readonly names = new Set<string>();
+  private readonly listeners = new Set<() => void>();
 
   /** @param names - events to decode; omit to decode every event */
   constructor(names?: Iterable<string>) {
@@ -23,12 +24,31 @@ export class DispatchFilter {
 
   /** Decodes these events from now on. */
   add(...names: string[]): void {
+    const before = this.names.size;
     for (const name of names) this.names.add(name);
+    if (this.names.size !== before) this.changed();
   }
 
   /** Decodes every event from now on. */
   allowAll(): void {
+    if (this.all) return;
     this.all = true;
+    this.changed();
+  }
+
+  /** The names added so far (besides the always-decoded events). */
+  wantedNames(): string[] {
+    return [...this.names];
+  }
+
+  /** Calls `listener` after each change (e.g. to copy the filter into worker threads); returns the unsubscribe. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private changed(): void {
+    for (const listener of this.listeners) listener();
   }
 
   /** Whether event `t` is decoded. */

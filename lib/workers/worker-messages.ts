@@ -1,0 +1,53 @@
+import type { GatewaySendPayload } from 'discord-api-types/v10';
+import type { ShardSession } from '../interfaces/shard-session.interface';
+import type { ShardInfo } from '../shard/shard';
+import type { ShardState } from '../shard/shard-state';
+
+/** What the main thread gives a shard worker at start (`workerData`). */
+export interface ShardWorkerData {
+  /** The bot token: used by the worker's shards, never logged nor sent back. */
+  token: string;
+  /** The shard options that can cross a thread (functions and class instances are left out). */
+  shardOptions: Record<string, unknown>;
+  total: number;
+  gatewayUrl: string;
+  /** The dispatch filter at start: `null` decodes every event. */
+  wanted: string[] | null;
+  /** How often the worker reports its shards' sessions, ms. */
+  sessionReportMs: number;
+}
+
+/** Main thread to worker. */
+export type ToWorker =
+  | { type: 'start'; shardId: number; session: ShardSession | null }
+  | { type: 'close'; id: number; shardId: number; resumable: boolean }
+  | { type: 'send'; id: number; shardId: number; command: GatewaySendPayload }
+  | { type: 'restart'; id: number; shardId: number }
+  | { type: 'pause' | 'resume'; shardId: number }
+  | { type: 'filter'; wanted: string[] | null }
+  | { type: 'granted'; id: number; error?: string }
+  | { type: 'ping'; id: number }
+  | { type: 'test-crash'; message: string }
+  | { type: 'test-hang' }
+  /** One batch handled: the worker's shards read on while few batches wait. */
+  | { type: 'ack' };
+
+/** Worker to main thread. */
+export type FromWorker =
+  /** `d` is the JSON text of the event data, parsed on the main thread. */
+  | { type: 'dispatch'; shardId: number; t: string; s: number; d: string }
+  | { type: 'state'; shardId: number; state: ShardState }
+  | { type: 'session'; shardId: number; session: ShardSession | null }
+  | { type: 'debug'; shardId: number; message: string }
+  | { type: 'error'; shardId: number | null; message: string; name: string }
+  | { type: 'acquire'; id: number; shardId: number }
+  | { type: 'abort-acquire'; id: number }
+  | { type: 'reply'; id: number; ok: boolean; value?: unknown; error?: string; errorName?: string }
+  | { type: 'pong'; id: number; info: ShardInfo[] }
+  | { type: 'hello' }
+  | { type: 'batch'; messages: FromWorker[] };
+
+/** Replaces every occurrence of `token` in `text`. */
+export function redactToken(text: string, token: string): string {
+  return token ? text.split(token).join('[token]') : text;
+}

@@ -1,0 +1,593 @@
+import { extname, join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { GatewaySendPayload } from 'discord-api-types/v10';
+import { BehaviorSubject, Subject, type Observable } from 'rxjs';
+import { ShardCommandError } from '../errors/shard-command.error';
+import type { WorkerStrategy } from '../interfaces/cluster-options.interface';
+import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
+import type { IIdentifyQueue } from '../interfaces/identify-queue.interface';
+import type { ShardOptions } from '../interfaces/shard-options.interface';
+import type { ShardSession } from '../interfaces/shard-session.interface';
+import type { DispatchFilter } from '../shard/dispatch-filter';
+import type { LatencyStats } from '../shard/latency-tracker';
+import type { ShardCloseOptions, ShardInfo } from '../shard/shard';
+import { ShardCounters } from '../shard/shard-counters';
+import { ShardState } from '../shard/shard-state';
+import { redactToken, type FromWorker, type ShardWorkerData, type ToWorker } from './worker-messages';
+
+/** Options of a {@link WorkerPool}. */
+export interface WorkerPoolOptions {
+  strategy: WorkerStrategy;
+  /** The cluster's options (the shard options are taken from them). */
+  clusterOptions: object;
+  filter: DispatchFilter | undefined;
+  /** Errors of the pool itself (a worker exited, hung...). */
+  onError: (error: Error) => void;
+  onDebug: (message: string) => void;
+}
+
+type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
+
+interface Pending {
+  resolve: (value: unknown) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout | null;
+}
+
+interface Slot {
+  index: number;
+  worker: Worker | null;
+  shards: Map<number, WorkerShard>;
+  pending: Map<number, Pending>;
+  acquires: Map<number, AbortController>;
+  pingTimer: NodeJS.Timeout | null;
+  restarts: number;
+}
+
+/** Options that never go to a worker: they are main-thread objects, or handled by the main thread. */
+const MAIN_ONLY = new Set([
+  'token', 'strategy', 'identifyQueue', 'identifyQueueFactory', 'sessionStore', 'gatewayInfo', 'dispatchFilter',
+  'handshakeGuard', 'session', 'id', 'total', 'gatewayUrl', 'redis',
+]);
+
+/** True for values a worker can receive as they are: primitives and plain objects/arrays of them. */
+function isPlain(value: unknown, depth = 0): boolean {
+  if (value === null || ['string', 'number', 'boolean', 'undefined'].includes(typeof value)) return true;
+  if (typeof value !== 'object' || depth > 4) return false;
+  if (Array.isArray(value)) return value.every((v) => isPlain(v, depth + 1));
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  return Object.values(value as object).every((v) => isPlain(v, depth + 1));
+}
+
+/** The worker entry: the .ts file under ts-node, the compiled .js file otherwise. */
+function workerEntry(): { file: string; execArgv: string[] | undefined } {
+  const ext = extname(__filename);
+  const file = join(__dirname, `shard-worker${ext}`);
+  return { file, execArgv: ext === '.ts' ? ['--require', 'ts-node/register/transpile-only'] : undefined };
+}
+
+/**
+ * Runs shards in worker threads, `shardsPerWorker` to a thread (shard `id` goes to worker `floor(id / shardsPerWorker)`),
+ * and supervises them: a worker that exits, or does not answer a ping in time, is replaced and its shards resume
+ * the sessions it last reported.
+ */
+export class WorkerPool {
+  readonly #token: string;
+  private readonly slots = new Map<number, Slot>();
+  private readonly shardsPerWorker: number;
+  private readonly pingIntervalMs: number;
+  private readonly pingTimeoutMs: number;
+  private readonly shardOptions: Record<string, unknown>;
+  private total = 0;
+  private gatewayUrl = '';
+  private nextId = 1;
+  private stopped = false;
+  private filterHook: (() => void) | null = null;
+
+  constructor(
+    token: string,
+    private readonly options: WorkerPoolOptions,
+  ) {
+    this.#token = token;
+    this.shardsPerWorker = options.strategy.shardsPerWorker ?? 1;
+    this.pingIntervalMs = options.strategy.pingIntervalMs ?? 5_000;
+    this.pingTimeoutMs = options.strategy.pingTimeoutMs ?? 10_000;
+    this.shardOptions = {};
+    for (const [key, value] of Object.entries(options.clusterOptions)) {
+      if (!MAIN_ONLY.has(key) && isPlain(value)) this.shardOptions[key] = value;
+    }
+    this.filterHook = options.filter?.onChange(() => this.broadcast({ type: 'filter', wanted: this.wanted() })) ?? null;
+  }
+
+  /** Creates the main-thread side of a shard that runs in its worker (started by its `connect()`). */
+  createShard(options: ShardOptions): WorkerShard {
+    this.total = options.total;
+    this.gatewayUrl = options.gatewayUrl ?? this.gatewayUrl;
+    const slot = this.slotFor(options.id);
+    const shard = new WorkerShard(this, options);
+    slot.shards.set(options.id, shard);
+    return shard;
+  }
+
+  /** Worker threads currently running. */
+  get workers(): Worker[] {
+    return [...this.slots.values()].flatMap((slot) => (slot.worker ? [slot.worker] : []));
+  }
+
+  /** The worker running `shardId`, if any. */
+  workerOf(shardId: number): Worker | null {
+    return this.slots.get(this.slotIndex(shardId))?.worker ?? null;
+  }
+
+  /** Crashes the worker of `shardId` with an uncaught error (for tests of supervision). */
+  crashForTest(shardId: number, message: string): void {
+    this.post(this.slotIndex(shardId), { type: 'test-crash', message });
+  }
+
+  /** Blocks the worker of `shardId` forever (for tests of hang detection). */
+  hangForTest(shardId: number): void {
+    this.post(this.slotIndex(shardId), { type: 'test-hang' });
+  }
+
+  /** Asks every worker at once for its shards' info; updates each shard's cached info. */
+  async refreshInfo(timeoutMs = 2_000): Promise<void> {
+    await Promise.all([...this.slots.values()].map((slot) => this.ping(slot, timeoutMs).catch(() => undefined)));
+  }
+
+  /** Terminates every worker. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.filterHook?.();
+    const slots = [...this.slots.values()];
+    this.slots.clear();
+    await Promise.all(slots.map((slot) => this.terminate(slot)));
+  }
+
+  // ---- used by WorkerShard -----------------------------------------------------------------------
+
+  /** @internal */
+  startShard(shard: WorkerShard): void {
+    const slot = this.slotFor(shard.id);
+    this.ensureWorker(slot);
+    this.post(slot.index, { type: 'start', shardId: shard.id, session: shard.session });
+  }
+
+  /** @internal */
+  request(shardId: number, message: WithoutId<Extract<ToWorker, { id: number; shardId: number }>>, timeoutMs?: number): Promise<unknown> {
+    const slot = this.slots.get(this.slotIndex(shardId));
+    if (!slot?.worker) return Promise.reject(new ShardCommandError(shardId, 'its worker is not running'));
+    return this.call(slot, message, timeoutMs);
+  }
+
+  /** @internal */
+  post(index: number, message: ToWorker): void {
+    this.slots.get(index)?.worker?.postMessage(message);
+  }
+
+  /** @internal A shard left its worker: the worker ends with its last shard. */
+  release(shard: WorkerShard): void {
+    const slot = this.slots.get(this.slotIndex(shard.id));
+    if (!slot || slot.shards.get(shard.id) !== shard) return;
+    slot.shards.delete(shard.id);
+    if (slot.shards.size === 0) {
+      this.slots.delete(slot.index);
+      void this.terminate(slot);
+    }
+  }
+
+  /** @internal */
+  slotIndex(shardId: number): number {
+    return Math.floor(shardId / this.shardsPerWorker);
+  }
+
+  // ---- internals ---------------------------------------------------------------------------------
+
+  private wanted(): string[] | null {
+    const filter = this.options.filter;
+    return !filter || filter.decodesAll ? null : filter.wantedNames();
+  }
+
+  private broadcast(message: ToWorker): void {
+    for (const slot of this.slots.values()) slot.worker?.postMessage(message);
+  }
+
+  private slotFor(shardId: number): Slot {
+    const index = this.slotIndex(shardId);
+    let slot = this.slots.get(index);
+    if (!slot) {
+      slot = { index, worker: null, shards: new Map(), pending: new Map(), acquires: new Map(), pingTimer: null, restarts: 0 };
+      this.slots.set(index, slot);
+    }
+    return slot;
+  }
+
+  private ensureWorker(slot: Slot): void {
+    if (slot.worker || this.stopped) return;
+    const { file, execArgv } = workerEntry();
+    const data: ShardWorkerData = {
+      token: this.#token,
+      shardOptions: this.shardOptions,
+      total: this.total,
+      gatewayUrl: this.gatewayUrl,
+      wanted: this.wanted(),
+      sessionReportMs: this.options.strategy.sessionReportIntervalMs ?? 1_000,
+    };
+    const worker = new Worker(file, { workerData: data, ...(execArgv ? { execArgv } : {}) });
+    slot.worker = worker;
+    this.options.onDebug(`worker ${slot.index} started (thread ${worker.threadId}) for shards [${[...slot.shards.keys()].join(', ')}]`);
+    worker.on('message', (message: FromWorker) => this.onMessage(slot, message));
+    worker.on('error', (error: Error) => this.options.onError(this.cleanError(error, `worker ${slot.index}: `)));
+    worker.on('exit', (code) => this.onExit(slot, worker, code));
+  }
+
+  /** Pings the worker from its hello on (loading the entry, under ts-node, may take longer than a ping timeout). */
+  private supervise(slot: Slot, worker: Worker): void {
+    if (slot.pingTimer) clearInterval(slot.pingTimer);
+    slot.pingTimer = setInterval(() => {
+      this.ping(slot, this.pingTimeoutMs).catch(() => {
+        if (slot.worker !== worker) return;
+        this.options.onError(new Error(`Shard worker ${slot.index} did not answer a ping within ${this.pingTimeoutMs} ms: replacing it`));
+        void worker.terminate();
+      });
+    }, this.pingIntervalMs);
+    slot.pingTimer.unref();
+  }
+
+  private ping(slot: Slot, timeoutMs: number): Promise<void> {
+    return this.call(slot, { type: 'ping' }, timeoutMs).then(() => undefined);
+  }
+
+  private call(slot: Slot, message: WithoutId<ToWorker>, timeoutMs?: number): Promise<unknown> {
+    const worker = slot.worker;
+    if (!worker) return Promise.reject(new Error(`Shard worker ${slot.index} is not running`));
+    const id = this.nextId++;
+    return new Promise<unknown>((resolve, reject) => {
+      const timer =
+        timeoutMs === undefined ? null : (
+          setTimeout(() => {
+            slot.pending.delete(id);
+            reject(new Error(`Shard worker ${slot.index} did not answer within ${timeoutMs} ms`));
+          }, timeoutMs)
+        );
+      slot.pending.set(id, { resolve, reject, timer });
+      worker.postMessage({ ...message, id } as ToWorker);
+    });
+  }
+
+  private onMessage(slot: Slot, message: FromWorker): void {
+    switch (message.type) {
+      case 'batch':
+        for (const one of message.messages) this.onMessage(slot, one);
+        slot.worker?.postMessage({ type: 'ack' } satisfies ToWorker);
+        break;
+      case 'hello':
+        if (slot.worker) this.supervise(slot, slot.worker);
+        break;
+      case 'dispatch':
+        slot.shards.get(message.shardId)?.onDispatch(message);
+        break;
+      case 'state':
+        if (message.state === ShardState.Ready) slot.restarts = 0;
+        slot.shards.get(message.shardId)?.onState(message.state);
+        break;
+      case 'session':
+        slot.shards.get(message.shardId)?.onSession(message.session);
+        break;
+      case 'debug':
+        slot.shards.get(message.shardId)?.onDebug(message.message);
+        break;
+      case 'error': {
+        const error = new Error(redactToken(message.message, this.#token));
+        error.name = message.name;
+        const shard = message.shardId === null ? undefined : slot.shards.get(message.shardId);
+        if (shard) shard.onError(error);
+        else this.options.onError(error);
+        break;
+      }
+      case 'acquire': {
+        const shard = slot.shards.get(message.shardId);
+        const controller = new AbortController();
+        slot.acquires.set(message.id, controller);
+        const granted = shard ? shard.identifyQueue.acquire(message.shardId, controller.signal) : Promise.reject(new Error('unknown shard'));
+        granted.then(
+          () => {
+            if (slot.acquires.delete(message.id)) slot.worker?.postMessage({ type: 'granted', id: message.id } satisfies ToWorker);
+          },
+          (error: Error) => {
+            if (slot.acquires.delete(message.id)) slot.worker?.postMessage({ type: 'granted', id: message.id, error: error.message } satisfies ToWorker);
+          },
+        );
+        break;
+      }
+      case 'abort-acquire':
+        slot.acquires.get(message.id)?.abort();
+        slot.acquires.delete(message.id);
+        break;
+      case 'reply': {
+        const pending = slot.pending.get(message.id);
+        if (!pending) return;
+        slot.pending.delete(message.id);
+        if (pending.timer) clearTimeout(pending.timer);
+        if (message.ok) pending.resolve(message.value);
+        else {
+          const error = new Error(message.error);
+          error.name = message.errorName ?? 'Error';
+          pending.reject(error);
+        }
+        break;
+      }
+      case 'pong': {
+        for (const info of message.info) slot.shards.get(info.id)?.onInfo(info);
+        const pending = slot.pending.get(message.id);
+        if (!pending) return;
+        slot.pending.delete(message.id);
+        if (pending.timer) clearTimeout(pending.timer);
+        pending.resolve(null);
+        break;
+      }
+    }
+  }
+
+  private onExit(slot: Slot, worker: Worker, code: number): void {
+    if (slot.worker !== worker) return;
+    slot.worker = null;
+    if (slot.pingTimer) clearInterval(slot.pingTimer);
+    slot.pingTimer = null;
+    for (const controller of slot.acquires.values()) controller.abort();
+    slot.acquires.clear();
+    for (const [id, pending] of slot.pending) {
+      if (pending.timer) clearTimeout(pending.timer);
+      pending.reject(new Error(`Shard worker ${slot.index} exited before answering`));
+      slot.pending.delete(id);
+    }
+    const running = [...slot.shards.values()].filter((shard) => shard.running);
+    for (const shard of slot.shards.values()) shard.onWorkerLost();
+    if (this.stopped || this.slots.get(slot.index) !== slot || running.length === 0) return;
+    slot.restarts++;
+    const delay = Math.min(5_000, 100 * 2 ** Math.min(slot.restarts - 1, 6));
+    this.options.onError(new Error(`Shard worker ${slot.index} exited with code ${code}: restarting it in ${delay} ms`));
+    setTimeout(() => {
+      if (this.stopped || this.slots.get(slot.index) !== slot || slot.worker) return;
+      const toStart = [...slot.shards.values()].filter((shard) => shard.running);
+      if (toStart.length === 0) return;
+      this.ensureWorker(slot);
+      for (const shard of toStart) {
+        this.options.onDebug(`shard ${shard.id}: ${shard.session ? `resuming session ${shard.session.sessionId} at ${shard.session.sequence}` : 'identifying'} in the new worker`);
+        this.post(slot.index, { type: 'start', shardId: shard.id, session: shard.session });
+      }
+    }, delay).unref();
+  }
+
+  private async terminate(slot: Slot): Promise<void> {
+    if (slot.pingTimer) clearInterval(slot.pingTimer);
+    slot.pingTimer = null;
+    const worker = slot.worker;
+    slot.worker = null;
+    for (const controller of slot.acquires.values()) controller.abort();
+    slot.acquires.clear();
+    if (worker) await worker.terminate();
+  }
+
+  private cleanError(error: Error, prefix: string): Error {
+    const clean = new Error(prefix + redactToken(String(error?.message ?? error), this.#token));
+    clean.name = error?.name ?? 'Error';
+    return clean;
+  }
+}
+
+/**
+ * The main-thread side of a shard that runs in a worker: what a {@link Cluster} reads and calls on a `Shard`, with
+ * events, states and sessions coming from the worker and commands going to it.
+ */
+export class WorkerShard {
+  readonly id: number;
+  readonly total: number;
+  /** Counters stay in the worker: these stay at zero. */
+  readonly counters = new ShardCounters();
+  readonly identifyQueue: IIdentifyQueue;
+  private readonly stateSubject = new BehaviorSubject<ShardState>(ShardState.Disconnected);
+  private readonly dispatchSubject = new Subject<GatewayDispatch>();
+  private readonly debugSubject = new Subject<string>();
+  private readonly errorSubject = new Subject<Error>();
+  private readonly waiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
+  private lastSession: ShardSession | null;
+  private lastInfo: ShardInfo | null = null;
+  private lastError: Error | null = null;
+  private fatal: Error | null = null;
+  /** Started and not closed: restarted with its worker. */
+  running = false;
+
+  readonly dispatch$: Observable<GatewayDispatch> = this.dispatchSubject.asObservable();
+  readonly state$: Observable<ShardState> = this.stateSubject.asObservable();
+  readonly debug$: Observable<string> = this.debugSubject.asObservable();
+  readonly error$: Observable<Error> = this.errorSubject.asObservable();
+
+  constructor(
+    private readonly pool: WorkerPool,
+    options: ShardOptions,
+  ) {
+    this.id = options.id;
+    this.total = options.total;
+    this.identifyQueue = options.identifyQueue!;
+    this.lastSession = options.session ?? null;
+  }
+
+  get state(): ShardState {
+    return this.stateSubject.value;
+  }
+
+  /** The last session the worker reported, with the sequence of the last event received here. */
+  get session(): ShardSession | null {
+    return this.lastSession ? { ...this.lastSession } : null;
+  }
+
+  get latencyStats(): LatencyStats {
+    return this.lastInfo?.latency ?? { last: null, average: null, recent: [] };
+  }
+
+  get pendingCommands(): number {
+    return 0;
+  }
+
+  get fatalError(): Error | null {
+    return this.fatal;
+  }
+
+  /** The last info the worker gave (answers to pings), with the state and session known here. */
+  info(): ShardInfo {
+    const base: ShardInfo = this.lastInfo ?? {
+      id: this.id,
+      total: this.total,
+      state: this.state,
+      latency: this.latencyStats,
+      sequence: null,
+      sessionId: null,
+      reconnectAttempts: 0,
+      lastClose: null,
+      lastError: null,
+      commandBudget: { remaining: 0, refillInMs: 0 },
+      paused: false,
+      lagMs: 0,
+      totalPausedMs: 0,
+    };
+    return {
+      ...base,
+      state: this.state,
+      sequence: this.lastSession?.sequence ?? base.sequence,
+      sessionId: this.lastSession?.sessionId ?? base.sessionId,
+      lastError: this.lastError?.message ?? base.lastError,
+    };
+  }
+
+  connect(): Promise<void> {
+    if (this.fatal) return Promise.reject(this.fatal);
+    const ready = new Promise<void>((resolve, reject) => {
+      if (this.state === ShardState.Ready) resolve();
+      else this.waiters.push({ resolve, reject });
+    });
+    if (!this.running) {
+      this.running = true;
+      this.pool.startShard(this);
+    }
+    return ready;
+  }
+
+  restart(): Promise<void> {
+    if (!this.running) return this.connect();
+    return this.pool.request(this.id, { type: 'restart', shardId: this.id }).then(() => undefined, (error: Error) => Promise.reject(this.commandError(error)));
+  }
+
+  async close(options: ShardCloseOptions = {}): Promise<ShardSession | null> {
+    const resumable = options.resumable ?? false;
+    const wasRunning = this.running;
+    this.running = false;
+    let session: ShardSession | null = resumable ? this.session : null;
+    if (wasRunning) {
+      try {
+        const answer = (await this.pool.request(this.id, { type: 'close', shardId: this.id, resumable }, 10_000)) as ShardSession | null;
+        session = resumable ? this.newer(answer) : null;
+      } catch {
+        // The worker is gone: the last reported session is what can be resumed.
+      }
+    }
+    this.pool.release(this);
+    if (this.state !== ShardState.FatallyClosed) this.setState(ShardState.Disconnected);
+    this.rejectAll(new ShardCommandError(this.id, 'the shard was closed before this could complete'));
+    this.lastSession = session;
+    return session;
+  }
+
+  send(command: GatewaySendPayload): Promise<void> {
+    return this.pool.request(this.id, { type: 'send', shardId: this.id, command }).then(() => undefined, (error: Error) => Promise.reject(this.commandError(error)));
+  }
+
+  pause(): void {
+    this.pool.post(this.pool.slotIndex(this.id), { type: 'pause', shardId: this.id });
+  }
+
+  resume(): void {
+    this.pool.post(this.pool.slotIndex(this.id), { type: 'resume', shardId: this.id });
+  }
+
+  toJSON(): { id: number; total: number; state: ShardState; sequence: number | null } {
+    return { id: this.id, total: this.total, state: this.state, sequence: this.lastSession?.sequence ?? null };
+  }
+
+  // ---- from the pool -----------------------------------------------------------------------------
+
+  /** @internal */
+  onDispatch(message: { t: string; s: number; d: string }): void {
+    const session = this.lastSession;
+    if (message.t !== 'READY' && session && session.sequence !== null && message.s <= session.sequence) {
+      // Already delivered (replayed after a resume from an older report): drop it.
+      return;
+    }
+    if (session && message.t !== 'READY') session.sequence = message.s;
+    this.counters.countEvent(message.t);
+    this.dispatchSubject.next({ shardId: this.id, t: message.t, s: message.s, d: JSON.parse(message.d) as unknown });
+  }
+
+  /** @internal */
+  onSession(session: ShardSession | null): void {
+    this.lastSession = session ? this.newer(session) : null;
+  }
+
+  /** @internal */
+  onState(state: ShardState): void {
+    this.setState(state);
+    if (state === ShardState.Ready) for (const waiter of this.waiters.splice(0)) waiter.resolve();
+    if (state === ShardState.FatallyClosed) {
+      this.running = false;
+      this.fatal = this.lastError ?? new Error(`Shard ${this.id} closed fatally`);
+      this.lastSession = null;
+      this.rejectAll(this.fatal);
+    }
+  }
+
+  /** @internal */
+  onDebug(message: string): void {
+    this.debugSubject.next(message);
+  }
+
+  /** @internal */
+  onError(error: Error): void {
+    this.lastError = error;
+    this.errorSubject.next(error);
+  }
+
+  /** @internal */
+  onInfo(info: ShardInfo): void {
+    this.lastInfo = info;
+  }
+
+  /** @internal The worker died: the shard waits for the new one. */
+  onWorkerLost(): void {
+    if (this.state !== ShardState.FatallyClosed && this.state !== ShardState.Disconnected) this.setState(ShardState.Disconnected);
+  }
+
+  private newer(session: ShardSession | null): ShardSession | null {
+    const known = this.lastSession;
+    if (!session) return null;
+    if (known && known.sessionId === session.sessionId && (known.sequence ?? -1) > (session.sequence ?? -1)) {
+      return { ...session, sequence: known.sequence };
+    }
+    return { ...session };
+  }
+
+  private commandError(error: Error): Error {
+    if (error.name === 'ShardCommandError') {
+      const clean = new ShardCommandError(this.id, error.message.replace(/^Shard \d+: /, ''));
+      return clean;
+    }
+    return error;
+  }
+
+  private rejectAll(error: Error): void {
+    for (const waiter of this.waiters.splice(0)) waiter.reject(error);
+  }
+
+  private setState(state: ShardState): void {
+    if (this.stateSubject.value !== state) this.stateSubject.next(state);
+  }
+}

@@ -1,6 +1,6 @@
 import { constants, createInflate, type Inflate } from 'node:zlib';
 import type { IDecompressor } from '../interfaces/decompressor.interface';
-import { endsWithZlibSuffix } from './zlib-suffix';
+import { ZlibMessageBuffer } from './zlib-message-buffer';
 
 /** The synchronous part of a `node:zlib` handle: the same calls Node's own `inflateSync` makes. */
 interface ZlibHandle {
@@ -43,8 +43,7 @@ export class InflateSyncDecompressor implements IDecompressor {
   private readonly engine: Inflate & InflateInternals;
   private readonly handle: ZlibHandle;
   private readonly state: Uint32Array;
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  private readonly message: ZlibMessageBuffer;
   private failure: string | null = null;
   private readonly scratch = sharedScratch();
   private closed = false;
@@ -55,6 +54,7 @@ export class InflateSyncDecompressor implements IDecompressor {
     private readonly maxBytes: number,
   ) {
     this.engine = createInflate() as Inflate & InflateInternals;
+    this.message = new ZlibMessageBuffer(maxBytes);
     this.handle = this.engine._handle!;
     this.state = this.engine._writeState!;
     this.handle.onerror = (message) => {
@@ -64,13 +64,13 @@ export class InflateSyncDecompressor implements IDecompressor {
 
   push(data: Buffer): void {
     if (this.closed) return;
-    this.pending.push(data);
-    this.pendingBytes += data.length;
-    if (this.pendingBytes > this.maxBytes) return this.fail(`a compressed message exceeded ${this.maxBytes} bytes`);
-    if (!endsWithZlibSuffix(this.pending)) return;
-    const input = this.pending.length === 1 ? data : Buffer.concat(this.pending, this.pendingBytes);
-    this.pending = [];
-    this.pendingBytes = 0;
+    let input: Buffer | null;
+    try {
+      input = this.message.add(data);
+    } catch (error) {
+      return this.fail((error as Error).message);
+    }
+    if (!input) return;
     const output = this.inflate(input);
     if (output) this.onPayload(output);
   }
@@ -78,7 +78,7 @@ export class InflateSyncDecompressor implements IDecompressor {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.pending = [];
+    this.message.clear();
     this.engine.close();
   }
 

@@ -541,10 +541,7 @@ export class Shard {
       const head = typeof raw === 'string' ? raw.slice(0, ENVELOPE_PEEK_CHARS) : raw.toString('latin1', 0, ENVELOPE_PEEK_CHARS);
       const envelope = peekFrame(head);
       if (envelope && envelope.op === GatewayOpcodes.Dispatch && envelope.t !== null && !filter.wants(envelope.t)) {
-        if (Number.isSafeInteger(envelope.s) && (this.sequence === null || envelope.s! > this.sequence)) {
-          this.sequence = envelope.s;
-          this.counters.countEvent(envelope.t);
-        }
+        if (envelope.s !== null && Number.isSafeInteger(envelope.s)) this.acceptSequence(envelope.t, envelope.s);
         return;
       }
     }
@@ -733,14 +730,26 @@ export class Shard {
         return;
       }
       this.sessionData = { sessionId: ready.session_id, resumeUrl: ready.resume_gateway_url };
-    } else if (this.sequence !== null && s <= this.sequence) {
+      // A new session numbers its events afresh.
+      this.sequence = null;
+    }
+    if (!this.acceptSequence(t, s)) return;
+    this.dispatchSubject.next({ shardId: this.id, t, s, d });
+    if (t === GatewayDispatchEvents.Ready || t === GatewayDispatchEvents.Resumed) this.onSessionReady(conn, t);
+  }
+
+  /**
+   * Advances the sequence to `s` and counts event `t`. False (and nothing changes) for an event already received,
+   * which a replay can send again: each sequence number of a session is handled once.
+   */
+  private acceptSequence(t: string, s: number): boolean {
+    if (this.sequence !== null && s <= this.sequence) {
       this.debug(`dropped ${t} #${s}: already received`);
-      return;
+      return false;
     }
     this.sequence = s;
     this.counters.countEvent(t);
-    this.dispatchSubject.next({ shardId: this.id, t, s, d });
-    if (t === GatewayDispatchEvents.Ready || t === GatewayDispatchEvents.Resumed) this.onSessionReady(conn, t);
+    return true;
   }
 
   private onSessionReady(conn: Connection, t: string): void {

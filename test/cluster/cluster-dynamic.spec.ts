@@ -1,6 +1,6 @@
 import { describe, it, afterEach } from 'node:test';
 import { expect } from 'expect';
-import { GatewayIntentBits, GatewayOpcodes, PresenceUpdateStatus } from 'discord-api-types/v10';
+import { GatewayOpcodes, PresenceUpdateStatus } from 'discord-api-types/v10';
 import { Cluster, type ShardStateChange } from '../../lib/cluster/cluster';
 import { GatewayOptionsError } from '../../lib/errors/gateway-options.error';
 import type { ClusterOptions } from '../../lib/interfaces/cluster-options.interface';
@@ -9,13 +9,11 @@ import type { ShardSession } from '../../lib/interfaces/shard-session.interface'
 import { InMemorySessionStore } from '../../lib/session/in-memory-session-store';
 import { ShardState } from '../../lib/shard/shard-state';
 import type { LocalGateway, LocalGatewayOptions } from '../../lib/testing';
-import { eventually, sleep, startGateway, SHORT_SHARD_TIMINGS } from '../helpers/gateway-test-kit';
+import { eventually, sleep } from '../helpers/gateway-test-kit';
+import { ClusterHarness } from '../helpers/cluster-test-kit';
 
 const OP_IDENTIFY = GatewayOpcodes.Identify;
 const OP_RESUME = GatewayOpcodes.Resume;
-const INTENTS = GatewayIntentBits.Guilds | GatewayIntentBits.GuildMessages;
-
-const SHORT_SHARD_OPTIONS: Partial<ClusterOptions> = { ...SHORT_SHARD_TIMINGS, random: () => 0.5 };
 
 /** An in-memory store that records every write and delete. */
 class RecordingSessionStore extends InMemorySessionStore {
@@ -37,28 +35,9 @@ class RecordingSessionStore extends InMemorySessionStore {
   }
 }
 
-let gateways: LocalGateway[] = [];
-let clusters: Cluster[] = [];
-
-async function gatewayWith(options: LocalGatewayOptions = {}): Promise<LocalGateway> {
-  const gateway = await startGateway({ shards: 4, ...options });
-  gateways.push(gateway);
-  return gateway;
-}
-
-function clusterOn(gateway: LocalGateway, options: Partial<ClusterOptions> = {}): Cluster {
-  const cluster = new Cluster({
-    token: gateway.token,
-    intents: INTENTS,
-    apiUrl: gateway.apiUrl,
-    identifyWindowMs: 100,
-    shards: { total: 4, ownership: 'redis' },
-    ...SHORT_SHARD_OPTIONS,
-    ...options,
-  });
-  clusters.push(cluster);
-  return cluster;
-}
+const harness = new ClusterHarness({ shards: 4 }, { shards: { total: 4, ownership: 'redis' } });
+const gatewayWith = (options?: LocalGatewayOptions) => harness.gatewayWith(options);
+const clusterOn = (gateway: LocalGateway, options?: Partial<ClusterOptions>) => harness.clusterOn(gateway, options);
 
 function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
   return promise.then(
@@ -71,10 +50,7 @@ function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
 
 void describe('Cluster with a changing set of shards', () => {
   afterEach(async () => {
-    await Promise.all(clusters.map((cluster) => cluster.down().catch(() => undefined)));
-    await Promise.all(gateways.map((gateway) => gateway.close()));
-    clusters = [];
-    gateways = [];
+    await harness.closeAll();
   });
 
   void it('with shards { total, ownership } starts with no shard; addShard identifies one shard of the fixed total', async () => {

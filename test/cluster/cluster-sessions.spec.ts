@@ -1,6 +1,6 @@
 import { describe, it, afterEach } from 'node:test';
 import { expect } from 'expect';
-import { GatewayIntentBits, GatewayOpcodes } from 'discord-api-types/v10';
+import { GatewayOpcodes } from 'discord-api-types/v10';
 import { Cluster } from '../../lib/cluster/cluster';
 import type { ClusterOptions } from '../../lib/interfaces/cluster-options.interface';
 import type { GatewayDispatch } from '../../lib/interfaces/gateway-dispatch.interface';
@@ -8,13 +8,11 @@ import type { ShardSession } from '../../lib/interfaces/shard-session.interface'
 import { InMemorySessionStore } from '../../lib/session/in-memory-session-store';
 import { ShardState } from '../../lib/shard/shard-state';
 import type { LocalGateway, LocalGatewayOptions, RecordedFrame } from '../../lib/testing';
-import { eventually, sleep, startGateway, SHORT_SHARD_TIMINGS } from '../helpers/gateway-test-kit';
+import { eventually, sleep } from '../helpers/gateway-test-kit';
+import { ClusterHarness } from '../helpers/cluster-test-kit';
 
 const OP_IDENTIFY = GatewayOpcodes.Identify;
 const OP_RESUME = GatewayOpcodes.Resume;
-const INTENTS = GatewayIntentBits.Guilds | GatewayIntentBits.GuildMessages;
-
-const SHORT_SHARD_OPTIONS: Partial<ClusterOptions> = { ...SHORT_SHARD_TIMINGS, random: () => 0.5 };
 
 /** An in-memory store that records every write. */
 class CountingSessionStore extends InMemorySessionStore {
@@ -26,27 +24,9 @@ class CountingSessionStore extends InMemorySessionStore {
   }
 }
 
-let gateways: LocalGateway[] = [];
-let clusters: Cluster[] = [];
-
-async function gatewayWith(options: LocalGatewayOptions = {}): Promise<LocalGateway> {
-  const gateway = await startGateway(options);
-  gateways.push(gateway);
-  return gateway;
-}
-
-function clusterOn(gateway: LocalGateway, options: Partial<ClusterOptions> = {}): Cluster {
-  const cluster = new Cluster({
-    token: gateway.token,
-    intents: INTENTS,
-    apiUrl: gateway.apiUrl,
-    identifyWindowMs: 100,
-    ...SHORT_SHARD_OPTIONS,
-    ...options,
-  });
-  clusters.push(cluster);
-  return cluster;
-}
+const harness = new ClusterHarness();
+const gatewayWith = (options?: LocalGatewayOptions) => harness.gatewayWith(options);
+const clusterOn = (gateway: LocalGateway, options?: Partial<ClusterOptions>) => harness.clusterOn(gateway, options);
 
 /** Every dispatch the cluster emits, in order. */
 function record(cluster: Cluster): GatewayDispatch[] {
@@ -65,10 +45,7 @@ function lastConnectionId(gateway: LocalGateway): number {
 }
 
 void afterEach(async () => {
-  await Promise.all(clusters.map((cluster) => cluster.down().catch(() => undefined)));
-  await Promise.all(gateways.map((gateway) => gateway.close()));
-  clusters = [];
-  gateways = [];
+  await harness.closeAll();
 });
 
 void describe('Cluster sessions across restarts', () => {

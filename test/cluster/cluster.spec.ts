@@ -9,36 +9,18 @@ import type { ClusterOptions } from '../../lib/interfaces/cluster-options.interf
 import { InMemoryIdentifyQueue } from '../../lib/queue/in-memory-identify-queue';
 import { ShardState } from '../../lib/shard/shard-state';
 import type { LocalGateway, LocalGatewayOptions } from '../../lib/testing';
-import { eventually, sleep, startGateway, SHORT_SHARD_TIMINGS } from '../helpers/gateway-test-kit';
+import { eventually, sleep } from '../helpers/gateway-test-kit';
+import { CLUSTER_TEST_INTENTS, ClusterHarness, SHORT_CLUSTER_OPTIONS } from '../helpers/cluster-test-kit';
 
 const OP_IDENTIFY = GatewayOpcodes.Identify;
 const OP_RESUME = GatewayOpcodes.Resume;
-const INTENTS = GatewayIntentBits.Guilds | GatewayIntentBits.GuildMessages;
+const INTENTS = CLUSTER_TEST_INTENTS;
 
-const SHORT_SHARD_OPTIONS: Partial<ClusterOptions> = { ...SHORT_SHARD_TIMINGS, random: () => 0.5 };
+const SHORT_SHARD_OPTIONS = SHORT_CLUSTER_OPTIONS;
 
-let gateways: LocalGateway[] = [];
-let clusters: Cluster[] = [];
-
-async function gatewayWith(options: LocalGatewayOptions = {}): Promise<LocalGateway> {
-  const gateway = await startGateway(options);
-  gateways.push(gateway);
-  return gateway;
-}
-
-/** A cluster that learns its shards from the gateway's `GET /gateway/bot`. */
-function clusterOn(gateway: LocalGateway, options: Partial<ClusterOptions> = {}): Cluster {
-  const cluster = new Cluster({
-    token: gateway.token,
-    intents: INTENTS,
-    apiUrl: gateway.apiUrl,
-    identifyWindowMs: 100,
-    ...SHORT_SHARD_OPTIONS,
-    ...options,
-  });
-  clusters.push(cluster);
-  return cluster;
-}
+const harness = new ClusterHarness();
+const gatewayWith = (options?: LocalGatewayOptions) => harness.gatewayWith(options);
+const clusterOn = (gateway: LocalGateway, options?: Partial<ClusterOptions>) => harness.clusterOn(gateway, options);
 
 /** A guild id (a realistic snowflake) that Discord routes to `shardId` of `total`. */
 function guildOn(shardId: number, total: number, salt = 0): string {
@@ -63,10 +45,7 @@ async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
 }
 
 void afterEach(async () => {
-  await Promise.all(clusters.map((cluster) => cluster.down().catch(() => undefined)));
-  await Promise.all(gateways.map((gateway) => gateway.close()));
-  clusters = [];
-  gateways = [];
+  await harness.closeAll();
 });
 
 void describe('Cluster start', () => {
@@ -339,7 +318,7 @@ void describe('Cluster health', () => {
       shards: { total: 4, ids: [3] },
       ...SHORT_SHARD_OPTIONS,
     });
-    clusters.push(cluster);
+    harness.track(cluster);
     const error = await rejectionOf(cluster.up());
     expect(error).toBeInstanceOf(GatewayFatalError);
     expect((error as GatewayFatalError).shardId).toBe(3);

@@ -1,3 +1,4 @@
+import { GatewayIntentBits } from 'discord-api-types/v10';
 import { performance } from 'node:perf_hooks';
 import type { ShardPlan } from '../corpus';
 
@@ -45,6 +46,14 @@ export interface ClientResult {
 
 /** Prefix of the result line on stdout. */
 export const RESULT_PREFIX = 'BENCH_RESULT ';
+
+/** Intents the library clients (`ours`, `ours-core`, `ours-workers`) identify with. */
+export const LIBRARY_CLIENT_INTENTS =
+  GatewayIntentBits.Guilds |
+  GatewayIntentBits.GuildMessages |
+  GatewayIntentBits.GuildMessageReactions |
+  GatewayIntentBits.GuildMessageTyping |
+  GatewayIntentBits.MessageContent;
 
 /** Zlib's Z_SYNC_FLUSH marker, which ends every zlib-stream message. */
 export const ZLIB_SUFFIX = Buffer.from([0x00, 0x00, 0xff, 0xff]);

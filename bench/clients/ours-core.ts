@@ -1,6 +1,5 @@
-import { GatewayIntentBits } from 'discord-api-types/v10';
 import { Cluster, DispatchFilter } from '../../lib/core';
-import { loadConfig, Meter } from './harness';
+import { LIBRARY_CLIENT_INTENTS, loadConfig, Meter } from './harness';
 
 /**
  * `ours-core`: the framework-free `Cluster` (`nestjs-discord-gateway/core`) with the same filter and handler work
@@ -13,12 +12,7 @@ const meter = new Meter(config);
 async function main(): Promise<void> {
   const cluster = new Cluster({
     token: config.token,
-    intents:
-      GatewayIntentBits.Guilds |
-      GatewayIntentBits.GuildMessages |
-      GatewayIntentBits.GuildMessageReactions |
-      GatewayIntentBits.GuildMessageTyping |
-      GatewayIntentBits.MessageContent,
+    intents: LIBRARY_CLIENT_INTENTS,
     apiUrl: config.apiUrl,
     shards: 'auto',
     identifyWindowMs: 100,

@@ -1,9 +1,8 @@
 import 'reflect-metadata';
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { GatewayIntentBits } from 'discord-api-types/v10';
 import { ClusterService, GatewayModule, OnEvent, type GatewayEventContext } from '../../lib';
-import { loadConfig, Meter } from './harness';
+import { LIBRARY_CLIENT_INTENTS, loadConfig, Meter } from './harness';
 
 /**
  * `ours`: a Nest application context with `GatewayModule.forRoot` (shards `'auto'`: the load server's
@@ -45,12 +44,7 @@ class BenchHandler {
   imports: [
     GatewayModule.forRoot({
       token: config.token,
-      intents:
-        GatewayIntentBits.Guilds |
-        GatewayIntentBits.GuildMessages |
-        GatewayIntentBits.GuildMessageReactions |
-        GatewayIntentBits.GuildMessageTyping |
-        GatewayIntentBits.MessageContent,
+      intents: LIBRARY_CLIENT_INTENTS,
       apiUrl: config.apiUrl,
       shards: 'auto',
       identifyWindowMs: 100,

@@ -1,5 +1,6 @@
 import type { GatewayIdentifyProperties, GatewayPresenceUpdateData } from 'discord-api-types/v10';
 import type { DispatchFilter } from '../shard/dispatch-filter';
+import type { CompressionOptions } from './compression-options.interface';
 import type { IDecompressorFactory } from './decompressor.interface';
 import type { IIdentifyQueue } from './identify-queue.interface';
 import type { ShardSession } from './shard-session.interface';
@@ -45,8 +46,12 @@ export interface ShardOptions {
   intents: number;
   /** @defaultValue `'wss://gateway.discord.gg'` */
   gatewayUrl?: string;
-  /** `'zlib-stream'`, a custom decompressor factory, or `false` for none. @defaultValue `'zlib-stream'` */
-  compression?: 'zlib-stream' | IDecompressorFactory | false;
+  /**
+   * Transport compression: `'zlib-stream'`, `'zstd-stream'`, `{ type, engine }` to choose what decompresses it
+   * (see {@link CompressionOptions}), a custom decompressor factory, or `false` for none.
+   * @defaultValue `'zlib-stream'` (engine `'node'`)
+   */
+  compression?: 'zlib-stream' | 'zstd-stream' | CompressionOptions | IDecompressorFactory | false;
   /** IDENTIFY `large_threshold`, 50 to 250. @defaultValue `50` */
   largeThreshold?: number;
   /** Presence sent with IDENTIFY. */

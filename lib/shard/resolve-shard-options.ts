@@ -1,6 +1,6 @@
 import { DefaultShardOptions } from '../constants/shard-defaults.constant';
 import { GatewayOptionsError } from '../errors/gateway-options.error';
-import { defaultZlibStreamCompression } from '../compression/zlib-stream.compression';
+import { resolveCompression } from '../compression/resolve-compression';
 import type { ResolvedShardOptions, ShardOptions } from '../interfaces/shard-options.interface';
 import { InMemoryIdentifyQueue } from '../queue/in-memory-identify-queue';
 import { requireTransportUrl } from './transport-security';
@@ -41,15 +41,7 @@ export function resolveShardOptions(options: ShardOptions): ResolvedShardOptions
   const gatewayUrl = options.gatewayUrl ?? DefaultShardOptions.gatewayUrl;
   requireTransportUrl('gatewayUrl', gatewayUrl, ['ws:', 'wss:'], allowInsecureGateway);
 
-  const compressionOption = options.compression ?? DefaultShardOptions.compression;
-  let compression: ResolvedShardOptions['compression'];
-  if (compressionOption === 'zlib-stream') compression = defaultZlibStreamCompression();
-  else if (compressionOption === false) compression = false;
-  else if (typeof compressionOption === 'object' && typeof compressionOption.create === 'function') {
-    compression = compressionOption;
-  } else {
-    throw new GatewayOptionsError('compression', `must be 'zlib-stream', false or a decompressor factory`);
-  }
+  const compression = resolveCompression(options.compression ?? DefaultShardOptions.compression);
 
   const positive = (option: string, value: number | undefined, fallback: number): number =>
     requireInteger(option, value ?? fallback, 1);

@@ -5,3 +5,4 @@ export * from './payload-factories';
 export * from './recorded-frame.interface';
 export * from './gateway-testing.module';
 export * from './testing-gateway';
+export * from './zstd-stream.encoder';

@@ -3,6 +3,7 @@ import { constants, createDeflate } from 'node:zlib';
 import WebSocket from 'ws';
 import { ZlibPipe } from '../compression/zlib-pipe';
 import type { RecordedFrame } from './recorded-frame.interface';
+import { ZstdStreamEncoder } from './zstd-stream.encoder';
 
 /**
  * One client connection to the {@link LocalGateway}: what it asked for, what it sent, and a way to send to it.
@@ -29,6 +30,7 @@ export class LocalGatewayConnection {
   readonly receivedAt: number[] = [];
 
   private readonly deflate: ZlibPipe | null;
+  private readonly zstd: ZstdStreamEncoder | null;
 
   constructor(
     /** Sequential id, from 1. */
@@ -46,6 +48,7 @@ export class LocalGatewayConnection {
       query.get('compress') === 'zlib-stream'
         ? new ZlibPipe(createDeflate({ flush: constants.Z_SYNC_FLUSH }), () => this.drop())
         : null;
+    this.zstd = query.get('compress') === 'zstd-stream' ? new ZstdStreamEncoder(() => this.drop()) : null;
   }
 
   /** True while the WebSocket is open. */
@@ -53,7 +56,7 @@ export class LocalGatewayConnection {
     return this.ws.readyState === WebSocket.OPEN;
   }
 
-  /** Sends a payload, compressed when the client asked for zlib-stream. */
+  /** Sends a payload, compressed when the client asked for zlib-stream or zstd-stream. */
   send(payload: object): void {
     this.sendText(JSON.stringify(payload));
   }
@@ -64,6 +67,13 @@ export class LocalGatewayConnection {
    */
   sendText(text: string | Buffer): void {
     if (!this.open) return;
+    if (this.zstd) {
+      // zstd-stream: every WebSocket message is exactly one gateway message.
+      this.zstd.write(text, (encoded) => {
+        if (this.open) this.ws.send(encoded, { binary: true });
+      });
+      return;
+    }
     if (!this.deflate) {
       this.ws.send(text, { binary: false });
       return;

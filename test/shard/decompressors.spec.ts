@@ -5,6 +5,7 @@ import {
   defaultZlibStreamCompression,
   inflateSyncCompression,
   nodeZlibCompression,
+  zlibStreamCompression,
   type IDecompressorFactory,
   type Shard,
 } from '../../lib';
@@ -14,6 +15,8 @@ import { collectDispatches, createShard, eventually, startGateway } from '../hel
 const factories: [string, IDecompressorFactory][] = [
   ['synchronous inflate', inflateSyncCompression],
   ['node:zlib stream', nodeZlibCompression],
+  ['zlib-sync (optional package)', zlibStreamCompression('zlib-sync')],
+  ['fflate (optional package)', zlibStreamCompression('fflate')],
 ];
 
 void describe('zlib-stream decompressors', () => {

@@ -267,6 +267,10 @@ void describe('Shard robustness', () => {
       ['a relative gatewayUrl', { gatewayUrl: 'gateway.discord.gg' }, 'gatewayUrl'],
       ['intents -1', { intents: -1 }, 'intents'],
       ['fractional intents', { intents: 1.5 }, 'intents'],
+      ['compression "gzip"', { compression: 'gzip' as never }, 'compression'],
+      ['an unknown compression type', { compression: { type: 'brotli' } as never }, 'compression.type'],
+      ['an unknown zlib-stream engine', { compression: { type: 'zlib-stream', engine: 'pako' } as never }, 'compression.engine'],
+      ['an unknown zstd-stream engine', { compression: { type: 'zstd-stream', engine: 'zlib-sync' } as never }, 'compression.engine'],
     ];
     for (const [name, override, option] of invalid) {
       void it(`rejects ${name} with a GatewayOptionsError naming the option`, () => {
@@ -289,6 +293,9 @@ void describe('Shard robustness', () => {
         { id: 1, total: 2 },
         { gatewayUrl: 'wss://gateway.discord.gg' },
         { intents: 0 },
+        { compression: { type: 'zlib-stream', engine: 'zlib-sync' } as const },
+        { compression: { type: 'zlib-stream', engine: 'fflate' } as const },
+        { compression: { type: 'zstd-stream', engine: 'fzstd' } as const },
       ]) {
         expect(() => new Shard({ ...base, ...override })).not.toThrow();
       }

@@ -1,14 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { Inject, Injectable, Optional } from '@nestjs/common';
-import {
-  GatewayOpcodes,
-  type APIGuildMember,
-  type GatewayPresenceUpdateData,
-  type GatewaySendPayload,
-  type GatewayVoiceStateUpdateData,
-  type GatewayGuildMembersChunkDispatchData,
-  type APISoundboardSound,
-  type GatewayPresenceUpdate,
+// The gateway entry point alone: the full v10 index also loads every REST and payload module at run time.
+import { GatewayOpcodes } from 'discord-api-types/gateway/v10';
+import type {
+  APIGuildMember,
+  GatewayPresenceUpdateData,
+  GatewaySendPayload,
+  GatewayVoiceStateUpdateData,
+  GatewayGuildMembersChunkDispatchData,
+  APISoundboardSound,
+  GatewayPresenceUpdate,
 } from 'discord-api-types/v10';
 import { Cluster, type ClusterShardInfo } from '../cluster/cluster';
 import { GATEWAY_MODULE_OPTIONS } from '../constants/gateway-module.constants';

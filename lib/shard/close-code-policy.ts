@@ -1,4 +1,5 @@
-import { GatewayCloseCodes } from 'discord-api-types/v10';
+// The gateway entry point alone: the full v10 index also loads every REST and payload module at run time.
+import { GatewayCloseCodes } from 'discord-api-types/gateway/v10';
 
 /** What a shard does after its connection closes with a given code. */
 export type CloseAction = 'resume' | 'identify' | 'fatal';

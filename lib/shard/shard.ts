@@ -1,11 +1,11 @@
 import { inspect } from 'node:util';
-import {
-  GatewayDispatchEvents,
-  GatewayOpcodes,
-  type GatewayIdentify,
-  type GatewayReadyDispatchData,
-  type GatewayResume,
-  type GatewaySendPayload,
+// The gateway entry point alone: the full v10 index also loads every REST and payload module at run time.
+import { GatewayDispatchEvents, GatewayOpcodes } from 'discord-api-types/gateway/v10';
+import type {
+  GatewayIdentify,
+  GatewayReadyDispatchData,
+  GatewayResume,
+  GatewaySendPayload,
 } from 'discord-api-types/v10';
 import { BehaviorSubject, Subject, type Observable } from 'rxjs';
 import WebSocket from 'ws';

@@ -13,16 +13,18 @@ export interface NativeEngine {
   close(): void;
 }
 
-const OUTPUT_CHUNK = 64 * 1024;
+const FIRST_OUTPUT = 64 * 1024;
+/** The shared output buffer grows for large messages (GUILD_CREATE) and is kept up to this size. */
+const MAX_KEPT_OUTPUT = 4 * 1024 * 1024;
 
 let scratchBuffer: Buffer | undefined;
 
 /**
- * One output buffer for every decompressor of the process: decompressing is synchronous and each payload is
- * consumed before the next one, so connections can share it (100 shards do not hold 100 buffers).
+ * One output buffer for every decompressor of the process (of the thread): decompressing is synchronous and each
+ * payload is consumed before the next one, so connections can share it (100 shards do not hold 100 buffers).
  */
 function sharedScratch(): Buffer {
-  scratchBuffer ??= Buffer.allocUnsafe(OUTPUT_CHUNK);
+  scratchBuffer ??= Buffer.allocUnsafe(FIRST_OUTPUT);
   return scratchBuffer;
 }
 
@@ -43,7 +45,6 @@ export abstract class NativeSyncDecompressor implements IDecompressor {
   private readonly handle: NativeHandle;
   private readonly state: Uint32Array;
   private failure: string | null = null;
-  private readonly scratch = sharedScratch();
   protected closed = false;
 
   protected constructor(
@@ -81,36 +82,38 @@ export abstract class NativeSyncDecompressor implements IDecompressor {
   }
 
   /**
-   * A message that fits one output chunk comes back as a view of the shared scratch buffer, valid until the next
-   * call; only longer messages are copied.
+   * Decompresses straight into the shared output buffer, doubling it when a message does not fit (the bytes so
+   * far are copied once per doubling, never gathered in pieces). The payload is a view of that buffer, valid
+   * until the next call.
    */
   private decompress(input: Buffer): Buffer | null {
-    const scratch = this.scratch;
-    let chunks: Buffer[] | null = null;
-    let total = 0;
+    let out = sharedScratch();
+    let outOff = 0;
     let inOff = 0;
     let inLen = input.length;
     for (;;) {
-      this.handle.writeSync(this.flush, input, inOff, inLen, scratch, 0, OUTPUT_CHUNK);
+      const room = out.length - outOff;
+      this.handle.writeSync(this.flush, input, inOff, inLen, out, outOff, room);
       if (this.failure) {
         this.fail(`decompression failed: ${this.failure}`);
         return null;
       }
       const availOut = this.state[0];
       const availIn = this.state[1];
-      const produced = OUTPUT_CHUNK - availOut;
-      total += produced;
-      if (total > this.maxBytes) {
+      outOff += room - availOut;
+      if (outOff > this.maxBytes) {
         this.fail(`a decompressed message exceeded ${this.maxBytes} bytes`);
         return null;
       }
       inOff += inLen - availIn;
       inLen = availIn;
-      if (availOut !== 0 && chunks === null) return scratch.subarray(0, produced);
-      chunks ??= [];
-      if (produced > 0) chunks.push(Buffer.from(scratch.subarray(0, produced)));
       if (availOut !== 0) break;
+      // Never more room than one byte past the cap: a bomb fails as soon as it passes it.
+      const bigger = Buffer.allocUnsafe(Math.min(out.length * 2, this.maxBytes + 1));
+      out.copy(bigger, 0, 0, outOff);
+      out = bigger;
+      if (bigger.length <= MAX_KEPT_OUTPUT) scratchBuffer = bigger;
     }
-    return Buffer.concat(chunks, total);
+    return out.subarray(0, outOff);
   }
 }

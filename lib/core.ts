@@ -13,6 +13,7 @@ export * from './compression/zstd-stream.compression';
 export * from './compression/zlib-sync.decompressor';
 export * from './compression/js-push.decompressor';
 export * from './compression/resolve-compression';
+export * from './compression/payload.decompressor';
 export * from './constants/gateway.constants';
 export * from './constants/shard-defaults.constant';
 export * from './errors/gateway-fatal.error';

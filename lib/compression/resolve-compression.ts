@@ -1,6 +1,7 @@
 import { GatewayOptionsError } from '../errors/gateway-options.error';
 import type { CompressionOptions } from '../interfaces/compression-options.interface';
 import type { IDecompressorFactory } from '../interfaces/decompressor.interface';
+import { payloadCompression } from './payload.decompressor';
 import { zlibStreamCompression } from './zlib-stream.compression';
 import { zstdStreamCompression } from './zstd-stream.compression';
 
@@ -11,10 +12,11 @@ const ZSTD_ENGINES = ['node', 'fzstd'];
  * Turns the `compression` option into a decompressor factory (or `false`), loading the engine it names. Throws
  * {@link GatewayOptionsError} for an unknown value or an engine that cannot load.
  */
-export function resolveCompression(value: 'zlib-stream' | 'zstd-stream' | CompressionOptions | IDecompressorFactory | false): IDecompressorFactory | false {
+export function resolveCompression(value: 'zlib-stream' | 'zstd-stream' | 'payload' | CompressionOptions | IDecompressorFactory | false): IDecompressorFactory | false {
   if (value === false) return false;
   if (value === 'zlib-stream') return zlibStreamCompression('node');
   if (value === 'zstd-stream') return zstdStreamCompression(undefined, 'compression');
+  if (value === 'payload') return payloadCompression;
   if (typeof value === 'object' && value !== null) {
     if (typeof (value as IDecompressorFactory).create === 'function') return value as IDecompressorFactory;
     const { type, engine } = value as CompressionOptions;
@@ -32,5 +34,5 @@ export function resolveCompression(value: 'zlib-stream' | 'zstd-stream' | Compre
     }
     throw new GatewayOptionsError('compression.type', `must be 'zlib-stream' or 'zstd-stream'`);
   }
-  throw new GatewayOptionsError('compression', `must be 'zlib-stream', 'zstd-stream', { type, engine }, false or a decompressor factory`);
+  throw new GatewayOptionsError('compression', `must be 'zlib-stream', 'zstd-stream', 'payload', { type, engine }, false or a decompressor factory`);
 }

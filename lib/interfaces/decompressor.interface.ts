@@ -16,8 +16,13 @@ export interface IDecompressor {
  * Creates a decompressor for each new connection.
  */
 export interface IDecompressorFactory {
-  /** The value of the gateway URL's `compress` query parameter. */
+  /** The value of the gateway URL's `compress` query parameter (ignored for payload compression). */
   readonly query: string;
+  /**
+   * True for payload compression: no `compress` URL parameter, IDENTIFY asks for `compress: true`, and each binary
+   * WebSocket message holds one zlib-compressed payload while text messages are plain JSON. @defaultValue `false`
+   */
+  readonly payload?: boolean;
   /**
    * Creates a fresh context for one connection. A message whose compressed or inflated size exceeds
    * `limits.maxMessageBytes` is reported through `onError`.

@@ -48,10 +48,11 @@ export interface ShardOptions {
   gatewayUrl?: string;
   /**
    * Transport compression: `'zlib-stream'`, `'zstd-stream'`, `{ type, engine }` to choose what decompresses it
-   * (see {@link CompressionOptions}), a custom decompressor factory, or `false` for none.
+   * (see {@link CompressionOptions}), `'payload'` for payload compression instead (IDENTIFY `compress: true`,
+   * large payloads compressed one by one), a custom decompressor factory, or `false` for none.
    * @defaultValue `'zlib-stream'` (engine `'node'`)
    */
-  compression?: 'zlib-stream' | 'zstd-stream' | CompressionOptions | IDecompressorFactory | false;
+  compression?: 'zlib-stream' | 'zstd-stream' | 'payload' | CompressionOptions | IDecompressorFactory | false;
   /** IDENTIFY `large_threshold`, 50 to 250. @defaultValue `50` */
   largeThreshold?: number;
   /** Presence sent with IDENTIFY. */

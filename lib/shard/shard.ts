@@ -439,7 +439,7 @@ export class Shard {
     url.search = '';
     url.searchParams.set('v', String(GATEWAY_VERSION));
     url.searchParams.set('encoding', 'json');
-    if (this.options.compression) url.searchParams.set('compress', this.options.compression.query);
+    if (this.options.compression && !this.options.compression.payload) url.searchParams.set('compress', this.options.compression.query);
     return url.toString();
   }
 
@@ -666,6 +666,7 @@ export class Shard {
         properties: this.options.identifyProperties,
         shard: [this.id, this.total],
         large_threshold: this.options.largeThreshold,
+        ...(this.options.compression && this.options.compression.payload ? { compress: true } : {}),
         ...(this.options.presence ? { presence: this.options.presence } : {}),
       },
     };

@@ -1,9 +1,12 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { constants, createDeflate } from 'node:zlib';
+import { constants, createDeflate, deflateSync } from 'node:zlib';
 import WebSocket from 'ws';
 import { ZlibPipe } from '../compression/zlib-pipe';
 import type { RecordedFrame } from './recorded-frame.interface';
 import { ZstdStreamEncoder } from './zstd-stream.encoder';
+
+/** Smallest payload the local gateway compresses under payload compression. */
+export const PAYLOAD_COMPRESSION_MIN_BYTES = 256;
 
 /**
  * One client connection to the {@link LocalGateway}: what it asked for, what it sent, and a way to send to it.
@@ -26,6 +29,14 @@ export class LocalGatewayConnection {
   closedAt: number | null = null;
   /** True once the server started the close. */
   closedByServer = false;
+  /**
+   * True once the client identified with `compress: true` on a connection without transport compression: from
+   * then on, payloads of {@link PAYLOAD_COMPRESSION_MIN_BYTES} or more go out zlib-compressed one by one, in
+   * binary messages, and smaller ones as text.
+   */
+  payloadCompression = false;
+  /** WebSocket messages sent to the client, by frame type. */
+  readonly sentMessages = { text: 0, binary: 0 };
   /** Timestamps of received frames, for the command rate limit. */
   readonly receivedAt: number[] = [];
 
@@ -51,6 +62,11 @@ export class LocalGatewayConnection {
     this.zstd = query.get('compress') === 'zstd-stream' ? new ZstdStreamEncoder(() => this.drop()) : null;
   }
 
+  /** True when the client asked for transport compression in the URL (payload compression is then refused). */
+  get transportCompression(): boolean {
+    return this.query.has('compress');
+  }
+
   /** True while the WebSocket is open. */
   get open(): boolean {
     return this.ws.readyState === WebSocket.OPEN;
@@ -70,12 +86,16 @@ export class LocalGatewayConnection {
     if (this.zstd) {
       // zstd-stream: every WebSocket message is exactly one gateway message.
       this.zstd.write(text, (encoded) => {
-        if (this.open) this.ws.send(encoded, { binary: true });
+        if (!this.open) return;
+        this.sentMessages.binary++;
+        this.ws.send(encoded, { binary: true });
       });
       return;
     }
     if (!this.deflate) {
-      this.ws.send(text, { binary: false });
+      const compress = this.payloadCompression && text.length >= PAYLOAD_COMPRESSION_MIN_BYTES;
+      this.sentMessages[compress ? 'binary' : 'text']++;
+      this.ws.send(compress ? deflateSync(text) : text, { binary: compress });
       return;
     }
     this.deflate.write(text, (compressed) => {
@@ -83,6 +103,7 @@ export class LocalGatewayConnection {
       const parts = Math.max(1, Math.min(this.framesPerMessage, compressed.length));
       const size = Math.ceil(compressed.length / parts);
       for (let offset = 0; offset < compressed.length; offset += size) {
+        this.sentMessages.binary++;
         this.ws.send(compressed.subarray(offset, offset + size), { binary: true });
       }
     });

@@ -434,6 +434,8 @@ export class LocalGateway extends EventEmitter {
       return connection.close(GatewayCloseCodes.InvalidShard, 'Invalid shard.');
     }
     connection.shardId = shardId;
+    // Payload compression never combines with transport compression.
+    connection.payloadCompression = d.compress === true && !connection.transportCompression;
     if (this.options.identifyWindowMs > 0) {
       const key = shardId % this.startLimit.max_concurrency;
       const last = this.lastIdentifyByKey.get(key);

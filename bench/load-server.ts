@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { constants, createDeflate, deflateRawSync } from 'node:zlib';
 import WebSocket, { WebSocketServer } from 'ws';
 import { planOf, shardEventTexts, type CorpusSpec, type ShardPlan } from './corpus';
+import { IdentifyLimitCheck } from './identify-limit-check';
 
 /**
  * The benchmark's load server: just enough gateway v10 for every client, run in its own process so that its CPU
@@ -20,6 +21,9 @@ import { planOf, shardEventTexts, type CorpusSpec, type ShardPlan } from './corp
  *   an op 11 compressed on its own can be spliced in at such a point without breaking the stream.
  * - Without `compress`, the same messages go out as JSON text frames.
  * - `GET /api/v10/gateway/bot` answers `url`, `shards` and `session_start_limit` (`max_concurrency` 16).
+ * - With `identifyWindowMs`, IDENTIFYs are checked against Discord's identify rate limit with that window
+ *   ({@link IdentifyLimitCheck}); `GET /bench/identifies` answers what was seen since the previous such request
+ *   ({@link IdentifyStats}) and starts counting afresh.
  *
  * Configured by the `BENCH_SERVER` environment variable (JSON {@link LoadServerConfig}); prints one line
  * `BENCH_SERVER_READY {...}` ({@link LoadServerReady}) on stdout once the corpus is built, and stops on SIGTERM,
@@ -32,6 +36,8 @@ export interface LoadServerConfig extends CorpusSpec {
   heartbeatIntervalMs?: number;
   /** The server exits after this long whatever happens. @defaultValue 3 h */
   maxLifetimeMs?: number;
+  /** Identify window to check IDENTIFYs against, ms. @defaultValue no check */
+  identifyWindowMs?: number;
 }
 
 /** What the server prints once it is ready. */
@@ -51,6 +57,8 @@ export const READY_PREFIX = 'BENCH_SERVER_READY ';
 const BATCH_BYTES = 256 * 1024;
 const FULL_FLUSH_BYTES = 256 * 1024;
 const LINGER_MS = 10_000;
+/** `max_concurrency` of `GET /gateway/bot`, and of the identify check. */
+export const MAX_CONCURRENCY = 16;
 const BOT_USER = { id: '1000000000000000001', username: 'bench-bot', discriminator: '0', global_name: null, avatar: null, bot: true };
 
 /** WebSocket frames stored back to back in one buffer, addressed by index. Server frames are not masked. */
@@ -299,6 +307,7 @@ async function main(): Promise<void> {
   if (!streams.every((s) => s.zlib.range(0, 1).equals(helloZlib))) throw new Error('HELLO messages differ between shards');
   const helloText = streams[0].text.range(0, 1);
 
+  const identifyCheck = config.identifyWindowMs === undefined ? null : new IdentifyLimitCheck(MAX_CONCURRENCY, config.identifyWindowMs);
   const waiting = new Map<number, Connection>();
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
   server.on('upgrade', (request: IncomingMessage, socket: Socket, head: Buffer) => {
@@ -334,6 +343,7 @@ async function main(): Promise<void> {
             ws.close(4010, 'Invalid shard.');
             return;
           }
+          identifyCheck?.record(shardId);
           connection.identified(shardId, streams[shardId]);
           waiting.set(shardId, connection);
           // Streaming starts once every shard has identified, so that all shards run at the same time.
@@ -350,6 +360,10 @@ async function main(): Promise<void> {
   };
   server.on('request', (request: IncomingMessage, response: ServerResponse) => {
     const path = new URL(request.url ?? '/', 'http://127.0.0.1').pathname;
+    if (request.method === 'GET' && path === '/bench/identifies' && identifyCheck) {
+      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(identifyCheck.take()));
+      return;
+    }
     if (request.method !== 'GET' || !/^\/api(\/v10)?\/gateway(\/bot)?\/?$/.test(path)) {
       response.writeHead(404, { 'content-type': 'application/json' }).end('{"message":"404: Not Found","code":0}');
       return;
@@ -357,7 +371,7 @@ async function main(): Promise<void> {
     const body = {
       url,
       shards: spec.shards,
-      session_start_limit: { total: 1_000_000, remaining: 1_000_000, reset_after: 14_400_000, max_concurrency: 16 },
+      session_start_limit: { total: 1_000_000, remaining: 1_000_000, reset_after: 14_400_000, max_concurrency: MAX_CONCURRENCY },
     };
     response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   });

@@ -5,7 +5,8 @@ import { join, resolve } from 'node:path';
 import { transpileForBench } from './build';
 import { DEFAULT_EVENTS, type ScenarioName } from './corpus';
 import { RESULT_PREFIX, type ClientConfig, type ClientResult } from './clients/harness';
-import { READY_PREFIX, type LoadServerConfig, type LoadServerReady } from './load-server';
+import type { IdentifyStats } from './identify-limit-check';
+import { MAX_CONCURRENCY, READY_PREFIX, type LoadServerConfig, type LoadServerReady } from './load-server';
 
 /**
  * Runs the benchmark: for each scenario, starts a load server in its own process, then runs every client of the
@@ -19,13 +20,26 @@ const RESULTS_DIR = join(ROOT, '.bench-results');
 const BUILD_DIR = join(RESULTS_DIR, 'build');
 const TOKEN = 'bench-token';
 
-type ClientName = 'frames-only' | 'raw-zlib-sync' | 'raw-node-zlib' | 'djs-zlib-sync' | 'djs-node-zlib' | 'ours' | 'ours-core' | 'ours-workers';
-const RAW_FLOORS: ClientName[] = ['raw-zlib-sync', 'raw-node-zlib'];
+type ClientName =
+  | 'frames-only'
+  | 'raw-zlib-sync'
+  | 'raw-node-zlib'
+  | 'raw-node-sync'
+  | 'raw-fflate'
+  | 'djs-zlib-sync'
+  | 'djs-node-zlib'
+  | 'ours'
+  | 'ours-core'
+  | 'ours-workers';
+/** The raw floors; ratios are taken against the fastest of them in each round. */
+const RAW_FLOORS: ClientName[] = ['raw-zlib-sync', 'raw-node-zlib', 'raw-node-sync', 'raw-fflate'];
 const DJS: ClientName[] = ['djs-zlib-sync', 'djs-node-zlib'];
 const CLIENT_FILES: Record<ClientName, string> = {
   'frames-only': 'bench/clients/raw.js',
   'raw-zlib-sync': 'bench/clients/raw.js',
   'raw-node-zlib': 'bench/clients/raw.js',
+  'raw-node-sync': 'bench/clients/raw.js',
+  'raw-fflate': 'bench/clients/raw.js',
   'djs-zlib-sync': 'bench/clients/djs.js',
   'djs-node-zlib': 'bench/clients/djs.js',
   ours: 'bench/clients/ours.js',
@@ -33,12 +47,17 @@ const CLIENT_FILES: Record<ClientName, string> = {
   'ours-workers': 'bench/clients/ours.js',
 };
 
-/** One server configuration of a scenario and the clients run against it. */
+const SCENARIO_IDS = ['messages', 'mixed', 'guilds', 'shards', 'idle', 'workers', 'startup'];
+
+/**
+ * One server configuration of a scenario and the clients run against it. With `server.identifyWindowMs`, the
+ * server checks the identify limit and the clients get the same window.
+ */
 interface Part {
   label: string;
   server: LoadServerConfig;
   clients: ClientName[];
-  mode: 'stream' | 'idle';
+  mode: ClientConfig['mode'];
   handledEvent: string;
   /** CPU time `ours` spends in its handler per handled event, µs. */
   handlerWorkUs?: number;
@@ -56,13 +75,16 @@ interface Settings {
   guilds: number;
   idleShards: number;
   idleMs: number;
+  startupShards: number;
+  startupWindowMs: number;
   scenarios: string[];
   clients: string[] | null;
   cpuProf: string[];
   clientTimeoutMs: number;
 }
 
-type RunOutcome = ClientResult | { client: string; error: string };
+/** A client's result or failure, with what the load server saw of its IDENTIFYs when it checks them. */
+type RunOutcome = (ClientResult | { client: string; error: string }) & { identify?: IdentifyStats };
 
 interface Row {
   client: string;
@@ -77,6 +99,14 @@ interface Row {
   cpuMs: number | null;
   vsFloor: number | null;
   vsDjs: number | null;
+  /** `startup`: ms until every shard was READY, the identify floor, and their ratio (median of the rounds'). */
+  startupMs: number | null;
+  floorMs: number | null;
+  vsIdentifyFloor: number | null;
+  /** `startup`: identify violations over all rounds, the median first-to-last IDENTIFY span, the smallest same-key gap. */
+  identifyViolations: number | null;
+  identifySpanMs: number | null;
+  minKeyGapMs: number | null;
   failures: number;
 }
 
@@ -102,13 +132,14 @@ function readSettings(): Settings {
     guilds: intEnv('BENCH_GUILDS', Math.min(DEFAULT_EVENTS.guilds, Math.max(20, Math.round((events * DEFAULT_EVENTS.guilds) / DEFAULT_EVENTS.messages)))),
     idleShards: intEnv('BENCH_IDLE_SHARDS', 100),
     idleMs: intEnv('BENCH_IDLE_MS', 3000),
-    scenarios: listEnv('BENCH_SCENARIOS', ['messages', 'mixed', 'guilds', 'shards', 'idle', 'workers']),
+    startupShards: Math.max(1, intEnv('BENCH_STARTUP_SHARDS', 32)),
+    startupWindowMs: Math.max(1, intEnv('BENCH_STARTUP_WINDOW_MS', 1000)),
+    scenarios: listEnv('BENCH_SCENARIOS', SCENARIO_IDS),
     clients: process.env.BENCH_CLIENTS ? listEnv('BENCH_CLIENTS', []) : null,
     cpuProf: listEnv('BENCH_CPU_PROF', []),
     clientTimeoutMs: intEnv('BENCH_CLIENT_TIMEOUT_MS', 180_000),
   };
-  const known = ['messages', 'mixed', 'guilds', 'shards', 'idle', 'workers'];
-  for (const s of settings.scenarios) if (!known.includes(s)) throw new Error(`unknown scenario "${s}" (known: ${known.join(', ')})`);
+  for (const s of settings.scenarios) if (!SCENARIO_IDS.includes(s)) throw new Error(`unknown scenario "${s}" (known: ${SCENARIO_IDS.join(', ')})`);
   for (const c of [...(settings.clients ?? []), ...settings.cpuProf]) {
     if (!(c in CLIENT_FILES)) throw new Error(`unknown client "${c}" (known: ${Object.keys(CLIENT_FILES).join(', ')})`);
   }
@@ -165,6 +196,19 @@ function scenarios(settings: Settings): Scenario[] {
           server: { scenario: 'idle', events: 0, shards: settings.idleShards },
           clients: ['raw-zlib-sync', 'djs-zlib-sync', 'ours', 'ours-core'],
           mode: 'idle',
+          handledEvent: 'MESSAGE_CREATE',
+        },
+      ],
+    },
+    {
+      id: 'startup',
+      title: `7) startup: ${settings.startupShards} shards, max_concurrency ${MAX_CONCURRENCY}, identify window ${settings.startupWindowMs} ms; time until every shard is READY against the identify floor (${identifyWindows(settings.startupShards)} windows)`,
+      parts: [
+        {
+          label: `${settings.startupShards} shards`,
+          server: { scenario: 'idle', events: 0, shards: settings.startupShards, identifyWindowMs: settings.startupWindowMs },
+          clients: ['djs-zlib-sync', 'ours', 'ours-core'],
+          mode: 'startup',
           handledEvent: 'MESSAGE_CREATE',
         },
       ],
@@ -274,20 +318,36 @@ async function runClient(name: ClientName, part: Part, ready: LoadServerReady, s
     idleMs: settings.idleMs,
     handledEvent: part.handledEvent,
     handlerWorkUs: part.handlerWorkUs,
+    identifyWindowMs: part.server.identifyWindowMs,
     timeoutMs: settings.clientTimeoutMs,
   };
   const nodeArgs = settings.cpuProf.includes(name)
     ? ['--cpu-prof', `--cpu-prof-dir=${join(RESULTS_DIR, 'profiles')}`, `--cpu-prof-name=${part.server.scenario}-${part.server.shards}-${name}-${Date.now()}.cpuprofile`]
     : [];
   const child = nodeScript(CLIENT_FILES[name], { BENCH_CLIENT: JSON.stringify(config) }, nodeArgs);
+  let outcome: RunOutcome;
   try {
     const { line } = await waitForLine(child, RESULT_PREFIX, settings.clientTimeoutMs + 30_000, name);
     await waitForExit(child, 10_000);
-    return JSON.parse(line) as ClientResult;
+    outcome = JSON.parse(line) as ClientResult;
   } catch (error) {
     killChild(child, 'SIGKILL');
-    return { client: name, error: (error as Error).message };
+    outcome = { client: name, error: (error as Error).message };
   }
+  if (part.server.identifyWindowMs !== undefined) outcome.identify = await identifyStats(ready.port);
+  return outcome;
+}
+
+/** What the load server saw of the last client's IDENTIFYs (and it starts counting afresh for the next client). */
+async function identifyStats(port: number): Promise<IdentifyStats> {
+  const response = await fetch(`http://127.0.0.1:${port}/bench/identifies`);
+  if (!response.ok) throw new Error(`load server: GET /bench/identifies answered ${response.status}`);
+  return (await response.json()) as IdentifyStats;
+}
+
+/** Identify windows `shards` shards need at the server's `max_concurrency`: the identify floor is that many windows. */
+function identifyWindows(shards: number): number {
+  return Math.ceil(shards / MAX_CONCURRENCY);
 }
 
 // ---- statistics and output ----------------------------------------------------------------------
@@ -320,18 +380,28 @@ function summarise(part: Part, rounds: Map<ClientName, RunOutcome>[]): Row[] {
         }),
       );
     const pick = (key: keyof ClientResult) => median(results.map((r) => r[key] as number));
+    const startup = part.mode === 'startup';
+    const floorMs = startup ? identifyWindows(part.server.shards) * part.server.identifyWindowMs! : null;
+    const checked = rounds.flatMap((round) => round.get(client)?.identify ?? []);
+    const gaps = checked.flatMap((s) => (s.minKeyGapMs === null ? [] : [s.minKeyGapMs]));
     return {
       client,
       label: part.label,
       shards: part.server.shards,
       runs: results.length,
-      eventsPerSec: part.mode === 'idle' ? null : pick('eventsPerSec'),
-      cpuUsPerEvent: part.mode === 'idle' ? null : pick('cpuUsPerEvent'),
+      eventsPerSec: part.mode === 'stream' ? pick('eventsPerSec') : null,
+      cpuUsPerEvent: part.mode === 'stream' ? pick('cpuUsPerEvent') : null,
       peakRssMb: pick('peakRssMb'),
       rssMb: pick('rssMb'),
       cpuMs: pick('cpuMs'),
-      vsFloor: part.mode === 'idle' || client === 'frames-only' ? null : ratio(RAW_FLOORS),
-      vsDjs: part.mode === 'idle' || client === 'frames-only' ? null : ratio(DJS),
+      vsFloor: part.mode !== 'stream' || client === 'frames-only' ? null : ratio(RAW_FLOORS),
+      vsDjs: part.mode !== 'stream' || client === 'frames-only' ? null : ratio(DJS),
+      startupMs: startup ? pick('startupMs') : null,
+      floorMs,
+      vsIdentifyFloor: startup && floorMs ? median(results.map((r) => r.startupMs! / floorMs)) : null,
+      identifyViolations: checked.length ? checked.reduce((sum, s) => sum + s.violations, 0) : null,
+      identifySpanMs: median(checked.flatMap((s) => (s.spanMs === null ? [] : [s.spanMs]))),
+      minKeyGapMs: gaps.length ? Math.min(...gaps) : null,
       failures: rounds.length - results.length,
     };
   });
@@ -348,10 +418,26 @@ function table(headers: string[], rows: string[][]): string {
   return [line(headers), `|${widths.map((w, i) => (i === 0 ? ':' : '-') + '-'.repeat(w) + (i === 0 ? '-' : ':')).join('|')}|`, ...rows.map(line)].join('\n');
 }
 
-function renderScenario(scenario: Scenario, rows: Row[], idle: boolean): string {
+function renderScenario(scenario: Scenario, rows: Row[], mode: Part['mode']): string {
   const multi = scenario.parts.length > 1;
   const name = (r: Row) => `${r.client}${multi ? ` (${r.label})` : ''}${r.failures ? ` [${r.failures} failed]` : ''}`;
-  if (idle) {
+  if (mode === 'startup') {
+    const out = table(
+      ['client', 'all READY ms', 'identify floor ms', 'time / floor', 'IDENTIFY span ms', 'min same-key gap ms', 'identify violations', 'peak RSS MB'],
+      rows.map((r) => [
+        name(r),
+        fmt(r.startupMs),
+        fmt(r.floorMs),
+        fmt(r.vsIdentifyFloor, 2),
+        fmt(r.identifySpanMs),
+        fmt(r.minKeyGapMs),
+        fmt(r.identifyViolations),
+        fmt(r.peakRssMb, 1),
+      ]),
+    );
+    return `${out}\nidentify violations: ${fmt(rows.reduce((sum, r) => sum + (r.identifyViolations ?? 0), 0))} (all clients, all rounds)`;
+  }
+  if (mode === 'idle') {
     return table(
       ['client', 'shards', 'peak RSS MB', 'RSS after idle MB', 'CPU ms while idle'],
       rows.map((r) => [name(r), String(r.shards), fmt(r.peakRssMb, 1), fmt(r.rssMb, 1), fmt(r.cpuMs, 1)]),
@@ -386,7 +472,7 @@ async function main(): Promise<void> {
   write(`nestjs-discord-gateway benchmark, ${date.toISOString()}`);
   write(`machine: ${machine.cpu}, ${machine.cores} cores, Node.js ${machine.node}, ${machine.os}, ${machine.memoryGb} GB, load average ${fmt(loadavg()[0], 2)}`);
   write(
-    `rounds: ${settings.rounds}, events: ${settings.events}, guilds: ${settings.guilds}, idle: ${settings.idleShards} shards for ${settings.idleMs} ms, scenarios: ${settings.scenarios.join(',')}`,
+    `rounds: ${settings.rounds}, events: ${settings.events}, guilds: ${settings.guilds}, idle: ${settings.idleShards} shards for ${settings.idleMs} ms, startup: ${settings.startupShards} shards with a ${settings.startupWindowMs} ms identify window, scenarios: ${settings.scenarios.join(',')}`,
   );
   write('medians over rounds; ratios = events/s ÷ the fastest reference of the same round, then the median of those ratios');
   transpileForBench(ROOT, BUILD_DIR);
@@ -414,9 +500,14 @@ async function main(): Promise<void> {
             const summary = isResult(outcome)
               ? part.mode === 'idle'
                 ? `peak RSS ${outcome.peakRssMb} MB`
-                : `${fmt(outcome.eventsPerSec)} events/s, ${outcome.cpuUsPerEvent} µs/event, peak RSS ${outcome.peakRssMb} MB`
+                : part.mode === 'startup'
+                  ? `every shard READY after ${fmt(outcome.startupMs ?? null)} ms, peak RSS ${outcome.peakRssMb} MB`
+                  : `${fmt(outcome.eventsPerSec)} events/s, ${outcome.cpuUsPerEvent} µs/event, peak RSS ${outcome.peakRssMb} MB`
               : `FAILED: ${outcome.error}`;
-            process.stderr.write(`   [${scenario.id} ${part.label} round ${round + 1}/${settings.rounds}] ${client}: ${summary}\n`);
+            const checked = outcome.identify
+              ? `; IDENTIFYs ${outcome.identify.identifies} over ${fmt(outcome.identify.spanMs)} ms, violations ${outcome.identify.violations}`
+              : '';
+            process.stderr.write(`   [${scenario.id} ${part.label} round ${round + 1}/${settings.rounds}] ${client}: ${summary}${checked}\n`);
           }
           rounds.push(outcomes);
         }
@@ -433,7 +524,7 @@ async function main(): Promise<void> {
         medians: partRows,
       });
     }
-    write(renderScenario(scenario, rows, scenario.parts[0].mode === 'idle'));
+    write(renderScenario(scenario, rows, scenario.parts[0].mode));
     report.push({ id: scenario.id, title: scenario.title, parts });
   }
 

@@ -18,13 +18,18 @@ export interface ClientConfig {
   token: string;
   /** Per shard: event count and last sequence. Its length is the shard count. */
   plan: ShardPlan[];
-  /** `stream`: measure until every event arrived. `idle`: wait `idleMs` after READY, measure memory. */
-  mode: 'stream' | 'idle';
+  /**
+   * `stream`: measure until every event arrived. `idle`: wait `idleMs` after READY, measure memory. `startup`: measure
+   * from {@link Meter.begin} until every shard is READY.
+   */
+  mode: 'stream' | 'idle' | 'startup';
   idleMs: number;
   /** The event `ours` handles (`MESSAGE_CREATE` or `GUILD_CREATE`). */
   handledEvent: string;
   /** CPU time `ours` spends in its handler per handled event, µs (default 0). */
   handlerWorkUs?: number;
+  /** Identify window the library clients use, and the djs throttler in `startup`, ms (default 100 / none). */
+  identifyWindowMs?: number;
   /** The client gives up (exit code 2) after this long. */
   timeoutMs: number;
 }
@@ -42,6 +47,8 @@ export interface ClientResult {
   peakRssMb: number;
   /** Resident set size when done, MB. */
   rssMb: number;
+  /** `startup` mode: ms from {@link Meter.begin} until every shard was READY. */
+  startupMs?: number;
 }
 
 /** Prefix of the result line on stdout. */
@@ -78,11 +85,13 @@ export function endsWithSuffix(data: Buffer): boolean {
 /**
  * Tracks the shards of one run: the clock starts when the last shard is ready, stops when every shard has
  * received its last sequence (or, in idle mode, `idleMs` later), and then the result is printed and the process
- * exits.
+ * exits. In startup mode the run ends as soon as the last shard is ready.
  */
 export class Meter {
   private readonly ready = new Set<number>();
   private readonly finished = new Set<number>();
+  private begunAt = performance.now();
+  private startupMs: number | undefined;
   private startedAt = 0;
   private cpuAtStart: NodeJS.CpuUsage | null = null;
   private done = false;
@@ -98,6 +107,11 @@ export class Meter {
     return this.config.plan[shardId].lastSequence;
   }
 
+  /** The client starts connecting now (start of the `startup` measurement; else the meter's creation). */
+  begin(): void {
+    this.begunAt = performance.now();
+  }
+
   /** A shard got READY. */
   shardReady(shardId: number): void {
     if (this.ready.has(shardId)) return;
@@ -105,6 +119,11 @@ export class Meter {
     if (this.ready.size < this.shards) return;
     this.startedAt = performance.now();
     this.cpuAtStart = process.cpuUsage();
+    if (this.config.mode === 'startup') {
+      this.startupMs = round(this.startedAt - this.begunAt, 1);
+      this.finish();
+      return;
+    }
     if (this.config.mode === 'idle') {
       setTimeout(() => this.finish(), this.config.idleMs);
       return;
@@ -126,7 +145,7 @@ export class Meter {
     const wallMs = performance.now() - this.startedAt;
     const cpu = process.cpuUsage(this.cpuAtStart ?? undefined);
     const cpuUs = cpu.user + cpu.system;
-    const events = this.config.mode === 'idle' ? 0 : this.config.plan.reduce((sum, p) => sum + p.events, 0);
+    const events = this.config.mode === 'stream' ? this.config.plan.reduce((sum, p) => sum + p.events, 0) : 0;
     const result: ClientResult = {
       client: this.config.client,
       shards: this.shards,
@@ -137,6 +156,7 @@ export class Meter {
       cpuMs: round(cpuUs / 1000, 1),
       peakRssMb: round(process.resourceUsage().maxRSS / 1024, 1),
       rssMb: round(process.memoryUsage.rss() / 1_048_576, 1),
+      ...(this.startupMs === undefined ? {} : { startupMs: this.startupMs }),
     };
     process.stdout.write(`${RESULT_PREFIX}${JSON.stringify(result)}\n`);
     process.exit(0);

@@ -10,12 +10,13 @@ const config = loadConfig();
 const meter = new Meter(config);
 
 async function main(): Promise<void> {
+  meter.begin();
   const cluster = new Cluster({
     token: config.token,
     intents: LIBRARY_CLIENT_INTENTS,
     apiUrl: config.apiUrl,
     shards: 'auto',
-    identifyWindowMs: 100,
+    identifyWindowMs: config.identifyWindowMs ?? 100,
     dispatchFilter: new DispatchFilter([config.handledEvent]),
   });
   let touched = 0;
@@ -30,7 +31,7 @@ async function main(): Promise<void> {
     if (event.s === meter.lastSequence(event.shardId)) meter.shardDone(event.shardId);
   });
   await cluster.up();
-  if (config.mode === 'idle') return;
+  if (config.mode !== 'stream') return;
   setInterval(() => {
     for (const shard of cluster.info()) if (shard.sequence === meter.lastSequence(shard.id)) meter.shardDone(shard.id);
     if (touched < 0) process.stdout.write('');

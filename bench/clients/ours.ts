@@ -9,7 +9,8 @@ import { LIBRARY_CLIENT_INTENTS, loadConfig, Meter } from './harness';
  * `GET /gateway/bot` gives the count) and one provider whose `@OnEvent` handler touches the payload. Only the
  * scenario's event (`MESSAGE_CREATE`, or `GUILD_CREATE` for `guilds`) is handled; the corpus ends every shard with
  * that event, so the handler sees the end of the stream. As a fallback, `ClusterService.info()` sequences are
- * polled every 100 ms (not in idle mode, where it would be the only work).
+ * polled every 100 ms (only in stream mode: while idle it would be the only work). The identify window is 100 ms, or
+ * the scenario's (`startup`).
  */
 
 const config = loadConfig();
@@ -47,7 +48,7 @@ class BenchHandler {
       intents: LIBRARY_CLIENT_INTENTS,
       apiUrl: config.apiUrl,
       shards: 'auto',
-      identifyWindowMs: 100,
+      identifyWindowMs: config.identifyWindowMs ?? 100,
       // `ours-workers`: the same application with its shards in worker threads, two per worker.
       ...(config.client === 'ours-workers' ? { strategy: { type: 'workers' as const, shardsPerWorker: 2 } } : {}),
     }),
@@ -57,8 +58,9 @@ class BenchHandler {
 class BenchModule {}
 
 async function main(): Promise<void> {
+  meter.begin();
   const app = await NestFactory.createApplicationContext(BenchModule, { logger: ['error'] });
-  if (config.mode === 'idle') return;
+  if (config.mode !== 'stream') return;
   const cluster = app.get(ClusterService);
   setInterval(() => {
     for (const shard of cluster.info()) if (shard.sequence === meter.lastSequence(shard.id)) meter.shardDone(shard.id);

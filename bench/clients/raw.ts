@@ -1,4 +1,4 @@
-import { constants, createInflate } from 'node:zlib';
+import { constants, createInflate, type Inflate } from 'node:zlib';
 import WebSocket from 'ws';
 import { endsWithSuffix, identifyPayload, loadConfig, Meter, type ClientConfig } from './harness';
 
@@ -9,6 +9,11 @@ import { endsWithSuffix, identifyPayload, loadConfig, Meter, type ClientConfig }
  * - `raw-zlib-sync`: one zlib-sync `Inflate` per connection (`push` with Z_SYNC_FLUSH), `JSON.parse` of every payload.
  * - `raw-node-zlib`: one `node:zlib` inflate stream per connection, fed as @discordjs/ws does (write, then collect
  *   the output in the write callback), `JSON.parse` of every payload.
+ * - `raw-node-sync`: one `node:zlib` inflate context per connection, driven synchronously through its native handle
+ *   (`writeSync`, as Node's own `inflateSync` does and as the library's `InflateSyncDecompressor` does) into one
+ *   output buffer that grows to the largest message, `JSON.parse` of every payload.
+ * - `raw-fflate`: one fflate `Unzlib` stream per connection (pure JavaScript), `push(data, false)`, `JSON.parse` of
+ *   every payload. It fails if a flushed message's output is not all there after its last frame was pushed.
  *
  * Nothing else: no heartbeats, no state, no event emitter.
  */
@@ -46,6 +51,71 @@ function nodeZlibDecoder(): Decoder {
   };
 }
 
+/** The synchronous part of a `node:zlib` handle. */
+interface ZlibHandle {
+  writeSync(flush: number, input: Buffer, inOff: number, inLen: number, out: Buffer, outOff: number, outLen: number): void;
+  onerror: (message: string, errno: number) => void;
+}
+
+function nodeSyncDecoder(): Decoder {
+  const engine = createInflate() as Inflate & { _handle: ZlibHandle; _writeState: Uint32Array };
+  const handle = engine._handle;
+  // After each writeSync: [avail_out, avail_in].
+  const state = engine._writeState;
+  let failure: string | null = null;
+  handle.onerror = (message) => {
+    failure = message;
+  };
+  let out = Buffer.allocUnsafe(64 * 1024);
+  let pending: Buffer[] = [];
+  return (data, onPayload) => {
+    if (!endsWithSuffix(data)) {
+      pending.push(data);
+      return;
+    }
+    const input = pending.length === 0 ? data : Buffer.concat([...pending, data]);
+    pending = [];
+    let inOff = 0;
+    let inLen = input.length;
+    let produced = 0;
+    for (;;) {
+      handle.writeSync(constants.Z_SYNC_FLUSH, input, inOff, inLen, out, produced, out.length - produced);
+      if (failure) throw new Error(`node:zlib: ${failure}`);
+      inOff += inLen - state[1];
+      inLen = state[1];
+      produced = out.length - state[0];
+      if (state[0] !== 0) break;
+      // Output buffer full: grow it and go on.
+      const larger = Buffer.allocUnsafe(out.length * 2);
+      out.copy(larger, 0, 0, produced);
+      out = larger;
+    }
+    onPayload(JSON.parse(out.toString('utf8', 0, produced)));
+  };
+}
+
+function fflateDecoder(): Decoder {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const fflate = require('fflate') as typeof import('fflate');
+  let chunks: Uint8Array[] = [];
+  const inflate = new fflate.Unzlib((chunk) => chunks.push(chunk));
+  return (data, onPayload) => {
+    inflate.push(data, false);
+    if (!endsWithSuffix(data)) return;
+    if (chunks.length === 0) throw new Error('fflate: no output after a flushed message');
+    const text = chunks.length === 1 ? Buffer.from(chunks[0].buffer, chunks[0].byteOffset, chunks[0].length) : Buffer.concat(chunks);
+    chunks = [];
+    onPayload(JSON.parse(text.toString()));
+  };
+}
+
+const DECODERS: Record<string, () => Decoder> = {
+  'raw-zlib-sync': zlibSyncDecoder,
+  'raw-node-zlib': nodeZlibDecoder,
+  'raw-node-sync': nodeSyncDecoder,
+  'raw-fflate': fflateDecoder,
+};
+
 function connectShard(config: ClientConfig, meter: Meter, shardId: number): void {
   const ws = new WebSocket(`${config.url}/?v=10&encoding=json&compress=zlib-stream`, { perMessageDeflate: false });
   const lastSequence = meter.lastSequence(shardId);
@@ -67,7 +137,9 @@ function connectShard(config: ClientConfig, meter: Meter, shardId: number): void
     return;
   }
 
-  const decode = config.client === 'raw-zlib-sync' ? zlibSyncDecoder() : nodeZlibDecoder();
+  const decoder = DECODERS[config.client];
+  if (!decoder) throw new Error(`raw.ts has no client "${config.client}"`);
+  const decode = decoder();
   const onPayload = (payload: { op: number; t?: string; s?: number }) => {
     if (payload.op === 0) {
       if (payload.t === 'READY') meter.shardReady(shardId);

@@ -117,12 +117,15 @@ export function createEvent(spec: CorpusSpec, index: number, lastOfShard: boolea
   }
 }
 
-/** The JSON texts of one shard's events, numbered from sequence 2, in order. */
-export function* shardEventTexts(spec: CorpusSpec, shardId: number): Generator<string> {
+/**
+ * One shard's events, numbered from sequence 2, in order: each one's name and JSON text. The keys come in the
+ * order `op`, `t`, `s`, `d`, so every text starts with `{"op":0,"t":"<name>","s":<sequence>,"d":`.
+ */
+export function* shardEventTexts(spec: CorpusSpec, shardId: number): Generator<{ t: string; text: string }> {
   const count = shardEventCount(spec.events, spec.shards, shardId);
   for (let k = 0; k < count; k++) {
     const index = shardId + k * spec.shards;
     const { t, d } = createEvent(spec, index, k === count - 1);
-    yield JSON.stringify({ op: 0, t, s: k + 2, d });
+    yield { t, text: JSON.stringify({ op: 0, t, s: k + 2, d }) };
   }
 }

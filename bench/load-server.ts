@@ -1,10 +1,13 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import type { Transform } from 'node:stream';
 import { constants, createDeflate, deflateRawSync } from 'node:zlib';
 import WebSocket, { WebSocketServer } from 'ws';
 import { planOf, shardEventTexts, type CorpusSpec, type ShardPlan } from './corpus';
 import { IdentifyLimitCheck } from './identify-limit-check';
+import { NativeSync } from './native-sync';
+import { nodeZstd, type NodeZstd } from './node-zstd';
 
 /**
  * The benchmark's load server: just enough gateway v10 for every client, run in its own process so that its CPU
@@ -19,6 +22,11 @@ import { IdentifyLimitCheck } from './identify-limit-check';
  *   starts a fresh inflate context, so the replay is valid). About every {@link FULL_FLUSH_BYTES} of JSON, and after
  *   HELLO, READY and the last event, the flush is Z_FULL_FLUSH instead: the compressor forgets its history there, so
  *   an op 11 compressed on its own can be spliced in at such a point without breaking the stream.
+ * - `compress=zstd-stream` (only when started with {@link LoadServerConfig.zstd}, on a Node with zstd): the same,
+ *   with ONE zstd context per shard sequence and ZSTD_e_flush after each message, so that each message's bytes
+ *   decode on their own after the previous ones (checked once built). At its reset points (after HELLO, READY, the
+ *   last event and about every {@link ZSTD_RESET_BYTES} of JSON) the zstd frame ends (ZSTD_e_end) and the next
+ *   message starts a new one, so that an op 11 compressed as a frame of its own can be spliced in there.
  * - Without `compress`, the same messages go out as JSON text frames.
  * - `GET /api/v10/gateway/bot` answers `url`, `shards` and `session_start_limit` (`max_concurrency` 16).
  * - With `identifyWindowMs`, IDENTIFYs are checked against Discord's identify rate limit with that window
@@ -38,6 +46,8 @@ export interface LoadServerConfig extends CorpusSpec {
   maxLifetimeMs?: number;
   /** Identify window to check IDENTIFYs against, ms. @defaultValue no check */
   identifyWindowMs?: number;
+  /** Also serve `compress=zstd-stream` (this Node must have zstd). @defaultValue false */
+  zstd?: boolean;
 }
 
 /** What the server prints once it is ready. */
@@ -49,6 +59,10 @@ export interface LoadServerReady {
   textBytes: number;
   /** zlib-stream bytes of all shard streams. */
   zlibBytes: number;
+  /** zstd-stream bytes of all shard streams, when served. */
+  zstdBytes: number | null;
+  /** Per event name: events and their JSON bytes, all shards (HELLO and READY not included). */
+  eventBytes: Record<string, { events: number; bytes: number }>;
 }
 
 /** Line prefix of the ready message. */
@@ -56,6 +70,11 @@ export const READY_PREFIX = 'BENCH_SERVER_READY ';
 
 const BATCH_BYTES = 256 * 1024;
 const FULL_FLUSH_BYTES = 256 * 1024;
+/**
+ * JSON between two zstd frame ends. zstd's window is far larger than deflate's 32 KB, so its resets are rarer: at
+ * 4 MB the messages corpus comes out within 0.2 % of one frame for the whole stream (at 256 KB, 2.3 % larger).
+ */
+const ZSTD_RESET_BYTES = 4 * 1024 * 1024;
 const LINGER_MS = 10_000;
 /** `max_concurrency` of `GET /gateway/bot`, and of the identify check. */
 export const MAX_CONCURRENCY = 16;
@@ -129,45 +148,84 @@ function frame(payload: Buffer, binary: boolean): Buffer {
   return Buffer.concat([frameHeader(payload.length, binary), payload]);
 }
 
-/** One shard's sequence [HELLO, READY, events...], as JSON text frames and as zlib-stream frames. */
-interface ShardStream {
-  text: Frames;
-  zlib: Frames;
-  /** `boundary[i]` is 1 when the deflate context was reset after message `i` (Z_FULL_FLUSH). */
+/** What a connection is sent: JSON text, or the stream compressed as its URL's `compress` asks. */
+type Encoding = 'text' | 'zlib' | 'zstd';
+
+/** One compressed form of a shard's sequence: one frame per message. */
+interface Compressed {
+  frames: Frames;
+  /** `boundary[i]` is 1 when the compressor was reset after message `i` (Z_FULL_FLUSH, or the end of a zstd frame). */
   boundary: Uint8Array;
 }
 
-/** Compresses the texts with one deflate context, one message per text, as described above. */
-async function compress(text: Frames): Promise<{ zlib: Frames; boundary: Uint8Array }> {
-  const deflate = createDeflate({ flush: constants.Z_SYNC_FLUSH });
+/** One shard's sequence [HELLO, READY, events...], as JSON text frames and compressed. */
+interface ShardStream {
+  text: Frames;
+  zlib: Compressed;
+  /** Only when the server was started with {@link LoadServerConfig.zstd}. */
+  zstd: Compressed | null;
+}
+
+/** A compressing `node:zlib` stream: `flush(kind)` ends what was written with that flush. */
+type Compressor = Transform & { flush(kind: number, callback: () => void): void };
+
+/**
+ * Compresses the texts with one compression context, one message per text: written with the stream's own flush
+ * (Z_SYNC_FLUSH, ZSTD_e_flush), and flushed with `resetFlush` after HELLO, READY, the last message and about
+ * every `resetBytes` of JSON.
+ */
+async function compress(text: Frames, compressor: Compressor, resetFlush: number, resetBytes: number): Promise<Compressed> {
   let output: Buffer[] = [];
-  deflate.on('data', (chunk: Buffer) => output.push(chunk));
-  const failed = new Promise<never>((_, reject) => deflate.once('error', reject));
+  compressor.on('data', (chunk: Buffer) => output.push(chunk));
+  const failed = new Promise<never>((_, reject) => compressor.once('error', reject));
   const step = (run: (done: (error?: Error | null) => void) => void) =>
     Promise.race([failed, new Promise<void>((resolve, reject) => run((error) => (error ? reject(error) : resolve())))]);
-  const zlib = new Frames(true);
+  const frames = new Frames(true);
   const boundary = new Uint8Array(text.count);
   let sinceReset = 0;
   for (let i = 0; i < text.count; i++) {
     const input = text.payload(i);
-    await step((done) => deflate.write(input, done));
+    await step((done) => compressor.write(input, done));
     sinceReset += input.length;
-    if (i <= 1 || i === text.count - 1 || sinceReset >= FULL_FLUSH_BYTES) {
-      await step((done) => deflate.flush(constants.Z_FULL_FLUSH, () => done()));
+    if (i <= 1 || i === text.count - 1 || sinceReset >= resetBytes) {
+      await step((done) => compressor.flush(resetFlush, () => done()));
       boundary[i] = 1;
       sinceReset = 0;
     }
-    zlib.push(output.length === 1 ? output[0] : Buffer.concat(output));
+    frames.push(output.length === 1 ? output[0] : Buffer.concat(output));
     output = [];
   }
-  deflate.close();
-  return { zlib: zlib.seal(), boundary };
+  compressor.destroy();
+  return { frames: frames.seal(), boundary };
 }
 
-/** A payload compressed on its own, to be spliced in at a reset point of a zlib-stream; both forms framed. */
-function splice(payload: object): { text: Buffer; zlib: Buffer } {
+/** Checks that each zstd message decompresses, after the previous ones, to exactly its own text. */
+function checkZstd(text: Frames, zstd: Compressed, api: NodeZstd): void {
+  const decoder = api.createZstdDecompress();
+  const decompress = new NativeSync(decoder, api.constants.ZSTD_e_continue);
+  for (let i = 0; i < text.count; i++) {
+    const produced = decompress.run(zstd.frames.payload(i));
+    if (!decompress.output.subarray(0, produced).equals(text.payload(i))) throw new Error(`zstd-stream message ${i} does not decompress to its own text`);
+  }
+  decoder.close();
+}
+
+/** A payload sent on its own, framed in each encoding; compressed on its own to be spliced in at a reset point. */
+interface Spliced {
+  text: Buffer;
+  zlib: Buffer;
+  /** A whole zstd frame; null on a Node without zstd. */
+  zstd: Buffer | null;
+}
+
+function splice(payload: object): Spliced {
   const text = Buffer.from(JSON.stringify(payload));
-  return { text: frame(text, false), zlib: frame(deflateRawSync(text, { finishFlush: constants.Z_FULL_FLUSH }), true) };
+  const zstd = nodeZstd();
+  return {
+    text: frame(text, false),
+    zlib: frame(deflateRawSync(text, { finishFlush: constants.Z_FULL_FLUSH }), true),
+    zstd: zstd ? frame(zstd.zstdCompressSync(text), true) : null,
+  };
 }
 
 const HEARTBEAT_ACK = splice({ op: 11, d: null });
@@ -190,7 +248,7 @@ class Connection {
   constructor(
     private readonly ws: WebSocket,
     private readonly socket: Socket,
-    private readonly compressed: boolean,
+    private readonly encoding: Encoding,
     hello: Buffer,
   ) {
     this.write(hello);
@@ -205,22 +263,23 @@ class Connection {
     this.shardId = shardId;
     this.stream = stream;
     this.next = 2;
-    this.write((this.compressed ? stream.zlib : stream.text).range(1, 2));
+    this.write(this.framesOf(stream).range(1, 2));
     this.atReset = true;
   }
 
   /** Sends a payload compressed on its own: now when the stream is at a reset point, else at the next one. */
-  splice(payload: { text: Buffer; zlib: Buffer }): void {
-    if (!this.compressed) this.write(payload.text);
-    else if (this.atReset) this.write(payload.zlib);
-    else this.pending.push(payload.zlib);
+  splice(payload: Spliced): void {
+    if (this.encoding === 'text') this.write(payload.text);
+    else if (this.atReset) this.write(payload[this.encoding]!);
+    else this.pending.push(payload[this.encoding]!);
   }
 
   /** Sends the shard's events as fast as the socket drains: one batch of frames in flight at a time. */
   pump(): void {
     const stream = this.stream;
     if (!stream) return;
-    const frames = this.compressed ? stream.zlib : stream.text;
+    const frames = this.framesOf(stream);
+    const boundary = this.encoding === 'text' ? null : stream[this.encoding]!.boundary;
     while (this.next < frames.count) {
       if (!this.open) return;
       const from = this.next;
@@ -230,11 +289,11 @@ class Connection {
       while (to < frames.count && bytes < BATCH_BYTES) {
         bytes += frames.size(to);
         to++;
-        if (this.pending.length > 0 && stream.boundary[to - 1] === 1) break;
+        if (this.pending.length > 0 && boundary?.[to - 1] === 1) break;
       }
       this.next = to;
       const drained = this.write(frames.range(from, to));
-      this.atReset = !this.compressed || stream.boundary[to - 1] === 1;
+      this.atReset = boundary === null || boundary[to - 1] === 1;
       if (this.atReset) for (const chunk of this.pending.splice(0)) this.write(chunk);
       if (!drained) {
         this.socket.once('drain', this.resume);
@@ -253,6 +312,10 @@ class Connection {
     this.lingerTimer = null;
     this.stream = null;
     this.socket.off('drain', this.resume);
+  }
+
+  private framesOf(stream: ShardStream): Frames {
+    return this.encoding === 'text' ? stream.text : stream[this.encoding]!.frames;
   }
 
   /** Writes frames; false when the socket's buffer is full (wait for 'drain'). */
@@ -281,8 +344,11 @@ async function main(): Promise<void> {
   const port = (server.address() as AddressInfo).port;
   const url = `ws://127.0.0.1:${port}`;
 
+  const zstd = config.zstd ? nodeZstd() : null;
+  if (config.zstd && !zstd) throw new Error(`zstd-stream asked for, but this Node (${process.version}) has no zstd in node:zlib (22.15 or later has)`);
   const started = performance.now();
   const plan = planOf(spec);
+  const eventBytes: LoadServerReady['eventBytes'] = {};
   const hello = Buffer.from(JSON.stringify({ op: 10, d: { heartbeat_interval: config.heartbeatIntervalMs ?? 41_250 }, s: null, t: null }));
   const streams: ShardStream[] = [];
   for (let shardId = 0; shardId < spec.shards; shardId++) {
@@ -298,14 +364,31 @@ async function main(): Promise<void> {
       application: { id: BOT_USER.id, flags: 0 },
     };
     text.push(Buffer.from(JSON.stringify({ op: 0, t: 'READY', s: 1, d: ready })));
-    for (const event of shardEventTexts(spec, shardId)) text.push(Buffer.from(event));
+    for (const { t, text: json } of shardEventTexts(spec, shardId)) {
+      const bytes = Buffer.from(json);
+      text.push(bytes);
+      const seen = (eventBytes[t] ??= { events: 0, bytes: 0 });
+      seen.events++;
+      seen.bytes += bytes.length;
+    }
     text.seal();
-    streams.push({ text, ...(await compress(text)) });
+    const zlib = await compress(text, createDeflate({ flush: constants.Z_SYNC_FLUSH }), constants.Z_FULL_FLUSH, FULL_FLUSH_BYTES);
+    let zstdStream: Compressed | null = null;
+    if (zstd) {
+      zstdStream = await compress(text, zstd.createZstdCompress({ flush: zstd.constants.ZSTD_e_flush }), zstd.constants.ZSTD_e_end, ZSTD_RESET_BYTES);
+      checkZstd(text, zstdStream, zstd);
+    }
+    streams.push({ text, zlib, zstd: zstdStream });
   }
   // Every context starts with the same HELLO, so its first chunk is the same for every shard.
-  const helloZlib = streams[0].zlib.range(0, 1);
-  if (!streams.every((s) => s.zlib.range(0, 1).equals(helloZlib))) throw new Error('HELLO messages differ between shards');
-  const helloText = streams[0].text.range(0, 1);
+  const helloFrames: Record<Encoding, Buffer | null> = {
+    text: streams[0].text.range(0, 1),
+    zlib: streams[0].zlib.frames.range(0, 1),
+    zstd: streams[0].zstd?.frames.range(0, 1) ?? null,
+  };
+  for (const encoding of ['zlib', 'zstd'] as const) {
+    if (!streams.every((s) => s[encoding]?.frames.range(0, 1).equals(helloFrames[encoding]!) ?? true)) throw new Error('HELLO messages differ between shards');
+  }
 
   const identifyCheck = config.identifyWindowMs === undefined ? null : new IdentifyLimitCheck(MAX_CONCURRENCY, config.identifyWindowMs);
   const waiting = new Map<number, Connection>();
@@ -314,9 +397,14 @@ async function main(): Promise<void> {
     wss.handleUpgrade(request, socket, head, (ws) => onConnection(ws, socket, request));
   });
   const onConnection = (ws: WebSocket, socket: Socket, request: IncomingMessage) => {
-    const query = new URL(request.url ?? '/', 'http://127.0.0.1').searchParams;
-    const compressed = query.get('compress') === 'zlib-stream';
-    const connection = new Connection(ws, socket, compressed, compressed ? helloZlib : helloText);
+    const asked = new URL(request.url ?? '/', 'http://127.0.0.1').searchParams.get('compress');
+    const encoding: Encoding = asked === 'zlib-stream' ? 'zlib' : asked === 'zstd-stream' ? 'zstd' : 'text';
+    const hello = helloFrames[encoding];
+    if (hello === null) {
+      ws.close(4000, 'zstd-stream is not served: start the load server with zstd: true on a Node with zstd');
+      return;
+    }
+    const connection = new Connection(ws, socket, encoding, hello);
     ws.on('error', () => undefined);
     ws.on('close', () => {
       connection.dispose();
@@ -381,7 +469,9 @@ async function main(): Promise<void> {
     plan,
     buildMs: Math.round(performance.now() - started),
     textBytes: streams.reduce((sum, s) => sum + s.text.bytes, 0),
-    zlibBytes: streams.reduce((sum, s) => sum + s.zlib.bytes, 0),
+    zlibBytes: streams.reduce((sum, s) => sum + s.zlib.frames.bytes, 0),
+    zstdBytes: zstd ? streams.reduce((sum, s) => sum + s.zstd!.frames.bytes, 0) : null,
+    eventBytes,
   };
   process.stdout.write(`${READY_PREFIX}${JSON.stringify(ready)}\n`);
   lifetime.ref();

@@ -7,6 +7,7 @@ import { DEFAULT_EVENTS, type ScenarioName } from './corpus';
 import { RESULT_PREFIX, type ClientConfig, type ClientResult } from './clients/harness';
 import type { IdentifyStats } from './identify-limit-check';
 import { MAX_CONCURRENCY, READY_PREFIX, type LoadServerConfig, type LoadServerReady } from './load-server';
+import { findZstdNode, type ZstdNode } from './zstd-node';
 
 /**
  * Runs the benchmark: for each scenario, starts a load server in its own process, then runs every client of the
@@ -26,13 +27,23 @@ type ClientName =
   | 'raw-node-zlib'
   | 'raw-node-sync'
   | 'raw-fflate'
+  | 'raw-zstd-node'
+  | 'raw-filtered'
   | 'djs-zlib-sync'
   | 'djs-node-zlib'
   | 'ours'
   | 'ours-core'
+  | 'ours-core-node-stream'
+  | 'ours-core-zlib-sync'
+  | 'ours-core-fflate'
+  | 'ours-core-zstd-node'
+  | 'ours-core-zstd-fzstd'
   | 'ours-workers';
-/** The raw floors; ratios are taken against the fastest of them in each round. */
-const RAW_FLOORS: ClientName[] = ['raw-zlib-sync', 'raw-node-zlib', 'raw-node-sync', 'raw-fflate'];
+/**
+ * The raw floors; ratios are taken against the fastest of them in each round. `raw-filtered` is not one: it
+ * skips work a floor does, and is measured against them.
+ */
+const RAW_FLOORS: ClientName[] = ['raw-zlib-sync', 'raw-node-zlib', 'raw-node-sync', 'raw-fflate', 'raw-zstd-node'];
 const DJS: ClientName[] = ['djs-zlib-sync', 'djs-node-zlib'];
 const CLIENT_FILES: Record<ClientName, string> = {
   'frames-only': 'bench/clients/raw.js',
@@ -40,14 +51,26 @@ const CLIENT_FILES: Record<ClientName, string> = {
   'raw-node-zlib': 'bench/clients/raw.js',
   'raw-node-sync': 'bench/clients/raw.js',
   'raw-fflate': 'bench/clients/raw.js',
+  'raw-zstd-node': 'bench/clients/raw.js',
+  'raw-filtered': 'bench/clients/raw.js',
   'djs-zlib-sync': 'bench/clients/djs.js',
   'djs-node-zlib': 'bench/clients/djs.js',
   ours: 'bench/clients/ours.js',
   'ours-core': 'bench/clients/ours-core.js',
+  'ours-core-node-stream': 'bench/clients/ours-core.js',
+  'ours-core-zlib-sync': 'bench/clients/ours-core.js',
+  'ours-core-fflate': 'bench/clients/ours-core.js',
+  'ours-core-zstd-node': 'bench/clients/ours-core.js',
+  'ours-core-zstd-fzstd': 'bench/clients/ours-core.js',
   'ours-workers': 'bench/clients/ours.js',
 };
 
-const SCENARIO_IDS = ['messages', 'mixed', 'guilds', 'shards', 'idle', 'workers', 'startup'];
+const SCENARIO_IDS = ['messages', 'mixed', 'guilds', 'shards', 'idle', 'workers', 'startup', 'engines', 'zstd'];
+
+/** The transport compression a client asks for. */
+function compressionOf(client: ClientName): 'zlib-stream' | 'zstd-stream' {
+  return client.includes('zstd') ? 'zstd-stream' : 'zlib-stream';
+}
 
 /**
  * One server configuration of a scenario and the clients run against it. With `server.identifyWindowMs`, the
@@ -61,12 +84,16 @@ interface Part {
   handledEvent: string;
   /** CPU time `ours` spends in its handler per handled event, µs. */
   handlerWorkUs?: number;
+  /** The `node` binary that runs the load server and the clients. @defaultValue the benchmark's own */
+  node?: string;
 }
 
 interface Scenario {
   id: string;
   title: string;
   parts: Part[];
+  /** Why the scenario cannot run here; it is then reported as skipped. */
+  skipped?: string;
 }
 
 interface Settings {
@@ -81,6 +108,8 @@ interface Settings {
   clients: string[] | null;
   cpuProf: string[];
   clientTimeoutMs: number;
+  /** The node of the `zstd` scenario. */
+  zstdNode: ZstdNode;
 }
 
 /** A client's result or failure, with what the load server saw of its IDENTIFYs when it checks them. */
@@ -98,6 +127,8 @@ interface Row {
   rssMb: number | null;
   cpuMs: number | null;
   vsFloor: number | null;
+  /** Against the fastest raw floor of the client's own compression (zlib-stream or zstd-stream). */
+  vsOwnFloor: number | null;
   vsDjs: number | null;
   /** `startup`: ms until every shard was READY, the identify floor, and their ratio (median of the rounds'). */
   startupMs: number | null;
@@ -138,11 +169,13 @@ function readSettings(): Settings {
     clients: process.env.BENCH_CLIENTS ? listEnv('BENCH_CLIENTS', []) : null,
     cpuProf: listEnv('BENCH_CPU_PROF', []),
     clientTimeoutMs: intEnv('BENCH_CLIENT_TIMEOUT_MS', 180_000),
+    zstdNode: { path: null, reason: 'not looked for' },
   };
   for (const s of settings.scenarios) if (!SCENARIO_IDS.includes(s)) throw new Error(`unknown scenario "${s}" (known: ${SCENARIO_IDS.join(', ')})`);
   for (const c of [...(settings.clients ?? []), ...settings.cpuProf]) {
     if (!(c in CLIENT_FILES)) throw new Error(`unknown client "${c}" (known: ${Object.keys(CLIENT_FILES).join(', ')})`);
   }
+  if (settings.scenarios.includes('zstd')) settings.zstdNode = findZstdNode(process.env.BENCH_ZSTD_NODE);
   return settings;
 }
 
@@ -154,17 +187,25 @@ function scenarios(settings: Settings): Scenario[] {
     mode: 'stream',
     handledEvent,
   });
-  const floorsAndOurs: ClientName[] = ['frames-only', ...RAW_FLOORS, 'ours', 'ours-core'];
+  const zlibFloors = RAW_FLOORS.filter((c) => compressionOf(c) === 'zlib-stream');
+  const floorsAndOurs: ClientName[] = ['frames-only', ...zlibFloors, 'ours', 'ours-core'];
+  /** One shard of `messages` or `guilds`, labelled with the corpus; with `zstdNode`, served also as zstd-stream and run by that node. */
+  const corpusPart = (scenario: 'messages' | 'guilds', clients: ClientName[], zstdNode?: string): Part => {
+    const guilds = scenario === 'guilds';
+    const part = stream(scenario, guilds ? settings.guilds : settings.events, 1, clients, guilds ? 'GUILD_CREATE' : 'MESSAGE_CREATE');
+    return { ...part, label: scenario, ...(zstdNode ? { node: zstdNode, server: { ...part.server, zstd: true } } : {}) };
+  };
+  const zstdNode = settings.zstdNode;
   const all: Scenario[] = [
     {
       id: 'messages',
       title: `1) messages: ${settings.events} MESSAGE_CREATE, zlib-stream, 1 shard`,
-      parts: [stream('messages', settings.events, 1, ['frames-only', ...RAW_FLOORS, ...DJS, 'ours', 'ours-core'])],
+      parts: [stream('messages', settings.events, 1, ['frames-only', ...zlibFloors, ...DJS, 'ours', 'ours-core'])],
     },
     {
       id: 'mixed',
       title: `2) mixed: ${settings.events} events (40% PRESENCE_UPDATE, 25% TYPING_START, 15% MESSAGE_REACTION_ADD, 20% MESSAGE_CREATE), 1 shard; ours handles only MESSAGE_CREATE`,
-      parts: [stream('mixed', settings.events, 1, floorsAndOurs)],
+      parts: [stream('mixed', settings.events, 1, ['frames-only', ...zlibFloors, 'raw-filtered', 'ours', 'ours-core'])],
     },
     {
       id: 'guilds',
@@ -213,6 +254,21 @@ function scenarios(settings: Settings): Scenario[] {
         },
       ],
     },
+    {
+      id: 'engines',
+      title: `8) engines: ours-core with each zlib-stream engine, ${settings.events} MESSAGE_CREATE and ${settings.guilds} GUILD_CREATE, 1 shard`,
+      parts: (['messages', 'guilds'] as const).map((scenario) =>
+        corpusPart(scenario, ['frames-only', 'raw-zlib-sync', 'raw-node-sync', 'ours-core', 'ours-core-node-stream', 'ours-core-zlib-sync', 'ours-core-fflate']),
+      ),
+    },
+    {
+      id: 'zstd',
+      title: `9) zstd: zlib-stream against zstd-stream, ${settings.events} MESSAGE_CREATE and ${settings.guilds} GUILD_CREATE, 1 shard, load server and clients on ${zstdNode.path === null ? 'a Node with zstd' : `Node ${zstdNode.version} (${zstdNode.path})`}`,
+      parts: (['messages', 'guilds'] as const).map((scenario) =>
+        corpusPart(scenario, ['frames-only', 'raw-node-sync', 'raw-zstd-node', 'ours-core', 'ours-core-zstd-node', 'ours-core-zstd-fzstd'], zstdNode.path ?? process.execPath),
+      ),
+      ...(zstdNode.path === null ? { skipped: zstdNode.reason } : {}),
+    },
   ];
   const only = settings.clients;
   if (only) for (const s of all) for (const part of s.parts) part.clients = part.clients.filter((c) => only.includes(c));
@@ -223,9 +279,9 @@ function scenarios(settings: Settings): Scenario[] {
 
 const children = new Set<ChildProcess>();
 
-/** Runs a transpiled script of BUILD_DIR in a child `node` process. */
-function nodeScript(file: string, env: Record<string, string>, nodeArgs: string[] = []): ChildProcess {
-  const child = spawn(process.execPath, [...nodeArgs, join(BUILD_DIR, file)], {
+/** Runs a transpiled script of BUILD_DIR in a child `node` process (`node` is the binary, the benchmark's own by default). */
+function nodeScript(file: string, env: Record<string, string>, nodeArgs: string[] = [], node = process.execPath): ChildProcess {
+  const child = spawn(node, [...nodeArgs, join(BUILD_DIR, file)], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -296,8 +352,8 @@ function waitForExit(child: ChildProcess, timeoutMs: number): Promise<void> {
   });
 }
 
-async function startServer(config: LoadServerConfig): Promise<{ child: ChildProcess; ready: LoadServerReady }> {
-  const child = nodeScript('bench/load-server.js', { BENCH_SERVER: JSON.stringify(config) });
+async function startServer(config: LoadServerConfig, node?: string): Promise<{ child: ChildProcess; ready: LoadServerReady }> {
+  const child = nodeScript('bench/load-server.js', { BENCH_SERVER: JSON.stringify(config) }, [], node);
   const { line } = await waitForLine(child, READY_PREFIX, 20 * 60_000, `load server (${config.scenario})`);
   return { child, ready: JSON.parse(line) as LoadServerReady };
 }
@@ -324,7 +380,7 @@ async function runClient(name: ClientName, part: Part, ready: LoadServerReady, s
   const nodeArgs = settings.cpuProf.includes(name)
     ? ['--cpu-prof', `--cpu-prof-dir=${join(RESULTS_DIR, 'profiles')}`, `--cpu-prof-name=${part.server.scenario}-${part.server.shards}-${name}-${Date.now()}.cpuprofile`]
     : [];
-  const child = nodeScript(CLIENT_FILES[name], { BENCH_CLIENT: JSON.stringify(config) }, nodeArgs);
+  const child = nodeScript(CLIENT_FILES[name], { BENCH_CLIENT: JSON.stringify(config) }, nodeArgs, part.node);
   let outcome: RunOutcome;
   try {
     const { line } = await waitForLine(child, RESULT_PREFIX, settings.clientTimeoutMs + 30_000, name);
@@ -395,6 +451,7 @@ function summarise(part: Part, rounds: Map<ClientName, RunOutcome>[]): Row[] {
       rssMb: pick('rssMb'),
       cpuMs: pick('cpuMs'),
       vsFloor: part.mode !== 'stream' || client === 'frames-only' ? null : ratio(RAW_FLOORS),
+      vsOwnFloor: part.mode !== 'stream' || client === 'frames-only' ? null : ratio(RAW_FLOORS.filter((f) => compressionOf(f) === compressionOf(client))),
       vsDjs: part.mode !== 'stream' || client === 'frames-only' ? null : ratio(DJS),
       startupMs: startup ? pick('startupMs') : null,
       floorMs,
@@ -445,12 +502,48 @@ function renderScenario(scenario: Scenario, rows: Row[], mode: Part['mode']): st
   }
   const streaming = rows.filter((r) => r.client !== 'frames-only');
   const frames = rows.filter((r) => r.client === 'frames-only');
+  // With clients of both compressions, each is also measured against the floor of its own.
+  const bothCompressions = new Set(streaming.map((r) => compressionOf(r.client as ClientName))).size > 1;
   const out = table(
-    ['client', 'events/s', 'CPU µs/event', 'peak RSS MB', 'vs fastest raw floor', 'vs fastest @discordjs/ws'],
-    streaming.map((r) => [name(r), fmt(r.eventsPerSec), fmt(r.cpuUsPerEvent, 2), fmt(r.peakRssMb, 1), fmt(r.vsFloor, 2), fmt(r.vsDjs, 2)]),
+    ['client', 'events/s', 'CPU µs/event', 'peak RSS MB', 'vs fastest raw floor', ...(bothCompressions ? ['vs raw floor, same compression'] : []), 'vs fastest @discordjs/ws'],
+    streaming.map((r) => [
+      name(r),
+      fmt(r.eventsPerSec),
+      fmt(r.cpuUsPerEvent, 2),
+      fmt(r.peakRssMb, 1),
+      fmt(r.vsFloor, 2),
+      ...(bothCompressions ? [fmt(r.vsOwnFloor, 2)] : []),
+      fmt(r.vsDjs, 2),
+    ]),
   );
   const ceiling = frames.map((r) => `frames-only${multi ? ` (${r.label})` : ''}: ${fmt(r.eventsPerSec)} messages/s`).join('; ');
   return ceiling ? `${out}\nserver ceiling, ${ceiling}` : out;
+}
+
+/**
+ * Lines printed under a scenario's table about a part's corpus: the handled event's share of the events and of
+ * their JSON bytes when the corpus mixes events, and the wire bytes of each compression when it is served as
+ * zstd-stream too.
+ */
+function corpusNotes(part: Part, ready: LoadServerReady, labelled: boolean): string[] {
+  const prefix = labelled ? `${part.label}: ` : '';
+  const notes: string[] = [];
+  const byName = Object.values(ready.eventBytes);
+  const handled = ready.eventBytes[part.handledEvent];
+  if (byName.length > 1 && handled) {
+    const events = byName.reduce((sum, e) => sum + e.events, 0);
+    const bytes = byName.reduce((sum, e) => sum + e.bytes, 0);
+    notes.push(
+      `${prefix}${part.handledEvent} (the handled event) is ${fmt((100 * handled.events) / events, 1)} % of the events and ${fmt((100 * handled.bytes) / bytes, 1)} % of their JSON bytes (${fmt(handled.bytes / 1_048_576, 1)} of ${fmt(bytes / 1_048_576, 1)} MB)`,
+    );
+  }
+  if (ready.zstdBytes !== null) {
+    const mb = (bytes: number) => `${fmt(bytes / 1_048_576, 1)} MB`;
+    notes.push(
+      `${prefix}wire bytes: JSON ${mb(ready.textBytes)}, zlib-stream ${mb(ready.zlibBytes)} (${fmt((100 * ready.zlibBytes) / ready.textBytes, 1)} %), zstd-stream ${mb(ready.zstdBytes)} (${fmt((100 * ready.zstdBytes) / ready.textBytes, 1)} %; zstd / zlib ${fmt(ready.zstdBytes / ready.zlibBytes, 2)})`,
+    );
+  }
+  return notes;
 }
 
 function write(text = ''): void {
@@ -481,13 +574,21 @@ async function main(): Promise<void> {
   for (const scenario of scenarios(settings)) {
     write();
     write(`## ${scenario.title}`);
+    if (scenario.skipped) {
+      write(`skipped: ${scenario.skipped}`);
+      report.push({ id: scenario.id, title: scenario.title, skipped: scenario.skipped });
+      continue;
+    }
     const rows: Row[] = [];
     const parts: Record<string, unknown>[] = [];
+    const notes: string[] = [];
     for (const part of scenario.parts) {
-      const server = await startServer(part.server);
+      const server = await startServer(part.server, part.node);
+      const zstdMb = server.ready.zstdBytes === null ? '' : `, ${fmt(server.ready.zstdBytes / 1_048_576, 1)} MB zstd-stream`;
       write(
-        `   load server (${part.label}): corpus ${fmt(server.ready.textBytes / 1_048_576, 1)} MB JSON, ${fmt(server.ready.zlibBytes / 1_048_576, 1)} MB zlib-stream, built in ${fmt(server.ready.buildMs / 1000, 1)} s; load average ${fmt(loadavg()[0], 2)}`,
+        `   load server (${part.label}): corpus ${fmt(server.ready.textBytes / 1_048_576, 1)} MB JSON, ${fmt(server.ready.zlibBytes / 1_048_576, 1)} MB zlib-stream${zstdMb}, built in ${fmt(server.ready.buildMs / 1000, 1)} s; load average ${fmt(loadavg()[0], 2)}`,
       );
+      notes.push(...corpusNotes(part, server.ready, scenario.parts.length > 1));
       const loadBefore = loadavg()[0];
       const rounds: Map<ClientName, RunOutcome>[] = [];
       try {
@@ -518,13 +619,22 @@ async function main(): Promise<void> {
       rows.push(...partRows);
       parts.push({
         label: part.label,
-        server: { ...part.server, textBytes: server.ready.textBytes, zlibBytes: server.ready.zlibBytes, buildMs: server.ready.buildMs },
+        server: {
+          ...part.server,
+          node: part.node ?? process.execPath,
+          textBytes: server.ready.textBytes,
+          zlibBytes: server.ready.zlibBytes,
+          zstdBytes: server.ready.zstdBytes,
+          eventBytes: server.ready.eventBytes,
+          buildMs: server.ready.buildMs,
+        },
         loadAverage: { before: loadBefore, after: loadavg()[0] },
         rounds: rounds.map((round) => Object.fromEntries(round)),
         medians: partRows,
       });
     }
     write(renderScenario(scenario, rows, scenario.parts[0].mode));
+    for (const note of notes) write(note);
     report.push({ id: scenario.id, title: scenario.title, parts });
   }
 

@@ -1,10 +1,22 @@
-import { Cluster, DispatchFilter } from '../../lib/core';
+import { Cluster, DispatchFilter, type CompressionOptions } from '../../lib/core';
 import { LIBRARY_CLIENT_INTENTS, loadConfig, Meter } from './harness';
 
 /**
  * `ours-core`: the framework-free `Cluster` (`nestjs-discord-gateway/core`) with the same filter and handler work
  * as `ours`, without Nest. It shows what the gateway layer itself costs, apart from the framework.
+ *
+ * `ours-core` keeps the default compression (`zlib-stream`, engine `'node'`); `ours-core-<engine>` is the same
+ * client with another engine ({@link ENGINES}).
  */
+
+/** The `compression` option of each `ours-core-<engine>` client. */
+const ENGINES: Record<string, CompressionOptions> = {
+  'ours-core-node-stream': { type: 'zlib-stream', engine: 'node-stream' },
+  'ours-core-zlib-sync': { type: 'zlib-stream', engine: 'zlib-sync' },
+  'ours-core-fflate': { type: 'zlib-stream', engine: 'fflate' },
+  'ours-core-zstd-node': { type: 'zstd-stream', engine: 'node' },
+  'ours-core-zstd-fzstd': { type: 'zstd-stream', engine: 'fzstd' },
+};
 
 const config = loadConfig();
 const meter = new Meter(config);
@@ -18,6 +30,7 @@ async function main(): Promise<void> {
     shards: 'auto',
     identifyWindowMs: config.identifyWindowMs ?? 100,
     dispatchFilter: new DispatchFilter([config.handledEvent]),
+    ...(config.client in ENGINES ? { compression: ENGINES[config.client] } : {}),
   });
   let touched = 0;
   cluster.dispatch$.subscribe((event) => {
@@ -39,6 +52,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: Error) => {
-  process.stderr.write(`ours-core: ${error.stack ?? error.message}\n`);
+  process.stderr.write(`${config.client}: ${error.stack ?? error.message}\n`);
   process.exit(1);
 });

@@ -1,5 +1,8 @@
-import { constants, createInflate, type Inflate } from 'node:zlib';
+import { constants, createInflate } from 'node:zlib';
 import WebSocket from 'ws';
+import { NativeSync } from '../native-sync';
+import { nodeZstd } from '../node-zstd';
+import { dispatchHead, dispatchSequence, startsWith } from './dispatch-head';
 import { endsWithSuffix, identifyPayload, loadConfig, Meter, type ClientConfig } from './harness';
 
 /**
@@ -14,11 +17,34 @@ import { endsWithSuffix, identifyPayload, loadConfig, Meter, type ClientConfig }
  *   output buffer that grows to the largest message, `JSON.parse` of every payload.
  * - `raw-fflate`: one fflate `Unzlib` stream per connection (pure JavaScript), `push(data, false)`, `JSON.parse` of
  *   every payload. It fails if a flushed message's output is not all there after its last frame was pushed.
+ * - `raw-filtered`: `raw-node-sync`'s inflate, but `JSON.parse` only of the handled event (and READY); every other
+ *   dispatch is recognised, and its sequence read, from the first bytes of its text ({@link dispatchSequence}).
+ *   The ceiling of any client that filters: inflating and framing everything cannot be avoided.
+ * - `raw-zstd-node`: `zstd-stream`, one `node:zlib` zstd context per connection driven synchronously through its
+ *   native handle as `raw-node-sync` drives inflate (`writeSync` with ZSTD_e_continue; Node 22.15 and later),
+ *   `JSON.parse` of every payload. Each WebSocket message is one whole gateway message.
  *
  * Nothing else: no heartbeats, no state, no event emitter.
  */
 
 type Decoder = (data: Buffer, onPayload: (payload: any) => void) => void;
+
+/**
+ * Gathers zlib-stream WebSocket messages: null until one ends with the Z_SYNC_FLUSH suffix, then the whole
+ * gateway message.
+ */
+function zlibMessages(): (data: Buffer) => Buffer | null {
+  let pending: Buffer[] = [];
+  return (data) => {
+    if (!endsWithSuffix(data)) {
+      pending.push(data);
+      return null;
+    }
+    const input = pending.length === 0 ? data : Buffer.concat([...pending, data]);
+    pending = [];
+    return input;
+  };
+}
 
 function zlibSyncDecoder(): Decoder {
   // Loaded here so that the other clients do not load the native module.
@@ -51,46 +77,50 @@ function nodeZlibDecoder(): Decoder {
   };
 }
 
-/** The synchronous part of a `node:zlib` handle. */
-interface ZlibHandle {
-  writeSync(flush: number, input: Buffer, inOff: number, inLen: number, out: Buffer, outOff: number, outLen: number): void;
-  onerror: (message: string, errno: number) => void;
+function nodeSyncDecoder(): Decoder {
+  const inflate = new NativeSync(createInflate(), constants.Z_SYNC_FLUSH);
+  const gather = zlibMessages();
+  return (data, onPayload) => {
+    const input = gather(data);
+    if (!input) return;
+    const produced = inflate.run(input);
+    onPayload(JSON.parse(inflate.output.toString('utf8', 0, produced)));
+  };
 }
 
-function nodeSyncDecoder(): Decoder {
-  const engine = createInflate() as Inflate & { _handle: ZlibHandle; _writeState: Uint32Array };
-  const handle = engine._handle;
-  // After each writeSync: [avail_out, avail_in].
-  const state = engine._writeState;
-  let failure: string | null = null;
-  handle.onerror = (message) => {
-    failure = message;
-  };
-  let out = Buffer.allocUnsafe(64 * 1024);
-  let pending: Buffer[] = [];
+/**
+ * `raw-filtered`: inflates everything as `raw-node-sync` does, parses `handled` and READY only; of every other
+ * dispatch, `onSkipped` gets the sequence read from its head. Texts that do not start like a dispatch (HELLO) are
+ * parsed whole.
+ */
+function filteredDecoder(handled: string, onSkipped: (sequence: number) => void): Decoder {
+  const inflate = new NativeSync(createInflate(), constants.Z_SYNC_FLUSH);
+  const handledHead = dispatchHead(handled);
+  const readyHead = dispatchHead('READY');
+  const gather = zlibMessages();
   return (data, onPayload) => {
-    if (!endsWithSuffix(data)) {
-      pending.push(data);
-      return;
+    const input = gather(data);
+    if (!input) return;
+    const produced = inflate.run(input);
+    const text = inflate.output;
+    if (!startsWith(text, produced, handledHead) && !startsWith(text, produced, readyHead)) {
+      const sequence = dispatchSequence(text, produced);
+      if (sequence >= 0) {
+        onSkipped(sequence);
+        return;
+      }
     }
-    const input = pending.length === 0 ? data : Buffer.concat([...pending, data]);
-    pending = [];
-    let inOff = 0;
-    let inLen = input.length;
-    let produced = 0;
-    for (;;) {
-      handle.writeSync(constants.Z_SYNC_FLUSH, input, inOff, inLen, out, produced, out.length - produced);
-      if (failure) throw new Error(`node:zlib: ${failure}`);
-      inOff += inLen - state[1];
-      inLen = state[1];
-      produced = out.length - state[0];
-      if (state[0] !== 0) break;
-      // Output buffer full: grow it and go on.
-      const larger = Buffer.allocUnsafe(out.length * 2);
-      out.copy(larger, 0, 0, produced);
-      out = larger;
-    }
-    onPayload(JSON.parse(out.toString('utf8', 0, produced)));
+    onPayload(JSON.parse(text.toString('utf8', 0, produced)));
+  };
+}
+
+function zstdNodeDecoder(): Decoder {
+  const zstd = nodeZstd();
+  if (!zstd) throw new Error(`raw-zstd-node needs zstd in node:zlib (Node 22.15 or later), and this is Node ${process.version}`);
+  const decompress = new NativeSync(zstd.createZstdDecompress(), zstd.constants.ZSTD_e_continue);
+  return (data, onPayload) => {
+    const produced = decompress.run(data);
+    onPayload(JSON.parse(decompress.output.toString('utf8', 0, produced)));
   };
 }
 
@@ -114,10 +144,12 @@ const DECODERS: Record<string, () => Decoder> = {
   'raw-node-zlib': nodeZlibDecoder,
   'raw-node-sync': nodeSyncDecoder,
   'raw-fflate': fflateDecoder,
+  'raw-zstd-node': zstdNodeDecoder,
 };
 
 function connectShard(config: ClientConfig, meter: Meter, shardId: number): void {
-  const ws = new WebSocket(`${config.url}/?v=10&encoding=json&compress=zlib-stream`, { perMessageDeflate: false });
+  const compress = config.client === 'raw-zstd-node' ? 'zstd-stream' : 'zlib-stream';
+  const ws = new WebSocket(`${config.url}/?v=10&encoding=json&compress=${compress}`, { perMessageDeflate: false });
   const lastSequence = meter.lastSequence(shardId);
   ws.on('error', (error) => {
     process.stderr.write(`${config.client} shard ${shardId}: ${error.message}\n`);
@@ -137,9 +169,13 @@ function connectShard(config: ClientConfig, meter: Meter, shardId: number): void
     return;
   }
 
-  const decoder = DECODERS[config.client];
-  if (!decoder) throw new Error(`raw.ts has no client "${config.client}"`);
-  const decode = decoder();
+  const decode =
+    config.client === 'raw-filtered'
+      ? filteredDecoder(config.handledEvent, (sequence) => {
+          if (sequence === lastSequence) meter.shardDone(shardId);
+        })
+      : DECODERS[config.client]?.();
+  if (!decode) throw new Error(`raw.ts has no client "${config.client}"`);
   const onPayload = (payload: { op: number; t?: string; s?: number }) => {
     if (payload.op === 0) {
       if (payload.t === 'READY') meter.shardReady(shardId);

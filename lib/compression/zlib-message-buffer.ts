@@ -20,7 +20,7 @@ export class ZlibMessageBuffer {
   add(data: Buffer): Buffer | null {
     if (this.chunks.length === 0) {
       if (data.length > this.maxBytes) throw tooLarge(this.maxBytes);
-      if (endsWithSuffix([data])) return data;
+      if (endsWithSuffixAlone(data)) return data;
     } else if (this.bytes + data.length > this.maxBytes) {
       throw tooLarge(this.maxBytes);
     }
@@ -42,6 +42,11 @@ export class ZlibMessageBuffer {
 
 function tooLarge(maxBytes: number): Error {
   return new Error(`a compressed message exceeded ${maxBytes} bytes`);
+}
+
+function endsWithSuffixAlone(data: Buffer): boolean {
+  const n = data.length;
+  return n >= 4 && data[n - 4] === ZLIB_SUFFIX[0] && data[n - 3] === ZLIB_SUFFIX[1] && data[n - 2] === ZLIB_SUFFIX[2] && data[n - 1] === ZLIB_SUFFIX[3];
 }
 
 function endsWithSuffix(chunks: readonly Buffer[]): boolean {

@@ -5,68 +5,98 @@ export interface FrameEnvelope {
   s: number | null;
 }
 
+/** How far into a payload the envelope is looked for. */
+export const PEEK_LIMIT = 160;
+
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COLON = 0x3a;
 const COMMA = 0x2c;
 const OPEN_BRACE = 0x7b;
+const LOWER_D = 0x64;
+const LOWER_N = 0x6e;
+const LOWER_O = 0x6f;
+const LOWER_P = 0x70;
+const LOWER_S = 0x73;
+const LOWER_T = 0x74;
+/** Stands for the two-letter key `op` (one-letter keys stand for themselves). */
+const KEY_OP = -1;
 
-function skipSpace(text: string, i: number): number {
-  let c = text.charCodeAt(i);
-  while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = text.charCodeAt(++i);
+function skipSpace(bytes: Buffer, i: number, end: number): number {
+  while (i < end) {
+    const c = bytes[i];
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break;
+    i++;
+  }
   return i;
+}
+
+/** Index of the next `"` in [from, end), or -1. */
+function nextQuote(bytes: Buffer, from: number, end: number): number {
+  const at = bytes.indexOf(QUOTE, from);
+  return at >= 0 && at < end ? at : -1;
 }
 
 /**
  * Reads `op`, `t` and `s` from the top-level keys that come before `"d"` in a gateway payload, without parsing
- * `d`. Discord sends them first; returns null for any other layout (or anything unexpected), and the caller
- * parses the whole payload instead.
+ * `d`, looking at its first {@link PEEK_LIMIT} bytes only. Discord sends them first; returns null for any other
+ * layout (or anything unexpected: escapes, non-ASCII names, numbers too long to be exact), and the caller parses
+ * the whole payload instead.
  */
-export function peekFrame(text: string): FrameEnvelope | null {
+export function peekFrame(input: string | Uint8Array): FrameEnvelope | null {
+  const bytes =
+    typeof input === 'string'
+      ? Buffer.from(input.slice(0, PEEK_LIMIT))
+      : Buffer.isBuffer(input)
+        ? input
+        : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  const end = Math.min(bytes.length, PEEK_LIMIT);
   let op: number | undefined;
   let t: string | null | undefined;
   let s: number | null | undefined;
-  let i = skipSpace(text, 0);
-  if (text.charCodeAt(i) !== OPEN_BRACE) return null;
+  let i = skipSpace(bytes, 0, end);
+  if (i >= end || bytes[i] !== OPEN_BRACE) return null;
   i++;
   for (let keys = 0; keys < 4; keys++) {
-    i = skipSpace(text, i);
-    if (text.charCodeAt(i) !== QUOTE) return null;
-    const keyEnd = text.indexOf('"', i + 1);
+    i = skipSpace(bytes, i, end);
+    if (i >= end || bytes[i] !== QUOTE) return null;
+    const keyEnd = nextQuote(bytes, i + 1, end);
     if (keyEnd < 0) return null;
-    const key = text.slice(i + 1, keyEnd);
-    i = skipSpace(text, keyEnd + 1);
-    if (text.charCodeAt(i) !== COLON) return null;
-    i = skipSpace(text, i + 1);
-    if (key === 'd') {
+    const keyLength = keyEnd - i - 1;
+    const k0 = bytes[i + 1];
+    const key = keyLength === 1 ? k0 : keyLength === 2 && k0 === LOWER_O && bytes[i + 2] === LOWER_P ? KEY_OP : 0;
+    i = skipSpace(bytes, keyEnd + 1, end);
+    if (i >= end || bytes[i] !== COLON) return null;
+    i = skipSpace(bytes, i + 1, end);
+    if (i >= end) return null;
+    if (key === LOWER_D) {
       return op !== undefined && t !== undefined && s !== undefined ? { op, t, s } : null;
     }
-    const c = text.charCodeAt(i);
-    let value: string | number | null;
+    const c = bytes[i];
     if (c === QUOTE) {
-      const end = text.indexOf('"', i + 1);
-      if (end < 0) return null;
-      value = text.slice(i + 1, end);
-      if (value.charCodeAt(value.length - 1) === BACKSLASH || value.includes('\\')) return null;
-      i = end + 1;
-    } else if (text.startsWith('null', i)) {
-      value = null;
+      // Only `t` is a string.
+      const valueEnd = nextQuote(bytes, i + 1, end);
+      if (key !== LOWER_T || valueEnd < 0) return null;
+      for (let j = i + 1; j < valueEnd; j++) if (bytes[j] === BACKSLASH || bytes[j] >= 0x80) return null;
+      t = bytes.toString('latin1', i + 1, valueEnd);
+      i = valueEnd + 1;
+    } else if (c === LOWER_N) {
+      if (i + 4 > end || bytes[i + 1] !== 0x75 || bytes[i + 2] !== 0x6c || bytes[i + 3] !== 0x6c) return null;
+      if (key === LOWER_T) t = null;
+      else if (key === LOWER_S) s = null;
+      else return null;
       i += 4;
     } else {
-      let end = i;
-      while (end < text.length && text.charCodeAt(end) >= 0x30 && text.charCodeAt(end) <= 0x39) end++;
-      if (end === i || end - i > 15) return null;
-      value = Number(text.slice(i, end));
-      i = end;
+      let value = 0;
+      const start = i;
+      while (i < end && bytes[i] >= 0x30 && bytes[i] <= 0x39) value = value * 10 + (bytes[i++] - 0x30);
+      if (i === start || i - start > 15) return null;
+      if (key === KEY_OP) op = value;
+      else if (key === LOWER_S) s = value;
+      else return null;
     }
-    if (key === 'op' && typeof value === 'number') op = value;
-    else if (key === 't' && value !== null && typeof value !== 'string') return null;
-    else if (key === 't') t = value as string | null;
-    else if (key === 's' && value !== null && typeof value !== 'number') return null;
-    else if (key === 's') s = value as number | null;
-    else return null;
-    i = skipSpace(text, i);
-    if (text.charCodeAt(i) !== COMMA) return null;
+    i = skipSpace(bytes, i, end);
+    if (i >= end || bytes[i] !== COMMA) return null;
     i++;
   }
   return null;

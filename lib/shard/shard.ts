@@ -109,9 +109,6 @@ interface Connection {
   identifyAbort: AbortController | null;
 }
 
-/** Enough characters for `{"t":"<longest event name>","s":<sequence>,"op":0,"d":` in any key order. */
-const ENVELOPE_PEEK_CHARS = 160;
-
 const MANAGED_OPCODES = new Set<number>([GatewayOpcodes.Heartbeat, GatewayOpcodes.Identify, GatewayOpcodes.Resume]);
 
 /**
@@ -538,8 +535,7 @@ export class Shard {
     const filter = this.options.dispatchFilter;
     if (filter && !filter.decodesAll) {
       // Events nobody wants: read only the name and sequence number from the first bytes, never the data.
-      const head = typeof raw === 'string' ? raw.slice(0, ENVELOPE_PEEK_CHARS) : raw.toString('latin1', 0, ENVELOPE_PEEK_CHARS);
-      const envelope = peekFrame(head);
+      const envelope = peekFrame(raw);
       if (envelope && envelope.op === GatewayOpcodes.Dispatch && envelope.t !== null && !filter.wants(envelope.t)) {
         if (envelope.s !== null && Number.isSafeInteger(envelope.s)) this.acceptSequence(envelope.t, envelope.s);
         return;

@@ -29,6 +29,22 @@ void describe('peekFrame', () => {
     expect(peekFrame('')).toBeNull();
   });
 
+  void it('reads the same from bytes (Buffer or Uint8Array), within the first 160 bytes only', () => {
+    const text = '{"t":"MESSAGE_CREATE","s":42,"op":0,"d":{"content":"é"}}';
+    expect(peekFrame(Buffer.from(text))).toEqual({ op: 0, t: 'MESSAGE_CREATE', s: 42 });
+    expect(peekFrame(new Uint8Array(Buffer.from(text)))).toEqual({ op: 0, t: 'MESSAGE_CREATE', s: 42 });
+    expect(peekFrame(Buffer.from(`{"t":"${'A'.repeat(170)}","s":1,"op":0,"d":{}}`))).toBeNull();
+    expect(peekFrame(Buffer.from(`${' '.repeat(150)}{"t":"A","s":1,"op":0,"d":{}}`))).toBeNull();
+  });
+
+  void it('gives up on a non-ASCII event name and on keys that only look like op', () => {
+    expect(peekFrame(Buffer.from('{"t":"MESSAGE_CRÉATE","s":1,"op":0,"d":{}}'))).toBeNull();
+    expect(peekFrame('{"t":"A","s":1,"o":0,"d":{}}')).toBeNull();
+    expect(peekFrame('{"t":"A","s":1,"ox":0,"d":{}}')).toBeNull();
+    expect(peekFrame('{"t":"A","s":nul,"op":0,"d":{}}')).toBeNull();
+    expect(peekFrame('{"t":"A","s":1,"op":null,"d":{}}')).toBeNull();
+  });
+
   void it('refuses numbers too long to be exact', () => {
     expect(peekFrame('{"t":"A","s":12345678901234567890,"op":0,"d":{}}')).toBeNull();
   });

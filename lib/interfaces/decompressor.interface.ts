@@ -31,5 +31,17 @@ export interface IDecompressorFactory {
     onPayload: (payload: Buffer | string) => void,
     onError: (error: Error) => void,
     limits: { maxMessageBytes: number },
+    flow?: DecompressorFlow,
   ): IDecompressor;
+}
+
+/**
+ * Lets an asynchronous decompressor hold the socket back while its backlog is long, so that nothing piles up
+ * between the socket and the decompressor. Synchronous decompressors never need it.
+ */
+export interface DecompressorFlow {
+  /** Stop reading the socket. */
+  pause(): void;
+  /** Read again (the shard keeps it paused if it paused reading for its own reasons). */
+  resume(): void;
 }

@@ -400,6 +400,12 @@ export class Shard {
         (payload) => this.onPayload(conn, payload),
         (error) => this.protocolError(conn, `decompression failed: ${error.message}`),
         { maxMessageBytes: this.options.maxMessageBytes },
+        {
+          pause: () => ws.pause(),
+          resume: () => {
+            if (conn === this.conn && this.pausedSince === null) ws.resume();
+          },
+        },
       );
     }
     this.conn = conn;

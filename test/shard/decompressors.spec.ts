@@ -92,3 +92,46 @@ void describe('zlib-stream decompressors', () => {
     expect(gateway.framesOf(GatewayOpcodes.Resume)).toHaveLength(1);
   });
 });
+
+void describe('node:zlib stream decompressor backlog', () => {
+  void it('pauses the socket while 32 messages wait for the thread pool, resumes once they drain, and loses nothing', async () => {
+    const { constants, createDeflate } = await import('node:zlib');
+    // One zlib-stream: 200 messages, each flushed with Z_SYNC_FLUSH.
+    const deflate = createDeflate({ flush: constants.Z_SYNC_FLUSH });
+    const frames: Buffer[] = [];
+    for (let i = 0; i < 200; i++) {
+      frames.push(await new Promise<Buffer>((resolve) => {
+        const out: Buffer[] = [];
+        const onData = (c: Buffer) => out.push(c);
+        deflate.on('data', onData);
+        deflate.write(JSON.stringify({ i, text: 'x'.repeat(i) }), () => {
+          deflate.off('data', onData);
+          resolve(Buffer.concat(out));
+        });
+      }));
+    }
+    deflate.close();
+    const events: string[] = [];
+    const payloads: number[] = [];
+    let done!: () => void;
+    const finished = new Promise<void>((resolve) => (done = resolve));
+    const decompressor = nodeZlibCompression.create(
+      (payload) => {
+        payloads.push((JSON.parse(payload.toString()) as { i: number }).i);
+        if (payloads.length === 200) done();
+      },
+      (error) => events.push(`error ${error.message}`),
+      { maxMessageBytes: 1 << 20 },
+      { pause: () => events.push('pause'), resume: () => events.push('resume') },
+    );
+    // A socket that does not stop: every frame pushed at once.
+    for (const frame of frames) decompressor.push(frame);
+    await finished;
+    decompressor.close();
+    expect(payloads).toEqual(frames.map((_, i) => i));
+    expect(events[0]).toBe('pause');
+    expect(events).toContain('resume');
+    expect(events.some((e) => e.startsWith('error'))).toBe(false);
+    expect(events.lastIndexOf('resume')).toBeGreaterThan(events.lastIndexOf('pause'));
+  });
+});

@@ -155,7 +155,13 @@ void describe('Shards in worker threads', () => {
 
   void it('gathers info from every worker', async () => {
     const { gateway, cluster } = await start();
-    const info = await cluster.collectInfo(2_000);
+    // A worker's first heartbeat comes at a random point of the 300 ms interval: wait for one ACK per shard.
+    let info = await cluster.collectInfo(2_000);
+    const deadline = Date.now() + 3_000;
+    while (info.some((i) => i.latency.last === null) && Date.now() < deadline) {
+      await sleep(50);
+      info = await cluster.collectInfo(2_000);
+    }
     expect(info.map((i) => i.id)).toEqual([0, 1, 2, 3]);
     for (const shard of info) {
       expect(shard.state).toBe(ShardState.Ready);

@@ -1,3 +1,4 @@
+import { afterEach } from 'node:test';
 import { filter, firstValueFrom, timeout, type Observable } from 'rxjs';
 import { Shard, ShardState, type GatewayDispatch, type ShardOptions } from '../../lib';
 import { LocalGateway, type LocalGatewayOptions } from '../../lib/testing';
@@ -19,6 +20,26 @@ export const SHORT_SHARD_TIMINGS = {
   invalidSessionDelay: { minMs: 10, maxMs: 30 },
   commandRateLimit: { limit: 120, windowMs: 6_000 },
 } satisfies Partial<ShardOptions>;
+
+/** The gateway and shard of one test; see {@link useGatewayAndShard}. */
+export interface GatewayAndShard {
+  gateway?: LocalGateway;
+  shard?: Shard;
+}
+
+/**
+ * Holds one test's gateway and shard and closes both after each test of the calling `describe` block (shard
+ * first). Tests assign `fixture.gateway` and `fixture.shard`.
+ */
+export function useGatewayAndShard(): GatewayAndShard {
+  const fixture: GatewayAndShard = {};
+  afterEach(async () => {
+    await fixture.shard?.close();
+    await fixture.gateway?.close();
+    fixture.shard = fixture.gateway = undefined;
+  });
+  return fixture;
+}
 
 /** A shard pointed at `gateway` with {@link SHORT_SHARD_TIMINGS}. */
 export function createShard(gateway: LocalGateway, options: Partial<ShardOptions> = {}): Shard {

@@ -1,4 +1,4 @@
-import { afterEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { expect } from 'expect';
 import { GatewayOpcodes } from 'discord-api-types/v10';
 import {
@@ -7,10 +7,8 @@ import {
   nodeZlibCompression,
   zlibStreamCompression,
   type IDecompressorFactory,
-  type Shard,
 } from '../../lib';
-import type { LocalGateway } from '../../lib/testing';
-import { collectDispatches, createShard, eventually, startGateway } from '../helpers/gateway-test-kit';
+import { collectDispatches, createShard, eventually, startGateway, useGatewayAndShard } from '../helpers/gateway-test-kit';
 
 const factories: [string, IDecompressorFactory][] = [
   ['synchronous inflate', inflateSyncCompression],
@@ -20,14 +18,7 @@ const factories: [string, IDecompressorFactory][] = [
 ];
 
 void describe('zlib-stream decompressors', () => {
-  let gateway: LocalGateway | undefined;
-  let shard: Shard | undefined;
-
-  afterEach(async () => {
-    await shard?.close();
-    await gateway?.close();
-    shard = gateway = undefined;
-  });
+  const f = useGatewayAndShard();
 
   void it('inflates synchronously by default on this Node', () => {
     expect(defaultZlibStreamCompression()).toBe(inflateSyncCompression);
@@ -35,8 +26,8 @@ void describe('zlib-stream decompressors', () => {
 
   for (const [name, compression] of factories) {
     void it(`${name}: delivers messages split over several frames, intact and in order`, async () => {
-      gateway = await startGateway({ compressedFramesPerMessage: 3 });
-      shard = createShard(gateway, { compression });
+      const gateway = (f.gateway = await startGateway({ compressedFramesPerMessage: 3 }));
+      const shard = (f.shard = createShard(gateway, { compression }));
       const seen = collectDispatches(shard);
       await shard.connect();
       const sent: number[] = [];
@@ -48,8 +39,8 @@ void describe('zlib-stream decompressors', () => {
     });
 
     void it(`${name}: a corrupt stream leads to a resume on a fresh context`, async () => {
-      gateway = await startGateway();
-      shard = createShard(gateway, { compression });
+      const gateway = (f.gateway = await startGateway());
+      const shard = (f.shard = createShard(gateway, { compression }));
       const seen = collectDispatches(shard);
       await shard.connect();
       const resumed = gateway.waitForReady(0, 3_000);
@@ -62,8 +53,8 @@ void describe('zlib-stream decompressors', () => {
     });
 
     void it(`${name}: a decompression bomb is capped, the connection closed with a non-1000 code, then resumed`, async () => {
-      gateway = await startGateway();
-      shard = createShard(gateway, { compression, maxMessageBytes: 1024 * 1024 });
+      const gateway = (f.gateway = await startGateway());
+      const shard = (f.shard = createShard(gateway, { compression, maxMessageBytes: 1024 * 1024 }));
       const errors: Error[] = [];
       shard.error$.subscribe((e) => errors.push(e));
       await shard.connect();
@@ -80,8 +71,8 @@ void describe('zlib-stream decompressors', () => {
   }
 
   void it('an uncompressed message over maxMessageBytes closes the connection (1009) and the shard resumes', async () => {
-    gateway = await startGateway();
-    shard = createShard(gateway, { compression: false, maxMessageBytes: 64 * 1024 });
+    const gateway = (f.gateway = await startGateway());
+    const shard = (f.shard = createShard(gateway, { compression: false, maxMessageBytes: 64 * 1024 }));
     await shard.connect();
     const resumed = gateway.waitForReady(0, 5_000);
     const connection = gateway.connectionOf(0)!;

@@ -1,24 +1,16 @@
-import { afterEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { expect } from 'expect';
 import { deflateSync } from 'node:zlib';
 import { GatewayOpcodes } from 'discord-api-types/v10';
-import type { Shard } from '../../lib';
-import { PAYLOAD_COMPRESSION_MIN_BYTES, type LocalGateway } from '../../lib/testing';
-import { collectDispatches, createShard, eventually, startGateway } from '../helpers/gateway-test-kit';
+import { PAYLOAD_COMPRESSION_MIN_BYTES } from '../../lib/testing';
+import { collectDispatches, createShard, eventually, startGateway, useGatewayAndShard } from '../helpers/gateway-test-kit';
 
 void describe('payload compression (IDENTIFY compress: true)', () => {
-  let gateway: LocalGateway | undefined;
-  let shard: Shard | undefined;
-
-  afterEach(async () => {
-    await shard?.close();
-    await gateway?.close();
-    shard = gateway = undefined;
-  });
+  const f = useGatewayAndShard();
 
   void it('asks for it in IDENTIFY only, and reads plain text and per-message zlib binary frames in one stream, in order', async () => {
-    gateway = await startGateway();
-    shard = createShard(gateway, { compression: 'payload' });
+    const gateway = (f.gateway = await startGateway());
+    const shard = (f.shard = createShard(gateway, { compression: 'payload' }));
     const seen = collectDispatches(shard);
     await shard.connect();
     const connection = gateway.connectionOf(0)!;
@@ -43,8 +35,8 @@ void describe('payload compression (IDENTIFY compress: true)', () => {
   });
 
   void it('is never combined with transport compression: zlib-stream does not ask for it', async () => {
-    gateway = await startGateway();
-    shard = createShard(gateway, { compression: 'zlib-stream' });
+    const gateway = (f.gateway = await startGateway());
+    const shard = (f.shard = createShard(gateway, { compression: 'zlib-stream' }));
     await shard.connect();
     expect(gateway.connectionOf(0)!.query.get('compress')).toBe('zlib-stream');
     expect((gateway.framesOf(GatewayOpcodes.Identify)[0].d as { compress?: boolean }).compress).toBeUndefined();
@@ -52,8 +44,8 @@ void describe('payload compression (IDENTIFY compress: true)', () => {
   });
 
   void it('a binary frame that is not zlib closes the connection with a non-1000 code, and the shard resumes', async () => {
-    gateway = await startGateway();
-    shard = createShard(gateway, { compression: 'payload' });
+    const gateway = (f.gateway = await startGateway());
+    const shard = (f.shard = createShard(gateway, { compression: 'payload' }));
     const errors: Error[] = [];
     shard.error$.subscribe((e) => errors.push(e));
     await shard.connect();
@@ -67,8 +59,8 @@ void describe('payload compression (IDENTIFY compress: true)', () => {
   });
 
   void it('a compressed payload over maxMessageBytes is capped while inflating, then the shard resumes', async () => {
-    gateway = await startGateway();
-    shard = createShard(gateway, { compression: 'payload', maxMessageBytes: 1024 * 1024 });
+    const gateway = (f.gateway = await startGateway());
+    const shard = (f.shard = createShard(gateway, { compression: 'payload', maxMessageBytes: 1024 * 1024 }));
     const errors: Error[] = [];
     shard.error$.subscribe((e) => errors.push(e));
     await shard.connect();

@@ -1,23 +1,16 @@
-import { afterEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { expect } from 'expect';
 import { GatewayOpcodes } from 'discord-api-types/v10';
 import { resolveShardOptions } from '../../lib/shard/resolve-shard-options';
-import { nodeZstdCompression, supportsZstdSync, zstdStreamCompression, type IDecompressorFactory, type Shard } from '../../lib';
-import { ZstdStreamEncoder, type LocalGateway } from '../../lib/testing';
-import { collectDispatches, createShard, eventually, startGateway } from '../helpers/gateway-test-kit';
+import { nodeZstdCompression, supportsZstdSync, zstdStreamCompression, type IDecompressorFactory } from '../../lib';
+import { ZstdStreamEncoder } from '../../lib/testing';
+import { collectDispatches, createShard, eventually, startGateway, useGatewayAndShard } from '../helpers/gateway-test-kit';
 
 const engines: [string, IDecompressorFactory][] = [['fzstd (optional package)', zstdStreamCompression('fzstd')]];
 if (supportsZstdSync()) engines.push(["node:zlib's zstd", nodeZstdCompression]);
 
 void describe('zstd-stream transport compression', () => {
-  let gateway: LocalGateway | undefined;
-  let shard: Shard | undefined;
-
-  afterEach(async () => {
-    await shard?.close();
-    await gateway?.close();
-    shard = gateway = undefined;
-  });
+  const f = useGatewayAndShard();
 
   void it("'zstd-stream' picks Node's own zstd where this Node has it, else fzstd", () => {
     const factory = resolveShardOptions({ id: 0, total: 1, token: 't', intents: 0, compression: 'zstd-stream' }).compression;
@@ -34,8 +27,8 @@ void describe('zstd-stream transport compression', () => {
 
   for (const [name, compression] of engines) {
     void it(`${name}: every WebSocket message is one payload, intact and in order, over one context`, async () => {
-      gateway = await startGateway();
-      shard = createShard(gateway, { compression });
+      const gateway = (f.gateway = await startGateway());
+      const shard = (f.shard = createShard(gateway, { compression }));
       const seen = collectDispatches(shard);
       await shard.connect();
       expect(gateway.connections[0].query.get('compress')).toBe('zstd-stream');
@@ -53,8 +46,8 @@ void describe('zstd-stream transport compression', () => {
     });
 
     void it(`${name}: a corrupt stream leads to a resume on a fresh context`, async () => {
-      gateway = await startGateway();
-      shard = createShard(gateway, { compression });
+      const gateway = (f.gateway = await startGateway());
+      const shard = (f.shard = createShard(gateway, { compression }));
       const seen = collectDispatches(shard);
       const errors: Error[] = [];
       shard.error$.subscribe((e) => errors.push(e));
@@ -71,8 +64,8 @@ void describe('zstd-stream transport compression', () => {
     });
 
     void it(`${name}: a message over maxMessageBytes closes the connection with a non-1000 code, then resumes`, async () => {
-      gateway = await startGateway();
-      shard = createShard(gateway, { compression, maxMessageBytes: 256 * 1024 });
+      const gateway = (f.gateway = await startGateway());
+      const shard = (f.shard = createShard(gateway, { compression, maxMessageBytes: 256 * 1024 }));
       await shard.connect();
       const connection = gateway.connectionOf(0)!;
       const resumed = gateway.waitForReady(0, 5_000);

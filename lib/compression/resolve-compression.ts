@@ -15,7 +15,7 @@ const ZSTD_ENGINES = ['node', 'fzstd'];
 export function resolveCompression(value: 'zlib-stream' | 'zstd-stream' | 'payload' | CompressionOptions | IDecompressorFactory | false): IDecompressorFactory | false {
   if (value === false) return false;
   if (value === 'zlib-stream') return zlibStreamCompression('node');
-  if (value === 'zstd-stream') return zstdStreamCompression(undefined, 'compression');
+  if (value === 'zstd-stream') return zstdStreamCompression();
   if (value === 'payload') return payloadCompression;
   if (typeof value === 'object' && value !== null) {
     if (typeof (value as IDecompressorFactory).create === 'function') return value as IDecompressorFactory;

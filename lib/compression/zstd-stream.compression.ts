@@ -45,8 +45,9 @@ export function zstdStreamCompression(engine?: ZstdStreamEngine, option = 'compr
     return nodeZstdCompression;
   }
   if (engine === undefined && !isInstalled('fzstd')) {
+    // No engine was named: the option at fault is `compression` itself.
     throw new GatewayOptionsError(
-      option.replace(/\.engine$/, ''),
+      'compression',
       `zstd-stream needs Node's own zstd (Node 22.15 or later; this is ${process.version}) or the optional package "fzstd" (npm install fzstd)`,
     );
   }

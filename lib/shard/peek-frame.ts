@@ -40,7 +40,8 @@ function nextQuote(bytes: Buffer, from: number, end: number): number {
 /**
  * Reads `op`, `t` and `s` from the top-level keys that come before `"d"` in a gateway payload, without parsing
  * `d`, looking at its first {@link PEEK_LIMIT} bytes only. Discord sends them first; returns null for any other
- * layout (or anything unexpected: escapes, non-ASCII names, numbers too long to be exact), and the caller parses
+ * layout (or anything unexpected: escapes, control characters or non-ASCII bytes in names, numbers with leading
+ * zeros or too long to be exact), and the caller parses
  * the whole payload instead.
  */
 export function peekFrame(input: string | Uint8Array): FrameEnvelope | null {
@@ -77,7 +78,7 @@ export function peekFrame(input: string | Uint8Array): FrameEnvelope | null {
       // Only `t` is a string.
       const valueEnd = nextQuote(bytes, i + 1, end);
       if (key !== LOWER_T || valueEnd < 0) return null;
-      for (let j = i + 1; j < valueEnd; j++) if (bytes[j] === BACKSLASH || bytes[j] >= 0x80) return null;
+      for (let j = i + 1; j < valueEnd; j++) if (bytes[j] === BACKSLASH || bytes[j] >= 0x80 || bytes[j] < 0x20) return null;
       t = bytes.toString('latin1', i + 1, valueEnd);
       i = valueEnd + 1;
     } else if (c === LOWER_N) {
@@ -90,7 +91,8 @@ export function peekFrame(input: string | Uint8Array): FrameEnvelope | null {
       let value = 0;
       const start = i;
       while (i < end && bytes[i] >= 0x30 && bytes[i] <= 0x39) value = value * 10 + (bytes[i++] - 0x30);
-      if (i === start || i - start > 15) return null;
+      // JSON has no leading zeros: such a number is left to JSON.parse to reject.
+      if (i === start || i - start > 15 || (bytes[start] === 0x30 && i - start > 1)) return null;
       if (key === KEY_OP) op = value;
       else if (key === LOWER_S) s = value;
       else return null;

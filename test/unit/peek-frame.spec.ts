@@ -45,6 +45,13 @@ void describe('peekFrame', () => {
     expect(peekFrame('{"t":"A","s":1,"op":null,"d":{}}')).toBeNull();
   });
 
+  void it('leaves what JSON.parse would reject to JSON.parse: leading zeros, control characters in the name', () => {
+    expect(peekFrame('{"t":"A","s":01,"op":0,"d":{}}')).toBeNull();
+    expect(peekFrame('{"t":"A","s":0,"op":0,"d":{}}')).toEqual({ op: 0, t: 'A', s: 0 });
+    expect(peekFrame('{"t":"A\u0001","s":1,"op":0,"d":{}}')).toBeNull();
+    expect(peekFrame(Buffer.from('{"t":"A\u001fB","s":1,"op":0,"d":{}}'))).toBeNull();
+  });
+
   void it('refuses numbers too long to be exact', () => {
     expect(peekFrame('{"t":"A","s":12345678901234567890,"op":0,"d":{}}')).toBeNull();
   });

@@ -16,17 +16,12 @@ export class InflateSyncDecompressor extends NativeSyncDecompressor {
 
   constructor(onPayload: (payload: Buffer) => void, onError: (error: Error) => void, maxBytes: number) {
     super(createInflate() as unknown as NativeEngine, constants.Z_SYNC_FLUSH, onPayload, onError, maxBytes);
-    this.message = new ZlibMessageBuffer(maxBytes);
+    this.message = new ZlibMessageBuffer(maxBytes, (message) => this.fail(message));
   }
 
   push(data: Buffer): void {
     if (this.closed) return;
-    let input: Buffer | null;
-    try {
-      input = this.message.add(data);
-    } catch (error) {
-      return this.fail((error as Error).message);
-    }
+    const input = this.message.add(data);
     if (input) this.deliver(input);
   }
 

@@ -26,7 +26,7 @@ export class JsPushDecompressor implements IDecompressor {
     private readonly onError: (error: Error) => void,
     private readonly maxBytes: number,
   ) {
-    this.message = framing === 'zlib-stream' ? new ZlibMessageBuffer(maxBytes) : null;
+    this.message = framing === 'zlib-stream' ? new ZlibMessageBuffer(maxBytes, (message) => this.fail(message)) : null;
     engine.ondata = (data) => {
       this.chunks.push(data);
       this.bytes += data.length;
@@ -35,13 +35,8 @@ export class JsPushDecompressor implements IDecompressor {
 
   push(data: Buffer): void {
     if (this.closed) return;
-    let input: Buffer | null = data;
-    try {
-      if (this.message) input = this.message.add(data);
-      else if (data.length > this.maxBytes) throw new Error(`a compressed message exceeded ${this.maxBytes} bytes`);
-    } catch (error) {
-      return this.fail((error as Error).message);
-    }
+    if (!this.message && data.length > this.maxBytes) return this.fail(`a compressed message exceeded ${this.maxBytes} bytes`);
+    const input = this.message ? this.message.add(data) : data;
     if (!input) return;
     try {
       this.engine.push(input, false);

@@ -11,18 +11,17 @@ export class ZlibMessageBuffer {
   constructor(
     /** Most compressed bytes one message may take. */
     private readonly maxBytes: number,
+    /** Told when a message grows past `maxBytes` (what was gathered is dropped). */
+    private readonly onTooLarge: (message: string) => void,
   ) {}
 
-  /**
-   * Adds one WebSocket message. Returns the whole compressed message once it is complete, else null.
-   * @throws Error when the message grows past `maxBytes`
-   */
+  /** Adds one WebSocket message. Returns the whole compressed message once it is complete, else null. */
   add(data: Buffer): Buffer | null {
     if (this.chunks.length === 0) {
-      if (data.length > this.maxBytes) throw tooLarge(this.maxBytes);
+      if (data.length > this.maxBytes) return this.tooLarge();
       if (endsWithSuffixAlone(data)) return data;
     } else if (this.bytes + data.length > this.maxBytes) {
-      throw tooLarge(this.maxBytes);
+      return this.tooLarge();
     }
     this.chunks.push(data);
     this.bytes += data.length;
@@ -33,6 +32,12 @@ export class ZlibMessageBuffer {
     return whole;
   }
 
+  private tooLarge(): null {
+    this.clear();
+    this.onTooLarge(`a compressed message exceeded ${this.maxBytes} bytes`);
+    return null;
+  }
+
   /** Drops anything gathered. */
   clear(): void {
     this.chunks = [];
@@ -40,9 +45,6 @@ export class ZlibMessageBuffer {
   }
 }
 
-function tooLarge(maxBytes: number): Error {
-  return new Error(`a compressed message exceeded ${maxBytes} bytes`);
-}
 
 function endsWithSuffixAlone(data: Buffer): boolean {
   const n = data.length;

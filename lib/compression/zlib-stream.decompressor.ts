@@ -24,19 +24,15 @@ export class ZlibStreamDecompressor implements IDecompressor {
     maxMessageBytes = Infinity,
     private readonly flow?: DecompressorFlow,
   ) {
-    this.message = new ZlibMessageBuffer(maxMessageBytes);
+    this.message = new ZlibMessageBuffer(maxMessageBytes, (message) => {
+      this.close();
+      this.onError(new Error(message));
+    });
     this.pipe = new ZlibPipe(createInflate({ flush: constants.Z_SYNC_FLUSH }), onError, maxMessageBytes);
   }
 
   push(data: Buffer): void {
-    let input: Buffer | null;
-    try {
-      input = this.message.add(data);
-    } catch (error) {
-      this.close();
-      this.onError(error as Error);
-      return;
-    }
+    const input = this.message.add(data);
     if (!input) return;
     this.backlog++;
     // Paused again on every push past the limit: the shard may have resumed reading for its own reasons.

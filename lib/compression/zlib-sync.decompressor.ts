@@ -22,18 +22,13 @@ export class ZlibSyncDecompressor implements IDecompressor {
     private readonly onError: (error: Error) => void,
     private readonly maxBytes: number,
   ) {
-    this.message = new ZlibMessageBuffer(maxBytes);
+    this.message = new ZlibMessageBuffer(maxBytes, (message) => this.fail(message));
     this.inflate = new zlibSync.Inflate({ chunkSize: 64 * 1024 });
   }
 
   push(data: Buffer): void {
     if (this.closed) return;
-    let input: Buffer | null;
-    try {
-      input = this.message.add(data);
-    } catch (error) {
-      return this.fail((error as Error).message);
-    }
+    const input = this.message.add(data);
     if (!input) return;
     this.inflate.push(input, this.zlibSync.Z_SYNC_FLUSH);
     if (this.inflate.err) return this.fail(`decompression failed: ${this.inflate.msg ?? `zlib error ${this.inflate.err}`}`);

@@ -1,5 +1,6 @@
 import { describe, it } from 'node:test';
 import { expect } from 'expect';
+import { randomBytes } from 'node:crypto';
 import { GatewayOpcodes } from 'discord-api-types/v10';
 import {
   defaultZlibStreamCompression,
@@ -50,6 +51,21 @@ void describe('zlib-stream decompressors', () => {
       await resumed;
       const after = gateway.dispatch(0, 'MESSAGE_CREATE', { content: 'after' });
       await eventually(() => seen.events.some((e) => e.s === after), 3_000, 'the event after the resume');
+    });
+
+    void it(`${name}: a message gathered over several frames past maxMessageBytes (compressed) is refused, then resumed`, async () => {
+      const gateway = (f.gateway = await startGateway({ compressedFramesPerMessage: 4 }));
+      const shard = (f.shard = createShard(gateway, { compression, maxMessageBytes: 64 * 1024 }));
+      const errors: Error[] = [];
+      shard.error$.subscribe((e) => errors.push(e));
+      await shard.connect();
+      const connection = gateway.connectionOf(0)!;
+      const resumed = gateway.waitForReady(0, 5_000);
+      // Random text hardly compresses: about 150 KB compressed, in four frames under the cap each.
+      connection.sendText(JSON.stringify({ op: 0, t: 'MESSAGE_CREATE', s: 2, d: { content: randomBytes(150 * 1024).toString('base64') } }));
+      await resumed;
+      expect(errors.some((e) => /a compressed message exceeded 65536 bytes/.test(e.message))).toBe(true);
+      expect(connection.closeCode).not.toBe(1000);
     });
 
     void it(`${name}: a decompression bomb is capped, the connection closed with a non-1000 code, then resumed`, async () => {

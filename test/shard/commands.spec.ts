@@ -1,14 +1,15 @@
-import { describe, it, afterEach } from 'node:test';
+import { describe, it } from 'node:test';
 import { expect } from 'expect';
 import { GatewayOpcodes, PresenceUpdateStatus, type GatewaySendPayload } from 'discord-api-types/v10';
-import { Shard, ShardCommandError, ShardState, type IIdentifyQueue } from '../../lib';
-import type { LocalGateway, RecordedFrame } from '../../lib/testing';
+import { ShardCommandError, ShardState, type IIdentifyQueue } from '../../lib';
+import type { RecordedFrame } from '../../lib/testing';
 import {
   createShard,
   eventually,
   nextDispatch,
   sleep,
   startGateway,
+  useGatewayAndShard,
   TEST_HEARTBEAT_MS,
   waitForState,
 } from '../helpers/gateway-test-kit';
@@ -60,20 +61,12 @@ function gatedQueue(): { queue: IIdentifyQueue; release: () => void; asked: () =
 }
 
 void describe('Shard commands', () => {
-  let gateway: LocalGateway | undefined;
-  let shard: Shard | undefined;
-
-  afterEach(async () => {
-    await shard?.close();
-    await gateway?.close();
-    shard = undefined;
-    gateway = undefined;
-  });
+  const f = useGatewayAndShard();
 
   void it('holds commands sent before READY and sends them in order after it, never before IDENTIFY', async () => {
-    gateway = await startGateway();
+    const gateway = (f.gateway = await startGateway());
     const gate = gatedQueue();
-    shard = createShard(gateway, { identifyQueue: gate.queue, random: () => 0.1 });
+    const shard = (f.shard = createShard(gateway, { identifyQueue: gate.queue, random: () => 0.1 }));
 
     // Before connect() at all.
     const sends = [shard.send(presence(1)), shard.send(presence(2))];
@@ -88,7 +81,7 @@ void describe('Shard commands', () => {
     gate.release();
     await ready;
     await Promise.all(sends);
-    await eventually(() => gateway!.framesOf(GatewayOpcodes.PresenceUpdate).length === 4, 2_000, 'four presences');
+    await eventually(() => gateway.framesOf(GatewayOpcodes.PresenceUpdate).length === 4, 2_000, 'four presences');
 
     const frames = gateway.connections[0].frames;
     const identifyAt = frames.findIndex((f) => f.op === GatewayOpcodes.Identify);
@@ -102,8 +95,8 @@ void describe('Shard commands', () => {
   });
 
   void it('rejects a payload over 4096 bytes with a ShardCommandError and never sends it', async () => {
-    gateway = await startGateway();
-    shard = createShard(gateway);
+    const gateway = (f.gateway = await startGateway());
+    const shard = (f.shard = createShard(gateway));
     await shard.connect();
 
     // 1,400 three-byte characters: under 4096 UTF-16 units but over 4096 UTF-8 bytes.
@@ -141,8 +134,8 @@ void describe('Shard commands', () => {
   ];
   for (const [name, command] of malformed) {
     void it(`rejects a malformed or shard-managed command: ${name}`, async () => {
-      gateway = await startGateway();
-      shard = createShard(gateway);
+      const gateway = (f.gateway = await startGateway());
+      const shard = (f.shard = createShard(gateway));
       await shard.connect();
       const before = gateway.frames.length;
       const error = await shard.send(command as unknown as GatewaySendPayload).catch((e: unknown) => e);
@@ -161,13 +154,13 @@ void describe('Shard commands', () => {
     const limit = 20;
     const windowMs = 2_000;
     // The gateway enforces the same limit with a slightly shorter window, as a margin for loopback delays.
-    gateway = await startGateway({ heartbeatInterval: TEST_HEARTBEAT_MS, commandLimit: limit, commandWindowMs: windowMs - 20 });
-    shard = createShard(gateway, { commandRateLimit: { limit, windowMs }, random: () => 0.5 });
+    const gateway = (f.gateway = await startGateway({ heartbeatInterval: TEST_HEARTBEAT_MS, commandLimit: limit, commandWindowMs: windowMs - 20 }));
+    const shard = (f.shard = createShard(gateway, { commandRateLimit: { limit, windowMs }, random: () => 0.5 }));
     await shard.connect();
     const count = 60;
-    const results = Array.from({ length: count }, (_, i) => shard!.send(presence(i + 1)));
+    const results = Array.from({ length: count }, (_, i) => shard.send(presence(i + 1)));
     await Promise.all(results);
-    await eventually(() => gateway!.framesOf(GatewayOpcodes.PresenceUpdate).length === count, 2_000, 'all commands');
+    await eventually(() => gateway.framesOf(GatewayOpcodes.PresenceUpdate).length === count, 2_000, 'all commands');
     // Let heartbeats run past the last command so their spacing during the burst is fully visible.
     await sleep(TEST_HEARTBEAT_MS * 2);
 
@@ -193,8 +186,8 @@ void describe('Shard commands', () => {
   });
 
   void it('keeps commands sent while the connection is down and sends them, in order, after the resume', async () => {
-    gateway = await startGateway();
-    shard = createShard(gateway, { backoff: { baseMs: 200, maxMs: 400 }, random: () => 0.5 });
+    const gateway = (f.gateway = await startGateway());
+    const shard = (f.shard = createShard(gateway, { backoff: { baseMs: 200, maxMs: 400 }, random: () => 0.5 }));
     await shard.connect();
     await shard.send(presence(1));
     await gateway.waitForFrame((f) => f.op === GatewayOpcodes.PresenceUpdate, 2_000, 0);
@@ -205,7 +198,7 @@ void describe('Shard commands', () => {
     const sends = [shard.send(presence(2)), shard.send(presence(3)), shard.send(presence(4))];
     await resumed;
     await Promise.all(sends);
-    await eventually(() => gateway!.framesOf(GatewayOpcodes.PresenceUpdate).length === 4, 2_000, 'queued commands');
+    await eventually(() => gateway.framesOf(GatewayOpcodes.PresenceUpdate).length === 4, 2_000, 'queued commands');
 
     expect(gateway.connections).toHaveLength(2);
     const second = gateway.connections[1].frames;
@@ -217,9 +210,9 @@ void describe('Shard commands', () => {
   });
 
   void it('rejects commands still waiting for READY when the shard is closed, and never sends them', async () => {
-    gateway = await startGateway();
+    const gateway = (f.gateway = await startGateway());
     gateway.behaviour.answerHandshake = false;
-    shard = createShard(gateway);
+    const shard = (f.shard = createShard(gateway));
     const ready = shard.connect();
     await gateway.waitForFrame((f) => f.op === GatewayOpcodes.Identify, 2_000, 0);
     const pending = [shard.send(presence(1)), shard.send(presence(2))];
@@ -234,10 +227,10 @@ void describe('Shard commands', () => {
   });
 
   void it('rejects commands still held by the rate limit when the shard is closed; the sent ones arrived', async () => {
-    gateway = await startGateway({ commandLimit: 20, commandWindowMs: 2_000 });
-    shard = createShard(gateway, { commandRateLimit: { limit: 20, windowMs: 2_000 } });
+    const gateway = (f.gateway = await startGateway({ commandLimit: 20, commandWindowMs: 2_000 }));
+    const shard = (f.shard = createShard(gateway, { commandRateLimit: { limit: 20, windowMs: 2_000 } }));
     await shard.connect();
-    const results = Array.from({ length: 30 }, (_, i) => shard!.send(presence(i + 1)));
+    const results = Array.from({ length: 30 }, (_, i) => shard.send(presence(i + 1)));
     const settled = Promise.allSettled(results);
     await sleep(100);
     await shard.close();
@@ -251,7 +244,7 @@ void describe('Shard commands', () => {
       expect(o.status).toBe('rejected');
       expect((o as PromiseRejectedResult).reason).toBeInstanceOf(ShardCommandError);
     }
-    await eventually(() => presenceNumbers(gateway!.frames).length === delivered, 2_000, 'delivered frames');
+    await eventually(() => presenceNumbers(gateway.frames).length === delivered, 2_000, 'delivered frames');
     expect(presenceNumbers(gateway.frames)).toEqual(Array.from({ length: delivered }, (_, i) => i + 1));
   });
 });

@@ -1,4 +1,4 @@
-import { describe, it, afterEach } from 'node:test';
+import { describe, it } from 'node:test';
 import { expect } from 'expect';
 import { GatewayOpcodes } from 'discord-api-types/v10';
 import { Shard, ShardState } from '../../lib';
@@ -9,6 +9,7 @@ import {
   eventually,
   nextDispatch,
   startGateway,
+  useGatewayAndShard,
   waitFor,
 } from '../helpers/gateway-test-kit';
 
@@ -23,19 +24,11 @@ function richPayload(i: number): Record<string, unknown> {
 }
 
 void describe('Shard with zlib-stream transport compression', () => {
-  let gateway: LocalGateway | undefined;
-  let shard: Shard | undefined;
-
-  afterEach(async () => {
-    await shard?.close();
-    await gateway?.close();
-    shard = undefined;
-    gateway = undefined;
-  });
+  const f = useGatewayAndShard();
 
   async function connected(options: { framesPerMessage?: number } = {}): Promise<{ gateway: LocalGateway; shard: Shard }> {
-    gateway = await startGateway({ compressedFramesPerMessage: options.framesPerMessage ?? 1 });
-    shard = createShard(gateway, { compression: 'zlib-stream', random: () => 0.5 });
+    const gateway = (f.gateway = await startGateway({ compressedFramesPerMessage: options.framesPerMessage ?? 1 }));
+    const shard = (f.shard = createShard(gateway, { compression: 'zlib-stream', random: () => 0.5 }));
     await shard.connect();
     return { gateway, shard };
   }
@@ -77,8 +70,8 @@ void describe('Shard with zlib-stream transport compression', () => {
   });
 
   void it('decodes READY itself when it arrives split', async () => {
-    gateway = await startGateway({ compressedFramesPerMessage: 3 });
-    shard = createShard(gateway, { compression: 'zlib-stream' });
+    const gateway = (f.gateway = await startGateway({ compressedFramesPerMessage: 3 }));
+    const shard = (f.shard = createShard(gateway, { compression: 'zlib-stream' }));
     const ready = nextDispatch(shard, 'READY');
     await shard.connect();
     const event = await ready;
@@ -162,11 +155,11 @@ void describe('Shard with zlib-stream transport compression', () => {
   ];
   for (const [name, compression] of invalidJsonCases) {
     void it(`treats invalid JSON ${name} as a broken connection: reports it, resumes and does not crash`, async () => {
-      gateway = await startGateway({ compressedFramesPerMessage: 3 });
-      shard = createShard(gateway, { compression });
+      const gateway = (f.gateway = await startGateway({ compressedFramesPerMessage: 3 }));
+      const shard = (f.shard = createShard(gateway, { compression }));
       await shard.connect();
       const s1 = gateway.dispatch(0, 'MESSAGE_CREATE', { n: 1 });
-      await eventually(() => shard!.info().sequence === s1, 5_000, 'first dispatch');
+      await eventually(() => shard.info().sequence === s1, 5_000, 'first dispatch');
       const errorSeen = waitFor(shard.error$, () => true);
       const resumed = nextDispatch(shard, 'RESUMED');
       const first = gateway.connections[0];

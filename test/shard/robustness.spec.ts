@@ -1,4 +1,4 @@
-import { describe, it, afterEach } from 'node:test';
+import { describe, it } from 'node:test';
 import { expect } from 'expect';
 import { inspect } from 'node:util';
 import { GatewayOpcodes } from 'discord-api-types/v10';
@@ -18,6 +18,7 @@ import {
   nextDispatch,
   sleep,
   startGateway,
+  useGatewayAndShard,
   waitForState,
 } from '../helpers/gateway-test-kit';
 
@@ -30,19 +31,11 @@ function expectNoSecret(text: string, secret = SECRET): void {
 }
 
 void describe('Shard robustness', () => {
-  let gateway: LocalGateway | undefined;
-  let shard: Shard | undefined;
-
-  afterEach(async () => {
-    await shard?.close();
-    await gateway?.close();
-    shard = undefined;
-    gateway = undefined;
-  });
+  const f = useGatewayAndShard();
 
   async function readyShard(options: Partial<ShardOptions> = {}): Promise<{ gateway: LocalGateway; shard: Shard }> {
-    gateway = await startGateway();
-    shard = createShard(gateway, options);
+    const gateway = (f.gateway = await startGateway());
+    const shard = (f.shard = createShard(gateway, options));
     await shard.connect();
     return { gateway, shard };
   }
@@ -141,16 +134,16 @@ void describe('Shard robustness', () => {
 
   void describe('the token never leaks', () => {
     void it('is absent from inspect() and JSON output', async () => {
-      gateway = await startGateway({ token: SECRET });
-      shard = createShard(gateway);
+      const gateway = (f.gateway = await startGateway({ token: SECRET }));
+      const shard = (f.shard = createShard(gateway));
       expect(shard.toJSON()).toBeDefined();
       const outputs = (): string[] => [
         inspect(shard),
         inspect(shard, { depth: Infinity, showHidden: true }),
         inspect(shard, { customInspect: false, depth: Infinity, showHidden: true }),
         JSON.stringify(shard),
-        JSON.stringify(shard!.info()),
-        JSON.stringify(shard!.session),
+        JSON.stringify(shard.info()),
+        JSON.stringify(shard.session),
         String(shard),
         inspect({ wrapped: [shard] }, { depth: 5 }),
       ];
@@ -163,9 +156,9 @@ void describe('Shard robustness', () => {
     });
 
     void it('is absent from every debug$ and error$ message over connect, faults, resume and close', async () => {
-      gateway = await startGateway({ token: SECRET, compressedFramesPerMessage: 2 });
+      const gateway = (f.gateway = await startGateway({ token: SECRET, compressedFramesPerMessage: 2 }));
       // Short identify windows, since this cycle identifies several times.
-      shard = createShard(gateway, { compression: 'zlib-stream', identifyQueue: new InMemoryIdentifyQueue({ windowMs: 20 }) });
+      const shard = (f.shard = createShard(gateway, { compression: 'zlib-stream', identifyQueue: new InMemoryIdentifyQueue({ windowMs: 20 }) }));
       const messages: string[] = [];
       const errors: Error[] = [];
       const subs = [
@@ -194,7 +187,7 @@ void describe('Shard robustness', () => {
       // Authentication failure is fatal and reported through error$.
       const fatal = waitForState(shard, ShardState.FatallyClosed, 3_000);
       const reconnecting = shard.connect().catch((e: unknown) => e);
-      await eventually(() => gateway!.connectionOf(0) !== undefined && shard!.state === ShardState.Ready, 3_000);
+      await eventually(() => gateway.connectionOf(0) !== undefined && shard.state === ShardState.Ready, 3_000);
       gateway.closeShard(0, 4004, 'Authentication failed.');
       await fatal;
       expect(await reconnecting).toBeUndefined(); // that connect() had already resolved on READY
@@ -216,8 +209,8 @@ void describe('Shard robustness', () => {
     });
 
     void it('is absent from the fatal error of a rejected token', async () => {
-      gateway = await startGateway({ token: 'the-accepted-token' });
-      shard = createShard(gateway, { token: SECRET });
+      const gateway = (f.gateway = await startGateway({ token: 'the-accepted-token' }));
+      const shard = (f.shard = createShard(gateway, { token: SECRET }));
       const error = await shard.connect().catch((e: unknown) => e);
       expect(error).toBeInstanceOf(GatewayFatalError);
       expect((error as GatewayFatalError).code).toBe(4004);
@@ -302,8 +295,8 @@ void describe('Shard robustness', () => {
     });
 
     void it('does not open a connection when the options are invalid', async () => {
-      gateway = await startGateway();
-      expect(() => createShard(gateway!, { largeThreshold: 10 })).toThrow(GatewayOptionsError);
+      const gateway = (f.gateway = await startGateway());
+      expect(() => createShard(gateway, { largeThreshold: 10 })).toThrow(GatewayOptionsError);
       await sleep(50);
       expect(gateway.connections).toHaveLength(0);
     });

@@ -6,3 +6,4 @@ export * from './recorded-frame.interface';
 export * from './gateway-testing.module';
 export * from './testing-gateway';
 export * from './zstd-stream.encoder';
+export * from './short-shard-timings.constant';

@@ -28,6 +28,7 @@ import {
   type CreateMessageOptions,
 } from './payload-factories';
 import type { RecordedFrame } from './recorded-frame.interface';
+import { SHORT_SHARD_TIMINGS } from './short-shard-timings.constant';
 
 /** Intents a testing gateway identifies with unless told otherwise: the usual ones of a bot, privileged included. */
 export const TESTING_GATEWAY_INTENTS =
@@ -94,16 +95,10 @@ export type ProviderResolver = Pick<INestApplicationContext, 'get'>;
 
 /** Module options that keep a test fast: short windows, timeouts and backoff. */
 const SHORT_TIMINGS: Partial<GatewayModuleOptions> = {
+  ...SHORT_SHARD_TIMINGS,
   identifyWindowMs: 50,
-  helloTimeout: 2_000,
-  readyTimeout: 2_000,
-  closeTimeout: 500,
   guildReadyTimeout: 1_000,
-  backoff: { baseMs: 20, maxMs: 200 },
-  invalidSessionDelay: { minMs: 10, maxMs: 30 },
   memberRequestCooldownMs: 100,
-  // Discord's 120 frames per 60 s would leave no room for commands beside 500 ms heartbeats: same limit, 6 s window.
-  commandRateLimit: { limit: 120, windowMs: 6_000 },
 };
 
 interface Waiter {

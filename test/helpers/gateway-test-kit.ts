@@ -1,7 +1,7 @@
 import { afterEach } from 'node:test';
 import { filter, firstValueFrom, timeout, type Observable } from 'rxjs';
 import { Shard, ShardState, type GatewayDispatch, type ShardOptions } from '../../lib';
-import { LocalGateway, type LocalGatewayOptions } from '../../lib/testing';
+import { LocalGateway, SHORT_SHARD_TIMINGS, type LocalGatewayOptions } from '../../lib/testing';
 
 /** Heartbeat interval used by protocol tests, ms. */
 export const TEST_HEARTBEAT_MS = 300;
@@ -11,15 +11,7 @@ export function startGateway(options: LocalGatewayOptions = {}): Promise<LocalGa
   return LocalGateway.start({ heartbeatInterval: TEST_HEARTBEAT_MS, commandWindowMs: 6_000, ...options });
 }
 
-/** Shard timeouts, backoff and command window short enough that no test waits for real-world values. */
-export const SHORT_SHARD_TIMINGS = {
-  helloTimeout: 2_000,
-  readyTimeout: 2_000,
-  closeTimeout: 500,
-  backoff: { baseMs: 20, maxMs: 200 },
-  invalidSessionDelay: { minMs: 10, maxMs: 30 },
-  commandRateLimit: { limit: 120, windowMs: 6_000 },
-} satisfies Partial<ShardOptions>;
+export { SHORT_SHARD_TIMINGS };
 
 /** The gateway and shard of one test; see {@link useGatewayAndShard}. */
 export interface GatewayAndShard {

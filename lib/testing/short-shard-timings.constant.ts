@@ -1,0 +1,14 @@
+import type { ShardOptions } from '../interfaces/shard-options.interface';
+
+/**
+ * Shard timeouts, backoff and command window short enough that no test waits for real-world values. Discord's
+ * 120 frames per 60 s would leave no room for commands beside sub-second test heartbeats: same limit, 6 s window.
+ */
+export const SHORT_SHARD_TIMINGS = {
+  helloTimeout: 2_000,
+  readyTimeout: 2_000,
+  closeTimeout: 500,
+  backoff: { baseMs: 20, maxMs: 200 },
+  invalidSessionDelay: { minMs: 10, maxMs: 30 },
+  commandRateLimit: { limit: 120, windowMs: 6_000 },
+} satisfies Partial<ShardOptions>;

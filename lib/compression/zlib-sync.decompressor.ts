@@ -3,7 +3,7 @@ import { ZlibMessageBuffer } from './zlib-message-buffer';
 
 /** The part of the optional `zlib-sync` package used here. */
 export interface ZlibSyncModule {
-  Inflate: new (options?: { chunkSize?: number }) => { push(data: Buffer, flush: number): boolean; readonly result: Buffer | string | undefined; readonly err: number; readonly msg?: string };
+  Inflate: new (options?: { chunkSize?: number }) => { push(data: Buffer, flush: number): boolean; readonly result: Buffer | undefined; readonly err: number; readonly msg?: string };
   Z_SYNC_FLUSH: number;
 }
 
@@ -32,9 +32,9 @@ export class ZlibSyncDecompressor implements IDecompressor {
     if (!input) return;
     this.inflate.push(input, this.zlibSync.Z_SYNC_FLUSH);
     if (this.inflate.err) return this.fail(`decompression failed: ${this.inflate.msg ?? `zlib error ${this.inflate.err}`}`);
-    const result = this.inflate.result;
-    if (result === undefined) return;
-    const payload = typeof result === 'string' ? Buffer.from(result) : result;
+    // Without a `to: 'string'` option, zlib-sync hands back a Buffer.
+    const payload = this.inflate.result;
+    if (payload === undefined) return;
     if (payload.length > this.maxBytes) return this.fail(`a decompressed message exceeded ${this.maxBytes} bytes`);
     this.onPayload(payload);
   }

@@ -1,12 +1,15 @@
 #!/usr/bin/env node
-// Runs every test/**/*.spec.ts with Node's test runner (TypeScript through ts-node, decorator metadata included).
-// Usage: node scripts/test.js [path-filter ...]
+// Runs test/**/*.spec.ts with Node's test runner (TypeScript through ts-node, decorator metadata included).
+// Usage: node scripts/test.js [--tier=unit|integration|distributed] [path-filter ...]
+// Tiers: unit is test/unit/ (no sockets, no services); distributed is every spec that starts processes of its own
+// (it imports node:child_process); integration is the rest (real sockets, real redis-server).
 'use strict';
 const { spawnSync } = require('node:child_process');
-const { readdirSync, statSync } = require('node:fs');
-const { join, relative } = require('node:path');
+const { readdirSync, readFileSync, statSync } = require('node:fs');
+const { join, relative, sep } = require('node:path');
 
 const root = join(__dirname, '..');
+const TIERS = ['unit', 'integration', 'distributed'];
 
 function findSpecs(dir) {
   const found = [];
@@ -18,10 +21,24 @@ function findSpecs(dir) {
   return found.sort();
 }
 
-const filters = process.argv.slice(2);
-const specs = findSpecs(join(root, 'test')).filter((spec) => filters.length === 0 || filters.some((f) => spec.includes(f)));
+function tierOf(spec) {
+  if (spec.startsWith(`test${sep}unit${sep}`)) return 'unit';
+  return /from 'node:child_process'/.test(readFileSync(join(root, spec), 'utf8')) ? 'distributed' : 'integration';
+}
+
+const args = process.argv.slice(2);
+const tierArg = args.find((arg) => arg.startsWith('--tier='));
+const tier = tierArg ? tierArg.slice('--tier='.length) : null;
+if (tier !== null && !TIERS.includes(tier)) {
+  console.error(`Unknown tier "${tier}": use one of ${TIERS.join(', ')}`);
+  process.exit(2);
+}
+const filters = args.filter((arg) => !arg.startsWith('--tier='));
+const specs = findSpecs(join(root, 'test'))
+  .filter((spec) => tier === null || tierOf(spec) === tier)
+  .filter((spec) => filters.length === 0 || filters.some((f) => spec.includes(f)));
 if (specs.length === 0) {
-  console.error(`No test files match ${filters.join(' ')}`);
+  console.error(`No test files match ${[tierArg, ...filters].filter(Boolean).join(' ')}`);
   process.exit(1);
 }
 

@@ -1,18 +1,22 @@
 import { afterEach, describe, it } from 'node:test';
 import { expect } from 'expect';
-import { Injectable, type INestApplication } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { GatewayOpcodes, PresenceUpdateStatus } from 'discord-api-types/v10';
 import { Subject } from 'rxjs';
-import { Cluster, ClusterService, GatewayModule, OnEvent, ShardService, type GatewayEventContext, type ShardRequestChannelInfoOptions, type GatewayModuleOptions } from '../../lib';
+import { Cluster, ClusterService, GatewayModule, OnEvent, type GatewayEventContext, type ShardRequestChannelInfoOptions, type GatewayModuleOptions } from '../../lib';
 import { GatewayFatalError, GatewayOptionsError, ShardState, type ClusterDebugEntry, type ResumableSessions } from '../../lib/core';
 import type { LocalGateway, LocalGatewayOptions } from '../../lib/testing';
 import { waitFor } from '../helpers/gateway-test-kit';
-import { NestHarness, moduleOptions, rejectionOf } from './nest-test-kit';
-
-/** Guilds owned by shard 0 and shard 1 of a two-shard bot: `(id >> 22) % 2`. */
-const GUILD_ON_SHARD_0 = '81384788765712384';
-const GUILD_ON_SHARD_1 = '1023234123812343808';
-const VOICE_CHANNEL = '155101607195836416';
+import {
+  GUILD_ON_SHARD_0,
+  GUILD_ON_SHARD_1,
+  NestHarness,
+  VOICE_CHANNEL,
+  moduleOptions,
+  rejectionOf,
+  startTwoShardApp,
+  type RunningApp,
+} from './nest-test-kit';
 
 const harness = new NestHarness();
 
@@ -20,21 +24,13 @@ void afterEach(async () => {
   await harness.cleanup();
 });
 
-interface Running {
-  gateway: LocalGateway;
-  app: INestApplication;
-  shards: ShardService;
-  cluster: ClusterService;
-}
-
-async function start(
+/** A two-shard gateway with both guilds, and a ready app connected to it. */
+function start(
   gatewayOptions: LocalGatewayOptions = {},
   options: Partial<GatewayModuleOptions> = {},
-  providers: NonNullable<Parameters<NestHarness['app']>[0]['providers']> = [],
-): Promise<Running> {
-  const gateway = await harness.gateway({ shards: 2, guilds: [GUILD_ON_SHARD_0, GUILD_ON_SHARD_1], ...gatewayOptions });
-  const app = await harness.app({ imports: [GatewayModule.forRoot(moduleOptions(gateway, options))], providers });
-  return { gateway, app, shards: app.get(ShardService), cluster: app.get(ClusterService) };
+  providers: Parameters<typeof startTwoShardApp>[3] = [],
+): Promise<RunningApp> {
+  return startTwoShardApp(harness, gatewayOptions, options, providers);
 }
 
 /** The next frame with opcode `op`, from the frames recorded from now on. */

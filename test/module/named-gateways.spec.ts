@@ -36,38 +36,42 @@ interface Seen {
   shardId: number;
 }
 
-/** The default bot's handler. */
-@Injectable()
-class MainBot {
+/** The messages one bot's handler received. */
+abstract class MessageLog {
   readonly seen: Seen[] = [];
   readonly seen$ = new Subject<Seen>();
 
-  @OnEvent('MESSAGE_CREATE')
-  onMessage(message: GatewayMessageCreateDispatchData, context: GatewayEventContext): void {
+  protected record(message: GatewayMessageCreateDispatchData, context: GatewayEventContext): void {
     const seen = { content: message.content, shardId: context.shardId };
     this.seen.push(seen);
     this.seen$.next(seen);
   }
 }
 
+/** The default bot's handler. */
+@Injectable()
+class MainBot extends MessageLog {
+  @OnEvent('MESSAGE_CREATE')
+  onMessage(message: GatewayMessageCreateDispatchData, context: GatewayEventContext): void {
+    this.record(message, context);
+  }
+}
+
 /** The support bot's handler, and the services of both bots. */
 @Injectable()
-class SupportBot {
-  readonly seen: Seen[] = [];
-  readonly seen$ = new Subject<Seen>();
-
+class SupportBot extends MessageLog {
   constructor(
     @InjectShardService('support') readonly supportShards: ShardService,
     @InjectClusterService('support') readonly supportCluster: ClusterService,
     @InjectShardService() readonly mainShards: ShardService,
     @InjectClusterService() readonly mainCluster: ClusterService,
-  ) {}
+  ) {
+    super();
+  }
 
   @OnEvent('MESSAGE_CREATE', { gateway: 'support' })
   onMessage(message: GatewayMessageCreateDispatchData, context: GatewayEventContext): void {
-    const seen = { content: message.content, shardId: context.shardId };
-    this.seen.push(seen);
-    this.seen$.next(seen);
+    this.record(message, context);
   }
 }
 

@@ -2,8 +2,9 @@ import { Inject, Injectable, Optional, type OnModuleDestroy, type OnModuleInit }
 import { ModuleRef } from '@nestjs/core';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
 import type { Subscription } from 'rxjs';
-import { Cluster, type ClusterShardInfo } from '../cluster/cluster';
-import { DEFAULT_GATEWAY_NAME, getGatewayToken, resolveGatewayName } from '../constants/gateway-tokens';
+import type { Cluster, ClusterShardInfo } from '../cluster/cluster';
+import { DEFAULT_GATEWAY_NAME, resolveGatewayName } from '../constants/gateway-tokens';
+import { findGateway } from '../gateway-lookup';
 import { ShardState } from '../shard/shard-state';
 
 /** Options of {@link GatewayHealthIndicator}. */
@@ -86,10 +87,7 @@ export class GatewayHealthIndicator implements OnModuleInit, OnModuleDestroy {
   }
 
   onModuleInit(): void {
-    this.clusters = this.gateways.map((gateway) => ({
-      gateway,
-      cluster: this.moduleRef.get<Cluster>(getGatewayToken(Cluster, gateway), { strict: false }),
-    }));
+    this.clusters = this.gateways.map((gateway) => ({ gateway, cluster: findGateway(this.moduleRef, gateway, 'GatewayHealthIndicator').cluster }));
     this.subscriptions = this.clusters.map(({ gateway, cluster }) =>
       cluster.state$.subscribe(({ shardId, state }) => {
         const label = this.label(gateway, shardId);

@@ -2,7 +2,8 @@ import { Inject, Injectable, Optional, type OnModuleDestroy, type OnModuleInit }
 import { ModuleRef } from '@nestjs/core';
 import { Counter, Gauge, Histogram, register as defaultRegistry, type Metric, type Registry } from 'prom-client';
 import { Cluster } from '../cluster/cluster';
-import { DEFAULT_GATEWAY_NAME, getGatewayToken, resolveGatewayName } from '../constants/gateway-tokens';
+import { DEFAULT_GATEWAY_NAME, resolveGatewayName } from '../constants/gateway-tokens';
+import { findGateway } from '../gateway-lookup';
 import { GatewayEventRouter, type GatewayHandlerOutcome } from '../gateway-event-router';
 import type { Shard } from '../shard/shard';
 import { ShardState } from '../shard/shard-state';
@@ -238,11 +239,8 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
   onModuleInit(): void {
     if (this.clusters.size > 0 || !this.moduleRef) return;
     for (const gateway of this.gateways) {
-      this.bind(
-        this.moduleRef.get<Cluster>(getGatewayToken(Cluster, gateway), { strict: false }),
-        this.moduleRef.get<GatewayEventRouter>(getGatewayToken(GatewayEventRouter, gateway), { strict: false }),
-        gateway,
-      );
+      const { cluster, router } = findGateway(this.moduleRef, gateway, 'GatewayMetrics');
+      this.bind(cluster, router, gateway);
     }
   }
 

@@ -12,7 +12,8 @@ import {
   type GatewayVoiceStateUpdateData,
 } from 'discord-api-types/v10';
 import { Cluster } from '../cluster/cluster';
-import { DEFAULT_GATEWAY_NAME, getGatewayToken, resolveGatewayName } from '../constants/gateway-tokens';
+import { DEFAULT_GATEWAY_NAME, resolveGatewayName } from '../constants/gateway-tokens';
+import { findGateway } from '../gateway-lookup';
 import { shardIdForGuild } from '../cluster/resolve-shard-scheme';
 import { GatewayEventRouter, type GatewayEventOutcome } from '../gateway-event-router';
 import { GatewayModule } from '../gateway.module';
@@ -194,8 +195,8 @@ export class TestingGateway {
    */
   attach(app: ProviderResolver): this {
     this.unobserve?.();
-    const router = app.get<GatewayEventRouter>(getGatewayToken(GatewayEventRouter, this.name), { strict: false });
-    this.cluster = app.get<Cluster>(getGatewayToken(Cluster, this.name), { strict: false });
+    const { cluster, router } = findGateway(app, this.name, 'TestingGateway');
+    this.cluster = cluster;
     this.router = router;
     this.unobserve = router.observe({ eventSettled: (outcome) => this.onEventSettled(outcome) });
     return this;

@@ -191,7 +191,7 @@ void describe('two bots in one app (named gateways)', () => {
     expect(after).toContain('discord_gateway_shard_state{gateway="default",shard="0",state="ready"} 1');
   });
 
-  void it('checks gateway names where they are given', async () => {
+  void it('checks gateway names where they are given, and names a gateway the app lacks', async () => {
     const gateway = await harness.gateway();
     expect(() => GatewayModule.forRoot({ ...moduleOptions(gateway), name: 'not a name' })).toThrow(GatewayOptionsError);
     expect(() => OnEvent('READY', { gateway: '' })).toThrow(GatewayOptionsError);
@@ -200,6 +200,16 @@ void describe('two bots in one app (named gateways)', () => {
     );
     expect(mismatch).toBeInstanceOf(GatewayOptionsError);
     expect((mismatch as Error).message).toContain('"name"');
+
+    // Health checks and metrics of a gateway the app does not have fail at init, naming it.
+    for (const imports of [
+      [GatewayModule.forRoot(moduleOptions(gateway)), GatewayHealthModule.forRoot({ gateways: ['default', 'helpdesk'] })],
+      [GatewayModule.forRoot(moduleOptions(gateway)), GatewayMetricsModule.forRoot({ registry: new Registry(), gateways: ['helpdesk'] })],
+    ]) {
+      const app = await harness.create({ imports });
+      const error = await rejectionOf(app.init());
+      expect((error as Error).message).toMatch(/^Gateway(HealthIndicator|Metrics): the app has no gateway named "helpdesk"; import GatewayModule.forRoot\(\{ name: 'helpdesk', ... \}\)$/);
+    }
   });
 });
 

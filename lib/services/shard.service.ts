@@ -217,7 +217,7 @@ export class ShardService {
     guildIds: string[],
     timeoutOrOptions: number | RequestSoundboardSoundsOptions = {},
   ): Promise<Record<string, APISoundboardSound[]>> {
-    const { timeoutMs = 30_000, shardId: explicitShard } = typeof timeoutOrOptions === 'number' ? { timeoutMs: timeoutOrOptions } : timeoutOrOptions;
+    const { timeoutMs = 30_000, shardId: explicitShard } = typeof timeoutOrOptions === 'number' ? { timeoutMs: timeoutOrOptions } : (timeoutOrOptions ?? {});
     if (!Array.isArray(guildIds) || guildIds.length === 0) throw new GatewayOptionsError('guildIds', 'must be a non-empty array');
     guildIds.forEach((id, i) => requireSnowflake(`guildIds[${i}]`, id));
     const byShard = new Map<number, string[]>();

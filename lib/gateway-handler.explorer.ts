@@ -14,7 +14,8 @@ import {
   GatewayParamtype,
   ON_EVENT_METADATA,
 } from './constants/gateway-module.constants';
-import { DEFAULT_GATEWAY_NAME } from './constants/gateway-tokens';
+import { Cluster } from './cluster/cluster';
+import { DEFAULT_GATEWAY_NAME, getGatewayToken } from './constants/gateway-tokens';
 import type { OnEventBinding } from './decorators/on-event.decorator';
 import { GatewayEventRouter, type GatewayHandler } from './gateway-event-router';
 import type { GatewayEventContext } from './interfaces/gateway-event-context.interface';
@@ -26,6 +27,9 @@ const paramsFactory = {
     return typeof data === 'string' && value && typeof value === 'object' ? (value as Record<string, unknown>)[data] : value;
   },
 };
+
+/** Handlers already warned about, per app (its `DiscoveryService`). */
+const WARNED = new WeakMap<object, Set<string>>();
 
 /** Parameter metadata used when a handler has no parameter decorators: `(data, context)`. */
 const DEFAULT_PARAMS = {
@@ -70,6 +74,7 @@ export class GatewayHandlerExplorer implements OnModuleInit {
       if (!prototype || wrapper.isNotMetatype) continue;
       for (const method of this.scanner.getAllMethodNames(prototype)) {
         const bindings: OnEventBinding[] | undefined = Reflect.getMetadata(ON_EVENT_METADATA, (prototype as any)[method]);
+        for (const binding of bindings ?? []) this.checkGatewayExists(binding.gateway, `${wrapper.name as string}.${method}`);
         const events = bindings?.filter((b) => b.gateway === this.gateway).map((b) => b.event) ?? [];
         if (events.length === 0) continue;
         const handler = this.createHandler(wrapper, method);
@@ -79,6 +84,23 @@ export class GatewayHandlerExplorer implements OnModuleInit {
     }
     const on = this.gateway === DEFAULT_GATEWAY_NAME ? '' : ` on gateway ${this.gateway}`;
     this.logger.log(`${count} gateway event handler(s) for ${this.router.events().length} event name(s)${on}`);
+  }
+
+  /**
+   * Warns (once per app and handler) about a handler bound to a gateway the app does not register: its events
+   * would never come.
+   */
+  private checkGatewayExists(gateway: string, handler: string): void {
+    if (gateway === this.gateway) return;
+    let warned = WARNED.get(this.discovery);
+    if (!warned) WARNED.set(this.discovery, (warned = new Set()));
+    if (warned.has(`${gateway}:${handler}`)) return;
+    try {
+      this.moduleRef.get(getGatewayToken(Cluster, gateway), { strict: false });
+    } catch {
+      warned.add(`${gateway}:${handler}`);
+      this.logger.warn(`${handler} listens to gateway "${gateway}", which this app does not register: it will get no event`);
+    }
   }
 
   /** True when the handler, its class or the application applies enhancers of this kind. */

@@ -20,7 +20,7 @@ import { GatewayHealthIndicator, GatewayHealthModule } from '../../lib/health';
 import { GatewayMetrics, GatewayMetricsModule } from '../../lib/metrics';
 import { GatewayTestingModule, TestingGateway, createMessage, type LocalGateway } from '../../lib/testing';
 import { waitFor } from '../helpers/gateway-test-kit';
-import { NestHarness, moduleOptions, rejectionOf } from './nest-test-kit';
+import { CapturingLogger, NestHarness, moduleOptions, rejectionOf } from './nest-test-kit';
 
 const MAIN_GUILD = '81384788765712384';
 const SUPPORT_GUILD = '1023234123812343808';
@@ -73,6 +73,13 @@ class SupportBot extends MessageLog {
   onMessage(message: GatewayMessageCreateDispatchData, context: GatewayEventContext): void {
     this.record(message, context);
   }
+}
+
+/** A handler bound to a gateway no app of these tests registers. */
+@Injectable()
+class HelpdeskBot {
+  @OnEvent('MESSAGE_CREATE', { gateway: 'helpdesk' })
+  onMessage(): void {}
 }
 
 @Controller()
@@ -200,6 +207,16 @@ void describe('two bots in one app (named gateways)', () => {
     );
     expect(mismatch).toBeInstanceOf(GatewayOptionsError);
     expect((mismatch as Error).message).toContain('"name"');
+
+    // A handler of a gateway the app lacks is reported once, with the handler's name.
+    const logger = new CapturingLogger();
+    await harness.app(
+      { imports: [GatewayModule.forRoot(moduleOptions(gateway)), GatewayModule.forRoot({ ...moduleOptions(gateway), name: 'support' })], providers: [HelpdeskBot] },
+      logger,
+    );
+    expect(logger.of('warn').map((l) => l.message)).toEqual([
+      'HelpdeskBot.onMessage listens to gateway "helpdesk", which this app does not register: it will get no event',
+    ]);
 
     // Health checks and metrics of a gateway the app does not have fail at init, naming it.
     for (const imports of [

@@ -1,5 +1,6 @@
 // The framework-free core: shards, clusters, queues and stores. Importable without Nest as
 // `nestjs-discord-gateway/core`.
+export * from './cluster/channel-info-requests';
 export * from './cluster/cluster';
 export * from './cluster/guild-availability';
 export * from './cluster/resolve-shard-scheme';

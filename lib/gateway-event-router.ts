@@ -1,6 +1,8 @@
 import { ForbiddenException, Injectable, Logger } from '@nestjs/common';
 import type { Subscription } from 'rxjs';
 import type { Cluster } from './cluster/cluster';
+import { DEFAULT_GATEWAY_NAME } from './constants/gateway-tokens';
+import { ANY_GATEWAY_EVENT } from './decorators/on-event.decorator';
 import type { GatewayDispatch } from './interfaces/gateway-dispatch.interface';
 import type { GatewayEventContext } from './interfaces/gateway-event-context.interface';
 
@@ -48,14 +50,15 @@ export interface GatewayRouterObserver {
 }
 
 /**
- * Routes each dispatch of a cluster to the handlers registered for its name. Events nobody handles cost one
- * map lookup. A handler that throws or rejects is logged with the event name and shard id; the other handlers
- * and the shard go on.
+ * Routes each dispatch of a cluster to the handlers registered for its name, and to the handlers of `'*'`. Events
+ * nobody handles cost one map lookup. A handler that throws or rejects is logged with the event name and shard id;
+ * the other handlers and the shard go on.
  */
 @Injectable()
 export class GatewayEventRouter {
-  private readonly logger = new Logger('GatewayEventRouter');
+  private readonly logger: Logger;
   private readonly handlers = new Map<string, GatewayHandler[]>();
+  private wildcard: GatewayHandler[] | null = null;
   private readonly pending = new Map<number, number>();
   private subscription: Subscription | null = null;
   private cluster: Cluster | null = null;
@@ -63,6 +66,11 @@ export class GatewayEventRouter {
   private observers: GatewayRouterObserver[] = [];
   private totalPending = 0;
   private idleWaiters: (() => void)[] = [];
+
+  /** @param gateway - name of the gateway whose events it routes (in its log context) @defaultValue `'default'` */
+  constructor(readonly gateway: string = DEFAULT_GATEWAY_NAME) {
+    this.logger = new Logger(gateway === DEFAULT_GATEWAY_NAME ? 'GatewayEventRouter' : `GatewayEventRouter ${gateway}`);
+  }
 
   /**
    * Handler promises allowed to be pending per shard. When a shard reaches it, reading its socket pauses until
@@ -94,16 +102,22 @@ export class GatewayEventRouter {
     return new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** Registers a handler for an event name. */
+  /** Registers a handler for an event name; `'*'` registers it for every dispatch. */
   register(event: string, handler: GatewayHandler): void {
+    if (event === ANY_GATEWAY_EVENT) this.wildcard = [...(this.wildcard ?? []), handler];
     const list = this.handlers.get(event);
     if (list) list.push(handler);
     else this.handlers.set(event, [handler]);
   }
 
-  /** Event names that have at least one handler. */
+  /** Event names that have at least one handler (`'*'` included when a handler receives every dispatch). */
   events(): string[] {
     return [...this.handlers.keys()];
+  }
+
+  /** True when a handler is registered for `'*'`: the shards must then decode every event. */
+  get receivesAll(): boolean {
+    return this.wildcard !== null;
   }
 
   /** Starts routing the cluster's events. */
@@ -122,7 +136,9 @@ export class GatewayEventRouter {
 
   /** Delivers one event to its handlers. */
   route(event: GatewayDispatch): void {
-    const list = this.handlers.get(event.t);
+    const named = this.handlers.get(event.t);
+    const wildcard = this.wildcard;
+    const list = wildcard === null ? named : named ? [...named, ...wildcard] : wildcard;
     if (this.observers.length > 0) {
       this.routeObserved(event, list ?? []);
       return;

@@ -14,6 +14,9 @@ import {
   GatewayParamtype,
   ON_EVENT_METADATA,
 } from './constants/gateway-module.constants';
+import { Cluster } from './cluster/cluster';
+import { DEFAULT_GATEWAY_NAME, getGatewayToken } from './constants/gateway-tokens';
+import type { OnEventBinding } from './decorators/on-event.decorator';
 import { GatewayEventRouter, type GatewayHandler } from './gateway-event-router';
 import type { GatewayEventContext } from './interfaces/gateway-event-context.interface';
 
@@ -24,6 +27,9 @@ const paramsFactory = {
     return typeof data === 'string' && value && typeof value === 'object' ? (value as Record<string, unknown>)[data] : value;
   },
 };
+
+/** Handlers already warned about, per app (its `DiscoveryService`). */
+const WARNED = new WeakMap<object, Set<string>>();
 
 /** Parameter metadata used when a handler has no parameter decorators: `(data, context)`. */
 const DEFAULT_PARAMS = {
@@ -41,8 +47,8 @@ const ENHANCER_METADATA: Record<Enhancer, string> = {
 };
 
 /**
- * Finds `@OnEvent` methods on every provider and controller once, at module init, and registers them with the
- * router. Handlers run through Nest's guards, interceptors, pipes and exception filters, with context type
+ * Finds the `@OnEvent` methods of one gateway (those whose `gateway` option names it) on every provider and
+ * controller once, at module init, and registers them with that gateway's router. Handlers run through Nest's guards, interceptors, pipes and exception filters, with context type
  * `'discord-gateway'`. Request-scoped providers get a fresh instance per event (the event context is their
  * `REQUEST`).
  */
@@ -56,6 +62,8 @@ export class GatewayHandlerExplorer implements OnModuleInit {
     private readonly contextCreator: ExternalContextCreator,
     private readonly moduleRef: ModuleRef,
     private readonly router: GatewayEventRouter,
+    /** Name of the gateway whose handlers it registers. @defaultValue `'default'` */
+    private readonly gateway: string = DEFAULT_GATEWAY_NAME,
   ) {}
 
   onModuleInit(): void {
@@ -65,14 +73,34 @@ export class GatewayHandlerExplorer implements OnModuleInit {
       const prototype = wrapper.metatype && !wrapper.isAlias ? (wrapper.metatype as { prototype?: object }).prototype : undefined;
       if (!prototype || wrapper.isNotMetatype) continue;
       for (const method of this.scanner.getAllMethodNames(prototype)) {
-        const events: string[] | undefined = Reflect.getMetadata(ON_EVENT_METADATA, (prototype as any)[method]);
-        if (!events) continue;
+        const bindings: OnEventBinding[] | undefined = Reflect.getMetadata(ON_EVENT_METADATA, (prototype as any)[method]);
+        for (const binding of bindings ?? []) this.checkGatewayExists(binding.gateway, `${wrapper.name as string}.${method}`);
+        const events = bindings?.filter((b) => b.gateway === this.gateway).map((b) => b.event) ?? [];
+        if (events.length === 0) continue;
         const handler = this.createHandler(wrapper, method);
         for (const event of events) this.router.register(event, handler);
         count++;
       }
     }
-    this.logger.log(`${count} gateway event handler(s) for ${this.router.events().length} event name(s)`);
+    const on = this.gateway === DEFAULT_GATEWAY_NAME ? '' : ` on gateway ${this.gateway}`;
+    this.logger.log(`${count} gateway event handler(s) for ${this.router.events().length} event name(s)${on}`);
+  }
+
+  /**
+   * Warns (once per app and handler) about a handler bound to a gateway the app does not register: its events
+   * would never come.
+   */
+  private checkGatewayExists(gateway: string, handler: string): void {
+    if (gateway === this.gateway) return;
+    let warned = WARNED.get(this.discovery);
+    if (!warned) WARNED.set(this.discovery, (warned = new Set()));
+    if (warned.has(`${gateway}:${handler}`)) return;
+    try {
+      this.moduleRef.get(getGatewayToken(Cluster, gateway), { strict: false });
+    } catch {
+      warned.add(`${gateway}:${handler}`);
+      this.logger.warn(`${handler} listens to gateway "${gateway}", which this app does not register: it will get no event`);
+    }
   }
 
   /** True when the handler, its class or the application applies enhancers of this kind. */

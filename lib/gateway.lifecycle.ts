@@ -9,6 +9,7 @@ import {
 import type { Subscription } from 'rxjs';
 import { Cluster } from './cluster/cluster';
 import { GATEWAY_MODULE_OPTIONS } from './constants/gateway-module.constants';
+import { DEFAULT_GATEWAY_NAME } from './constants/gateway-tokens';
 import { GatewayFatalError } from './errors/gateway-fatal.error';
 import { GatewayEventRouter } from './gateway-event-router';
 import type { GatewayModuleOptions } from './interfaces/gateway-module-options.interface';
@@ -22,7 +23,7 @@ import { ShardState } from './shard/shard-state';
  */
 @Injectable()
 export class GatewayLifecycle implements OnApplicationBootstrap, BeforeApplicationShutdown {
-  private readonly logger = new Logger('GatewayModule');
+  private readonly logger: Logger;
   private readonly shardLoggers = new Map<number, Logger>();
   private readonly subscriptions: Subscription[] = [];
 
@@ -31,7 +32,11 @@ export class GatewayLifecycle implements OnApplicationBootstrap, BeforeApplicati
     private readonly router: GatewayEventRouter,
     @Inject(GATEWAY_MODULE_OPTIONS) private readonly options: GatewayModuleOptions,
     @Optional() @Inject(GATEWAY_SCALE_OUT) private readonly scaleOut: IGatewayScaleOut | null = null,
-  ) {}
+    /** Name of the gateway, in the log contexts of a named one (`GatewayModule support`, `Shard 0 support`). */
+    private readonly gateway: string = DEFAULT_GATEWAY_NAME,
+  ) {
+    this.logger = new Logger(this.context('GatewayModule'));
+  }
 
   async onApplicationBootstrap(): Promise<void> {
     this.subscriptions.push(
@@ -46,7 +51,8 @@ export class GatewayLifecycle implements OnApplicationBootstrap, BeforeApplicati
       }),
     );
     this.router.setMaxPendingPerShard(this.options.maxPendingHandlersPerShard ?? 1000);
-    this.cluster.dispatchFilter?.add(...this.router.events());
+    if (this.router.receivesAll) this.cluster.dispatchFilter?.allowAll();
+    else this.cluster.dispatchFilter?.add(...this.router.events());
     this.router.attach(this.cluster);
     if (this.options.autoConnect === false) return;
     // With shard ownership, the cluster starts empty and this process then claims its share of the shards.
@@ -77,9 +83,13 @@ export class GatewayLifecycle implements OnApplicationBootstrap, BeforeApplicati
     if (shardId === null) return this.logger;
     let logger = this.shardLoggers.get(shardId);
     if (!logger) {
-      logger = new Logger(`Shard ${shardId}`);
+      logger = new Logger(this.context(`Shard ${shardId}`));
       this.shardLoggers.set(shardId, logger);
     }
     return logger;
+  }
+
+  private context(base: string): string {
+    return this.gateway === DEFAULT_GATEWAY_NAME ? base : `${base} ${this.gateway}`;
   }
 }

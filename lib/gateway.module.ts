@@ -1,7 +1,8 @@
 import { Logger, Module, type DynamicModule, type Provider } from '@nestjs/common';
-import { DiscoveryModule } from '@nestjs/core';
+import { DiscoveryModule, DiscoveryService, ExternalContextCreator, MetadataScanner, ModuleRef } from '@nestjs/core';
 import { Cluster } from './cluster/cluster';
 import { GATEWAY_MODULE_OPTIONS } from './constants/gateway-module.constants';
+import { getGatewayToken, resolveGatewayName, type GatewayProviderClass } from './constants/gateway-tokens';
 import { GatewayOptionsError } from './errors/gateway-options.error';
 import { DispatchFilter } from './shard/dispatch-filter';
 import { GatewayEventRouter } from './gateway-event-router';
@@ -26,19 +27,26 @@ import { ShardService } from './services/shard.service';
  */
 @Module({})
 export class GatewayModule {
-  /** Registers the module with options known up front. */
+  /**
+   * Registers the module with options known up front. With `name`, it is one more gateway (another bot, with its
+   * own token) beside the default one: its services are injected with `@InjectShardService(name)` /
+   * `@InjectClusterService(name)`, and its events reach `@OnEvent(..., { gateway: name })`.
+   */
   static forRoot(options: GatewayModuleOptions & { global?: boolean }): DynamicModule {
     const { global, ...rest } = options ?? ({} as GatewayModuleOptions);
-    return GatewayModule.build([{ provide: GATEWAY_MODULE_OPTIONS, useValue: hideToken(rest) }], [], global);
+    const name = resolveGatewayName(rest.name);
+    return GatewayModule.build(name, [{ provide: getGatewayToken(GATEWAY_MODULE_OPTIONS, name), useValue: hideToken(rest) }], [], global);
   }
 
   /** Registers the module with options built by a factory, a class or an existing provider. */
   static forRootAsync(options: GatewayModuleAsyncOptions): DynamicModule {
+    const name = resolveGatewayName(options.name);
+    const provide = getGatewayToken(GATEWAY_MODULE_OPTIONS, name);
     const providers: Provider[] = [];
     if (options.useFactory) {
       const useFactory = options.useFactory;
       providers.push({
-        provide: GATEWAY_MODULE_OPTIONS,
+        provide,
         useFactory: async (...args: unknown[]) => hideToken(await useFactory(...args)),
         inject: options.inject ?? [],
       });
@@ -46,17 +54,26 @@ export class GatewayModule {
       const factoryClass = (options.useClass ?? options.useExisting)!;
       if (options.useClass) providers.push({ provide: factoryClass, useClass: factoryClass });
       providers.push({
-        provide: GATEWAY_MODULE_OPTIONS,
+        provide,
         useFactory: async (factory: GatewayOptionsFactory) => hideToken(await factory.createGatewayOptions()),
         inject: [factoryClass],
       });
     } else {
       throw new GatewayOptionsError('forRootAsync', 'needs useFactory, useClass or useExisting');
     }
-    return GatewayModule.build(providers, options.imports ?? [], options.global);
+    return GatewayModule.build(name, providers, options.imports ?? [], options.global);
   }
 
-  private static build(optionProviders: Provider[], imports: DynamicModule['imports'], global = false): DynamicModule {
+  /**
+   * The module of one gateway. Every provider is registered under {@link getGatewayToken}'s token for `name`: the
+   * classes themselves for the default gateway, symbols of their own for a named one, so that several gateways
+   * live side by side in one application.
+   */
+  private static build(name: string, optionProviders: Provider[], imports: DynamicModule['imports'], global = false): DynamicModule {
+    const token = (base: GatewayProviderClass) => getGatewayToken(base, name);
+    const OPTIONS = getGatewayToken(GATEWAY_MODULE_OPTIONS, name);
+    const SCALE_OUT = getGatewayToken(GATEWAY_SCALE_OUT, name);
+    const exported = [token(ShardService), token(ClusterService), token(Cluster)];
     return {
       module: GatewayModule,
       global,
@@ -64,15 +81,15 @@ export class GatewayModule {
       providers: [
         ...optionProviders,
         {
-          provide: GATEWAY_SCALE_OUT,
-          useFactory: (options: GatewayModuleOptions) => createScaleOut(validateModuleOptions(options)),
-          inject: [GATEWAY_MODULE_OPTIONS],
+          provide: SCALE_OUT,
+          useFactory: (options: GatewayModuleOptions) => createScaleOut(validateModuleOptions(options, name)),
+          inject: [OPTIONS],
         },
         {
-          provide: Cluster,
+          provide: token(Cluster),
           useFactory: (options: GatewayModuleOptions, scaleOut: IGatewayScaleOut | null) => {
             const cluster = new Cluster({
-              ...validateModuleOptions(options),
+              ...validateModuleOptions(options, name),
               ...scaleOut?.clusterDefaults,
               // Not enumerable in the options (see hideToken), so the spread above leaves it out.
               token: options.token,
@@ -82,15 +99,39 @@ export class GatewayModule {
             scaleOut?.attach(cluster);
             return cluster;
           },
-          inject: [GATEWAY_MODULE_OPTIONS, GATEWAY_SCALE_OUT],
+          inject: [OPTIONS, SCALE_OUT],
         },
-        GatewayEventRouter,
-        GatewayHandlerExplorer,
-        GatewayLifecycle,
-        ShardService,
-        ClusterService,
+        { provide: token(GatewayEventRouter), useFactory: () => new GatewayEventRouter(name) },
+        {
+          provide: token(GatewayHandlerExplorer),
+          useFactory: (
+            discovery: DiscoveryService,
+            scanner: MetadataScanner,
+            contextCreator: ExternalContextCreator,
+            moduleRef: ModuleRef,
+            router: GatewayEventRouter,
+          ) => new GatewayHandlerExplorer(discovery, scanner, contextCreator, moduleRef, router, name),
+          inject: [DiscoveryService, MetadataScanner, ExternalContextCreator, ModuleRef, token(GatewayEventRouter)],
+        },
+        {
+          provide: token(GatewayLifecycle),
+          useFactory: (cluster: Cluster, router: GatewayEventRouter, options: GatewayModuleOptions, scaleOut: IGatewayScaleOut | null) =>
+            new GatewayLifecycle(cluster, router, options, scaleOut, name),
+          inject: [token(Cluster), token(GatewayEventRouter), OPTIONS, SCALE_OUT],
+        },
+        {
+          provide: token(ShardService),
+          useFactory: (cluster: Cluster, options: GatewayModuleOptions, scaleOut: IGatewayScaleOut | null) =>
+            new ShardService(cluster, options, scaleOut),
+          inject: [token(Cluster), OPTIONS, SCALE_OUT],
+        },
+        {
+          provide: token(ClusterService),
+          useFactory: (cluster: Cluster, scaleOut: IGatewayScaleOut | null) => new ClusterService(cluster, scaleOut),
+          inject: [token(Cluster), SCALE_OUT],
+        },
       ],
-      exports: [ShardService, ClusterService, Cluster],
+      exports: exported,
     };
   }
 }
@@ -107,8 +148,11 @@ function hideToken(options: GatewayModuleOptions): GatewayModuleOptions {
   return copy;
 }
 
-function validateModuleOptions(options: GatewayModuleOptions): GatewayModuleOptions {
+function validateModuleOptions(options: GatewayModuleOptions, name: string): GatewayModuleOptions {
   if (typeof options !== 'object' || options === null) throw new GatewayOptionsError('options', 'must be an object');
+  if (options.name !== undefined && resolveGatewayName(options.name) !== name) {
+    throw new GatewayOptionsError('name', `must match the name given to forRootAsync (${name})`);
+  }
   for (const key of ['autoConnect', 'awaitReady'] as const) {
     if (options[key] !== undefined && typeof options[key] !== 'boolean') {
       throw new GatewayOptionsError(key, 'must be a boolean');

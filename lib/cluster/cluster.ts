@@ -1,4 +1,4 @@
-import type { RESTGetAPIGatewayBotResult, GatewaySendPayload } from 'discord-api-types/v10';
+import type { RESTGetAPIGatewayBotResult, GatewaySendPayload, GatewayChannelInfoDispatchData } from 'discord-api-types/v10';
 import { Subject, type Observable, type Subscription } from 'rxjs';
 import { GatewayOptionsError } from '../errors/gateway-options.error';
 import { SessionStartLimitError } from '../errors/session-start-limit.error';
@@ -16,6 +16,7 @@ import { resolveShardOptions } from '../shard/resolve-shard-options';
 import { Shard, type ShardInfo } from '../shard/shard';
 import { ShardState } from '../shard/shard-state';
 import { requireTransportUrl } from '../shard/transport-security';
+import { ChannelInfoRequests, type RequestChannelInfoOptions } from './channel-info-requests';
 import { GuildAvailability, type GuildsReadyEvent } from './guild-availability';
 import { resolveShardScheme, shardIdForGuild, validateShardScheme } from './resolve-shard-scheme';
 import { RestGatewayInfoSource } from './rest-gateway-info-source';
@@ -101,6 +102,9 @@ export class Cluster {
   private readonly adding = new Set<number>();
   /** The worker threads of `strategy: { type: 'workers' }`, once shards are created. */
   private pool: WorkerPool | null = null;
+  /** `options.sessions`, until the first `up()` has written them to the session store. */
+  private givenSessions: Map<number, ShardSession> | null;
+  private channelInfo: ChannelInfoRequests | null = null;
 
   /** Every dispatch of every shard, each carrying its `shardId`. */
   readonly dispatch$: Observable<GatewayDispatch> = this.dispatchSubject.asObservable();
@@ -131,6 +135,7 @@ export class Cluster {
     if (options.strategy?.type === 'workers' && options.handshakeGuard) {
       throw new GatewayOptionsError('handshakeGuard', `is not supported with strategy { type: 'workers' }`);
     }
+    this.givenSessions = validateSessions(options.sessions);
     this.#token = options.token;
     this.options = { ...options, token: '' };
     this.sessionStore = options.sessionStore ?? new InMemorySessionStore();
@@ -344,6 +349,23 @@ export class Cluster {
     }
   }
 
+  /**
+   * Request Channel Info (op 43) for a guild, through its shard (or `shardId`): resolves with the `CHANNEL_INFO`
+   * reply. Requests for one guild run one after the other, as the reply carries no nonce.
+   */
+  requestChannelInfo(
+    guildId: string,
+    options: RequestChannelInfoOptions & { shardId?: number } = {},
+  ): Promise<GatewayChannelInfoDispatchData> {
+    try {
+      this.channelInfo ??= new ChannelInfoRequests(this);
+      const { shardId, ...rest } = options;
+      return this.channelInfo.request(shardId ?? this.shardIdForGuild(guildId), guildId, rest);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
   /** Hides the token from `util.inspect`. */
   [Symbol.for('nodejs.util.inspect.custom')](): string {
     return `Cluster { total: ${this.shardTotal}, shards: [${[...this.entries.keys()].join(', ')}] }`;
@@ -386,6 +408,9 @@ export class Cluster {
       this.debug(`GET /gateway/bot: ${info.shards} shard(s), max_concurrency ${info.session_start_limit.max_concurrency}, ${info.session_start_limit.remaining} session start(s) left`);
     }
     const { total, ids } = resolveShardScheme(scheme, info?.shards);
+    const given = this.givenSessions;
+    this.givenSessions = null;
+    for (const [id, session] of given ?? []) await this.storeCall(() => this.sessionStore.set(id, session));
 
     const sessions = new Map<number, ShardSession>();
     for (const id of ids) {
@@ -526,6 +551,29 @@ export class Cluster {
   private debug(message: string): void {
     if (this.debugSubject.observed) this.debugSubject.next({ shardId: null, message });
   }
+}
+
+/** Checks `options.sessions` and returns them by shard id (null when not given). */
+function validateSessions(sessions: ClusterOptions['sessions']): Map<number, ShardSession> | null {
+  if (sessions === undefined) return null;
+  if (typeof sessions !== 'object' || sessions === null) throw new GatewayOptionsError('sessions', 'must be an object of sessions by shard id');
+  const result = new Map<number, ShardSession>();
+  for (const [key, value] of Object.entries(sessions)) {
+    const id = Number(key);
+    const at = `sessions[${key}]`;
+    if (!Number.isInteger(id) || id < 0 || String(id) !== key) throw new GatewayOptionsError(at, 'must be keyed by a shard id (an integer >= 0)');
+    const session = value as Partial<ShardSession> | null;
+    if (typeof session !== 'object' || session === null) throw new GatewayOptionsError(at, 'must be { sessionId, sequence, resumeUrl }');
+    if (typeof session.sessionId !== 'string' || session.sessionId === '') throw new GatewayOptionsError(`${at}.sessionId`, 'must be a non-empty string');
+    if (session.sequence !== null && (!Number.isInteger(session.sequence) || session.sequence! < 0)) {
+      throw new GatewayOptionsError(`${at}.sequence`, 'must be an integer >= 0 or null');
+    }
+    if (typeof session.resumeUrl !== 'string' || !/^wss?:\/\/./.test(session.resumeUrl)) {
+      throw new GatewayOptionsError(`${at}.resumeUrl`, 'must be a ws:// or wss:// URL');
+    }
+    result.set(id, { ...(session as ShardSession) });
+  }
+  return result;
 }
 
 function validateStrategy(strategy: ClusterOptions['strategy']): void {

@@ -1,7 +1,7 @@
 /** Injection token of the options given to `GatewayModule.forRoot` / `forRootAsync`. */
 export const GATEWAY_MODULE_OPTIONS = Symbol('GATEWAY_MODULE_OPTIONS');
 
-/** Metadata key under which `@OnEvent` stores event names on a method. */
+/** Metadata key under which `@OnEvent` stores its bindings (`{ event, gateway }[]`) on a method. */
 export const ON_EVENT_METADATA = 'nestjs-discord-gateway:on-event';
 
 /**

@@ -2,7 +2,9 @@ import { Inject, Injectable, Optional, type OnModuleDestroy, type OnModuleInit }
 import { ModuleRef } from '@nestjs/core';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
 import type { Subscription } from 'rxjs';
-import { Cluster } from '../cluster/cluster';
+import type { Cluster, ClusterShardInfo } from '../cluster/cluster';
+import { DEFAULT_GATEWAY_NAME, resolveGatewayName } from '../constants/gateway-tokens';
+import { findGateway } from '../gateway-lookup';
 import { ShardState } from '../shard/shard-state';
 
 /** Options of {@link GatewayHealthIndicator}. */
@@ -14,6 +16,12 @@ export interface GatewayHealthOptions {
   disconnectedThresholdMs?: number;
   /** Key of the result in terminus' output. @defaultValue `'discord-gateway'` */
   key?: string;
+  /**
+   * The gateways (`GatewayModule` names) to check, for apps with several bots. With it, the per-shard details are
+   * keyed `<gateway>/<shard>` (e.g. `support/0`) and so are the problems the result lists.
+   * @defaultValue the default gateway only, with details keyed by shard id
+   */
+  gateways?: string[];
 }
 
 /** Injection token of the {@link GatewayHealthOptions}. */
@@ -36,7 +44,8 @@ export interface GatewayShardHealth {
 /**
  * A `@nestjs/terminus` health indicator for the gateway: `down` when any shard of this process is fatally closed
  * or has not been ready for longer than `disconnectedThresholdMs`, or when no shard runs; `up` otherwise. Details
- * per shard: state, latency, lag and reconnect attempts.
+ * per shard: state, latency, lag and reconnect attempts. With the `gateways` option it checks each named gateway
+ * (each bot) and labels every shard with its gateway.
  *
  * ```ts
  * @Get('health')
@@ -50,10 +59,13 @@ export class GatewayHealthIndicator implements OnModuleInit, OnModuleDestroy {
   private readonly thresholdMs: number;
   private readonly key: string;
   /** When each shard last stopped being ready (absent while ready). */
-  private readonly notReadySince = new Map<number, number>();
+  private readonly notReadySince = new Map<string, number>();
   private readonly startedAt = Date.now();
-  private cluster: Cluster | null = null;
-  private subscription: Subscription | null = null;
+  private readonly gateways: string[];
+  /** Whether details and problems carry the gateway name (the `gateways` option was given). */
+  private readonly labelled: boolean;
+  private clusters: { gateway: string; cluster: Cluster }[] = [];
+  private subscriptions: Subscription[] = [];
 
   constructor(
     private readonly health: HealthIndicatorService,
@@ -66,48 +78,72 @@ export class GatewayHealthIndicator implements OnModuleInit, OnModuleDestroy {
     }
     this.thresholdMs = threshold;
     this.key = options?.key ?? 'discord-gateway';
+    const gateways = options?.gateways;
+    if (gateways !== undefined && (!Array.isArray(gateways) || gateways.length === 0)) {
+      throw new RangeError('GatewayHealthIndicator: gateways must be a non-empty array of gateway names');
+    }
+    this.gateways = (gateways ?? [DEFAULT_GATEWAY_NAME]).map((name, i) => resolveGatewayName(name, `gateways[${i}]`));
+    this.labelled = gateways !== undefined;
   }
 
   onModuleInit(): void {
-    const cluster = this.moduleRef.get(Cluster, { strict: false });
-    this.cluster = cluster;
-    this.subscription = cluster.state$.subscribe(({ shardId, state }) => {
-      if (state === ShardState.Ready) this.notReadySince.delete(shardId);
-      else if (!this.notReadySince.has(shardId)) this.notReadySince.set(shardId, Date.now());
-    });
+    this.clusters = this.gateways.map((gateway) => ({ gateway, cluster: findGateway(this.moduleRef, gateway, 'GatewayHealthIndicator').cluster }));
+    this.subscriptions = this.clusters.map(({ gateway, cluster }) =>
+      cluster.state$.subscribe(({ shardId, state }) => {
+        const label = this.label(gateway, shardId);
+        if (state === ShardState.Ready) this.notReadySince.delete(label);
+        else if (!this.notReadySince.has(label)) this.notReadySince.set(label, Date.now());
+      }),
+    );
   }
 
   onModuleDestroy(): void {
-    this.subscription?.unsubscribe();
-    this.subscription = null;
+    for (const subscription of this.subscriptions.splice(0)) subscription.unsubscribe();
   }
 
   /** The check, for `HealthCheckService.check([() => indicator.isHealthy()])`. */
   isHealthy(key: string = this.key): HealthIndicatorResult {
     const session = this.health.check(key);
-    const shards = this.cluster?.info() ?? [];
-    if (shards.length === 0) return session.down({ message: 'no shard is running', shards: {} });
     const now = Date.now();
     const details: Record<string, GatewayShardHealth> = {};
     const problems: string[] = [];
-    for (const shard of shards) {
-      const since = shard.state === ShardState.Ready ? now : (this.notReadySince.get(shard.id) ?? this.startedAt);
-      const entry: GatewayShardHealth = {
-        state: shard.state,
-        latency: shard.latency.last,
-        lagMs: shard.lagMs,
-        reconnectAttempts: shard.reconnectAttempts,
-        notReadyForMs: now - since,
-      };
-      if (shard.state === ShardState.FatallyClosed) {
-        entry.error = shard.lastError ?? 'fatally closed';
-        problems.push(`shard ${shard.id} is fatally closed`);
-      } else if (entry.notReadyForMs > this.thresholdMs) {
-        problems.push(`shard ${shard.id} has not been ready for ${entry.notReadyForMs} ms`);
-      }
-      details[String(shard.id)] = entry;
+    for (const { gateway, cluster } of this.clusters) {
+      const shards = cluster.info();
+      if (shards.length === 0) problems.push(this.labelled ? `gateway ${gateway} runs no shard` : 'no shard is running');
+      for (const shard of shards) this.checkShard(gateway, shard, now, details, problems);
     }
+    if (this.clusters.length === 0) problems.push('no shard is running');
     if (problems.length > 0) return session.down({ message: problems.join('; '), shards: details });
     return session.up({ shards: details });
+  }
+
+  /** `<gateway>/<shard>` when the `gateways` option was given, else the shard id. */
+  private label(gateway: string, shardId: number): string {
+    return this.labelled ? `${gateway}/${shardId}` : String(shardId);
+  }
+
+  private checkShard(
+    gateway: string,
+    shard: ClusterShardInfo,
+    now: number,
+    details: Record<string, GatewayShardHealth>,
+    problems: string[],
+  ): void {
+    const label = this.label(gateway, shard.id);
+    const since = shard.state === ShardState.Ready ? now : (this.notReadySince.get(label) ?? this.startedAt);
+    const entry: GatewayShardHealth = {
+      state: shard.state,
+      latency: shard.latency.last,
+      lagMs: shard.lagMs,
+      reconnectAttempts: shard.reconnectAttempts,
+      notReadyForMs: now - since,
+    };
+    if (shard.state === ShardState.FatallyClosed) {
+      entry.error = shard.lastError ?? 'fatally closed';
+      problems.push(`shard ${label} is fatally closed`);
+    } else if (entry.notReadyForMs > this.thresholdMs) {
+      problems.push(`shard ${label} has not been ready for ${entry.notReadyForMs} ms`);
+    }
+    details[label] = entry;
   }
 }

@@ -2,6 +2,7 @@ import type { IGatewayInfoSource } from './gateway-info.interface';
 import type { IIdentifyQueue } from './identify-queue.interface';
 import type { ISessionStore } from './session-store.interface';
 import type { ShardOptions } from './shard-options.interface';
+import type { ShardSession } from './shard-session.interface';
 import type { SessionStartBudget } from '../queue/in-memory-identify-queue';
 
 /**
@@ -82,6 +83,12 @@ export interface ClusterOptions extends ClusterShardOptions {
   identifyWindowMs?: number;
   /** Where sessions are kept between runs. @defaultValue an `InMemorySessionStore` */
   sessionStore?: ISessionStore;
+  /**
+   * Sessions to resume at the first start, by shard id: what `downResumable()` returned in an earlier run (a cold
+   * resume). They are written to the session store when the cluster starts, so they win over what it held for
+   * those shards; a session Discord no longer knows makes its shard identify.
+   */
+  sessions?: Record<number, ShardSession>;
   /** How often sessions (and their sequence) are saved while running, ms. @defaultValue `60000` */
   sessionSaveIntervalMs?: number;
   /** Wait for the session-start budget to reset instead of refusing to start more shards than it allows. @defaultValue `false` */

@@ -6,6 +6,12 @@ import type { ClusterOptions } from './cluster-options.interface';
  * Options of `GatewayModule`: every {@link ClusterOptions} field, plus how the module starts and stops.
  */
 export interface GatewayModuleOptions extends ClusterOptions {
+  /**
+   * Name of this gateway, for apps that run several bots: each `forRoot` with its own name and token. Handlers pick
+   * a gateway with `@OnEvent(event, { gateway: name })`, services are injected with `@InjectShardService(name)` /
+   * `@InjectClusterService(name)`. Letters, digits, `_`, `.` and `-`. @defaultValue `'default'`
+   */
+  name?: string;
   /** Connect the shards when the application bootstraps. @defaultValue `true` */
   autoConnect?: boolean;
   /**
@@ -60,6 +66,11 @@ export interface GatewayOptionsFactory {
 
 /** Options of `GatewayModule.forRootAsync`. */
 export interface GatewayModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
+  /**
+   * Name of the gateway (see {@link GatewayModuleOptions.name}); given here because the injection tokens depend on
+   * it. The factory's options may repeat it, not change it. @defaultValue `'default'`
+   */
+  name?: string;
   /** Register the module globally. @defaultValue `false` */
   global?: boolean;
   /** Providers injected into `useFactory`. */

@@ -5,7 +5,7 @@ import type { ClusterOptions } from './cluster-options.interface';
 export const GATEWAY_SCALE_OUT = Symbol('GATEWAY_SCALE_OUT');
 
 /** `ShardService` calls that can run on the process that owns the shard. */
-export type RemoteShardMethod = 'send' | 'requestGuildMembers';
+export type RemoteShardMethod = 'send' | 'requestGuildMembers' | 'requestChannelInfo';
 
 /** Runs a forwarded call for a shard of this process. */
 export type RemoteShardHandler = (method: RemoteShardMethod, shardId: number, args: unknown) => Promise<unknown>;

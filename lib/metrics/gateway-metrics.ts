@@ -2,6 +2,8 @@ import { Inject, Injectable, Optional, type OnModuleDestroy, type OnModuleInit }
 import { ModuleRef } from '@nestjs/core';
 import { Counter, Gauge, Histogram, register as defaultRegistry, type Metric, type Registry } from 'prom-client';
 import { Cluster } from '../cluster/cluster';
+import { DEFAULT_GATEWAY_NAME, resolveGatewayName } from '../constants/gateway-tokens';
+import { findGateway } from '../gateway-lookup';
 import { GatewayEventRouter, type GatewayHandlerOutcome } from '../gateway-event-router';
 import type { Shard } from '../shard/shard';
 import { ShardState } from '../shard/shard-state';
@@ -14,6 +16,11 @@ export interface GatewayMetricsOptions {
   prefix?: string;
   /** Buckets of the handler duration histogram, seconds. @defaultValue prom-client's default buckets */
   handlerDurationBuckets?: number[];
+  /**
+   * The gateways (`GatewayModule` names) to measure, for apps with several bots. With it, every metric has a
+   * `gateway` label (the gateway's name) before its others. @defaultValue the default gateway only, without that label
+   */
+  gateways?: string[];
 }
 
 /** Injection token of the {@link GatewayMetricsOptions}. */
@@ -47,6 +54,8 @@ const STATES: ShardState[] = [
  * | `discord_gateway_shard_state` | gauge | `shard`, `state` (1 for the current state) |
  * | `discord_gateway_event_lag_seconds` | gauge | `shard` (backpressure pause) |
  *
+ * With the `gateways` option, every metric also has a `gateway` label.
+ *
  * Shard counters start at zero with each shard object, so they restart (as a counter reset) when the cluster is
  * brought down and up again in the same process.
  */
@@ -56,10 +65,14 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
   readonly registry: Registry;
 
   private readonly metricsList: Metric[] = [];
-  private readonly handlerDuration: Histogram<'event' | 'handler'>;
-  private readonly handlerErrors: Counter<'event' | 'handler'>;
-  private cluster: Cluster | null = null;
-  private unobserve: (() => void) | null = null;
+  private readonly handlerDuration: Histogram<string>;
+  private readonly handlerErrors: Counter<string>;
+  /** The gateways measured, from the `gateways` option. */
+  private readonly gateways: string[];
+  /** Whether every metric has the `gateway` label. */
+  private readonly labelled: boolean;
+  private readonly clusters = new Map<string, Cluster>();
+  private readonly unobservers = new Map<string, () => void>();
 
   constructor(
     @Optional() @Inject(GATEWAY_METRICS_OPTIONS) options: GatewayMetricsOptions | null = null,
@@ -68,7 +81,23 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
     this.registry = options?.registry ?? defaultRegistry;
     const prefix = options?.prefix ?? 'discord_gateway_';
     const registers = [this.registry];
-    const shards = (): Shard[] => [...(this.cluster?.shards.values() ?? [])];
+    const gateways = options?.gateways;
+    if (gateways !== undefined && (!Array.isArray(gateways) || gateways.length === 0)) {
+      throw new RangeError('GatewayMetrics: gateways must be a non-empty array of gateway names');
+    }
+    this.gateways = (gateways ?? [DEFAULT_GATEWAY_NAME]).map((name, i) => resolveGatewayName(name, `gateways[${i}]`));
+    const labelled = gateways !== undefined;
+    this.labelled = labelled;
+    /** Label names, with `gateway` first when labelled. */
+    const names = (...rest: string[]): string[] => (labelled ? ['gateway', ...rest] : rest);
+    /** Every shard measured, with its `shard` (and `gateway`) labels. */
+    const shards = (): { shard: Shard; labels: Record<string, string> }[] =>
+      [...this.clusters].flatMap(([gateway, cluster]) =>
+        [...cluster.shards.values()].map((shard) => {
+          const labels: Record<string, string> = labelled ? { gateway, shard: String(shard.id) } : { shard: String(shard.id) };
+          return { shard, labels };
+        }),
+      );
     const add = <M extends Metric>(metric: M): M => {
       this.metricsList.push(metric);
       return metric;
@@ -78,12 +107,12 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
       new Counter({
         name: `${prefix}events_received_total`,
         help: 'Dispatch events received, per shard and event name (decoded or skipped undecoded).',
-        labelNames: ['shard', 'event'],
+        labelNames: names('shard', 'event'),
         registers,
         collect() {
           this.reset();
-          for (const shard of shards()) {
-            for (const [event, count] of shard.counters.eventsByType) this.inc({ shard: String(shard.id), event }, count);
+          for (const { shard, labels } of shards()) {
+            for (const [event, count] of shard.counters.eventsByType) this.inc({ ...labels, event }, count);
           }
         },
       }),
@@ -92,7 +121,7 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
       new Histogram({
         name: `${prefix}handler_duration_seconds`,
         help: 'Run time of @OnEvent handlers, until their promise settled.',
-        labelNames: ['event', 'handler'],
+        labelNames: names('event', 'handler'),
         ...(options?.handlerDurationBuckets ? { buckets: options.handlerDurationBuckets } : {}),
         registers,
       }),
@@ -101,7 +130,7 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
       new Counter({
         name: `${prefix}handler_errors_total`,
         help: '@OnEvent handlers that threw or rejected (guard refusals excluded).',
-        labelNames: ['event', 'handler'],
+        labelNames: names('event', 'handler'),
         registers,
       }),
     );
@@ -109,12 +138,12 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
       new Counter({
         name: `${prefix}reconnects_total`,
         help: 'New connections opened after a lost one, per shard and reason.',
-        labelNames: ['shard', 'reason'],
+        labelNames: names('shard', 'reason'),
         registers,
         collect() {
           this.reset();
-          for (const shard of shards()) {
-            for (const [reason, count] of shard.counters.reconnectsByReason) this.inc({ shard: String(shard.id), reason }, count);
+          for (const { shard, labels } of shards()) {
+            for (const [reason, count] of shard.counters.reconnectsByReason) this.inc({ ...labels, reason }, count);
           }
         },
       }),
@@ -123,13 +152,13 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
       new Counter({
         name: `${prefix}handshakes_total`,
         help: 'IDENTIFYs (new sessions) and RESUMEs sent, per shard.',
-        labelNames: ['shard', 'type'],
+        labelNames: names('shard', 'type'),
         registers,
         collect() {
           this.reset();
-          for (const shard of shards()) {
-            this.inc({ shard: String(shard.id), type: 'identify' }, shard.counters.identifies);
-            this.inc({ shard: String(shard.id), type: 'resume' }, shard.counters.resumes);
+          for (const { shard, labels } of shards()) {
+            this.inc({ ...labels, type: 'identify' }, shard.counters.identifies);
+            this.inc({ ...labels, type: 'resume' }, shard.counters.resumes);
           }
         },
       }),
@@ -138,13 +167,13 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
       new Gauge({
         name: `${prefix}heartbeat_latency_seconds`,
         help: 'Last heartbeat round trip of each shard (absent before the first ACK of a connection).',
-        labelNames: ['shard'],
+        labelNames: names('shard'),
         registers,
         collect() {
           this.reset();
-          for (const shard of shards()) {
+          for (const { shard, labels } of shards()) {
             const last = shard.latencyStats.last;
-            if (last !== null) this.set({ shard: String(shard.id) }, last / 1000);
+            if (last !== null) this.set(labels, last / 1000);
           }
         },
       }),
@@ -153,11 +182,11 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
       new Gauge({
         name: `${prefix}command_queue_length`,
         help: 'Commands waiting to be sent (shard not ready or rate limit reached), per shard.',
-        labelNames: ['shard'],
+        labelNames: names('shard'),
         registers,
         collect() {
           this.reset();
-          for (const shard of shards()) this.set({ shard: String(shard.id) }, shard.pendingCommands);
+          for (const { shard, labels } of shards()) this.set(labels, shard.pendingCommands);
         },
       }),
     );
@@ -170,11 +199,11 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
         new Counter({
           name: `${prefix}${name}`,
           help,
-          labelNames: ['shard'],
+          labelNames: names('shard'),
           registers,
           collect() {
             this.reset();
-            for (const shard of shards()) this.inc({ shard: String(shard.id) }, read(shard));
+            for (const { shard, labels } of shards()) this.inc(labels, read(shard));
           },
         }),
       );
@@ -183,12 +212,12 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
       new Gauge({
         name: `${prefix}shard_state`,
         help: 'State of each shard: 1 for its current state, 0 for the others.',
-        labelNames: ['shard', 'state'],
+        labelNames: names('shard', 'state'),
         registers,
         collect() {
           this.reset();
-          for (const shard of shards()) {
-            for (const state of STATES) this.set({ shard: String(shard.id), state }, shard.state === state ? 1 : 0);
+          for (const { shard, labels } of shards()) {
+            for (const state of STATES) this.set({ ...labels, state }, shard.state === state ? 1 : 0);
           }
         },
       }),
@@ -197,19 +226,22 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
       new Gauge({
         name: `${prefix}event_lag_seconds`,
         help: 'How long reading has been paused for backpressure, per shard (0 when reading).',
-        labelNames: ['shard'],
+        labelNames: names('shard'),
         registers,
         collect() {
           this.reset();
-          for (const shard of shards()) this.set({ shard: String(shard.id) }, shard.info().lagMs / 1000);
+          for (const { shard, labels } of shards()) this.set(labels, shard.info().lagMs / 1000);
         },
       }),
     );
   }
 
   onModuleInit(): void {
-    if (this.cluster || !this.moduleRef) return;
-    this.bind(this.moduleRef.get(Cluster, { strict: false }), this.moduleRef.get(GatewayEventRouter, { strict: false }));
+    if (this.clusters.size > 0 || !this.moduleRef) return;
+    for (const gateway of this.gateways) {
+      const { cluster, router } = findGateway(this.moduleRef, gateway, 'GatewayMetrics');
+      this.bind(cluster, router, gateway);
+    }
   }
 
   onModuleDestroy(): void {
@@ -217,20 +249,21 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
   }
 
   /**
-   * Reads the shards of `cluster` on each scrape and times the handlers of `router` (when given). Done by Nest at
-   * module init; call it yourself when you use the core without Nest.
+   * Reads the shards of `cluster` on each scrape and times the handlers of `router` (when given), as the gateway
+   * named `gateway`. Done by Nest at module init; call it yourself when you use the core without Nest.
    */
-  bind(cluster: Cluster, router?: GatewayEventRouter): this {
-    this.unobserve?.();
-    this.cluster = cluster;
-    this.unobserve = router ? router.observe({ handlerSettled: (outcome) => this.onHandler(outcome) }) : null;
+  bind(cluster: Cluster, router?: GatewayEventRouter, gateway: string = DEFAULT_GATEWAY_NAME): this {
+    this.unobservers.get(gateway)?.();
+    this.unobservers.delete(gateway);
+    this.clusters.set(gateway, cluster);
+    if (router) this.unobservers.set(gateway, router.observe({ handlerSettled: (outcome) => this.onHandler(gateway, outcome) }));
     return this;
   }
 
   /** Stops observing and removes the metrics from the registry (so that another instance can register them). */
   remove(): void {
-    this.unobserve?.();
-    this.unobserve = null;
+    for (const unobserve of this.unobservers.values()) unobserve();
+    this.unobservers.clear();
     for (const metric of this.metricsList.splice(0)) this.registry.removeSingleMetric((metric as unknown as { name: string }).name);
   }
 
@@ -244,9 +277,11 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
     return this.registry.contentType;
   }
 
-  private onHandler(outcome: GatewayHandlerOutcome): void {
+  private onHandler(gateway: string, outcome: GatewayHandlerOutcome): void {
     if (outcome.skipped) return;
-    const labels = { event: outcome.event, handler: outcome.handler };
+    const labels: Record<string, string> = this.labelled
+      ? { gateway, event: outcome.event, handler: outcome.handler }
+      : { event: outcome.event, handler: outcome.handler };
     this.handlerDuration.observe(labels, outcome.durationMs / 1000);
     if (outcome.error) this.handlerErrors.inc(labels);
   }

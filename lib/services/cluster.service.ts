@@ -1,6 +1,6 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { filter, firstValueFrom, type Observable } from 'rxjs';
-import { Cluster, type ClusterShardInfo, type ResumableSessions } from '../cluster/cluster';
+import { Cluster, type ClusterDebugEntry, type ClusterShardInfo, type ResumableSessions } from '../cluster/cluster';
 import type { GuildsReadyEvent } from '../cluster/guild-availability';
 import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
 import type { GatewayEventData } from '../interfaces/gateway-events.interface';
@@ -28,6 +28,19 @@ export class ClusterService {
     return this.cluster.state$;
   }
 
+  /**
+   * Errors of the cluster and its shards: fatal closes (a `GatewayFatalError` with the shard id and close code),
+   * payloads a shard could not decode (it reconnects and resumes), session store failures.
+   */
+  get errors$(): Observable<Error> {
+    return this.cluster.error$;
+  }
+
+  /** Debug lines of the cluster (`shardId` null) and its shards. Never contain the token. */
+  get debug$(): Observable<ClusterDebugEntry> {
+    return this.cluster.debug$;
+  }
+
   /** Per shard and session: every guild listed in READY has arrived (or the wait timed out). */
   get guildsReady$(): Observable<GuildsReadyEvent> {
     return this.cluster.guildsReady$;
@@ -49,9 +62,17 @@ export class ClusterService {
     return this.cluster.total;
   }
 
-  /** A snapshot of every shard. */
+  /** A snapshot of every shard. With worker threads, the figures are the workers' last reports (up to 5 s old). */
   info(): ClusterShardInfo[] {
     return this.cluster.info();
+  }
+
+  /**
+   * Like {@link info}, but with worker threads every worker is first asked for fresh figures (a worker that does not
+   * answer within `timeoutMs` keeps its last ones). In-process, the same as `info()`.
+   */
+  collectInfo(timeoutMs = 2_000): Promise<ClusterShardInfo[]> {
+    return this.cluster.collectInfo(timeoutMs);
   }
 
   /**

@@ -11,6 +11,8 @@ import type {
   APISoundboardSound,
   GatewayPresenceUpdate,
 } from 'discord-api-types/v10';
+import type { GatewayChannelInfoDispatchData } from 'discord-api-types/v10';
+import type { RequestChannelInfoOptions } from '../cluster/channel-info-requests';
 import { Cluster, type ClusterShardInfo } from '../cluster/cluster';
 import { GATEWAY_MODULE_OPTIONS } from '../constants/gateway-module.constants';
 import { GatewayOptionsError } from '../errors/gateway-options.error';
@@ -32,6 +34,27 @@ export interface RequestGuildMembersOptions {
   presences?: boolean;
   /** Give up after this long, ms. @defaultValue `30000` */
   timeoutMs?: number;
+  /** Shard to send it through. @defaultValue the shard of `guildId` */
+  shardId?: number;
+  /**
+   * The request's `nonce` (1 to 32 bytes, unique among this process's requests in flight), e.g. to match the
+   * chunks in your own `GUILD_MEMBERS_CHUNK` handler. @defaultValue 24 random hex digits
+   */
+  nonce?: string;
+}
+
+/** Options of {@link ShardService.requestSoundboardSounds}. */
+export interface RequestSoundboardSoundsOptions {
+  /** Give up after this long, ms. @defaultValue `30000` */
+  timeoutMs?: number;
+  /** Shard to send every guild's request through. @defaultValue the shard of each guild */
+  shardId?: number;
+}
+
+/** Options of {@link ShardService.requestChannelInfo}. */
+export interface ShardRequestChannelInfoOptions extends RequestChannelInfoOptions {
+  /** Shard to send it through. @defaultValue the shard of the guild */
+  shardId?: number;
 }
 
 /** What a member request returned, all chunks together. */
@@ -53,6 +76,8 @@ const SNOWFLAKE = /^\d{1,20}$/;
 @Injectable()
 export class ShardService {
   private readonly lastFullMemberRequest = new Map<string, number>();
+  /** Nonces of the member requests in flight here. */
+  private readonly memberNonces = new Set<string>();
   private readonly cooldownMs: number;
 
   constructor(
@@ -83,11 +108,11 @@ export class ShardService {
     await Promise.all(ids.map((id) => this.sendTo(id, payload)));
   }
 
-  /** Joins, moves or leaves (channel_id null) a voice channel, through the guild's shard. */
-  async updateVoiceState(state: GatewayVoiceStateUpdateData): Promise<void> {
+  /** Joins, moves or leaves (channel_id null) a voice channel, through the guild's shard (or `shardId`). */
+  async updateVoiceState(state: GatewayVoiceStateUpdateData, shardId?: number): Promise<void> {
     requireSnowflake('voiceState.guild_id', state?.guild_id);
     if (state.channel_id !== null) requireSnowflake('voiceState.channel_id', state.channel_id);
-    return this.sendTo(this.cluster.shardIdForGuild(state.guild_id), {
+    return this.sendTo(this.shardFor(state.guild_id, shardId), {
       op: GatewayOpcodes.VoiceStateUpdate,
       d: { guild_id: state.guild_id, channel_id: state.channel_id, self_mute: !!state.self_mute, self_deaf: !!state.self_deaf },
     });
@@ -100,7 +125,7 @@ export class ShardService {
    */
   async requestGuildMembers(options: RequestGuildMembersOptions): Promise<GuildMembersResult> {
     requireSnowflake('guildId', options?.guildId);
-    const shardId = this.scaleOut?.distributed ? this.cluster.shardIdForGuild(options.guildId) : -1;
+    const shardId = this.scaleOut?.distributed ? this.shardFor(options.guildId, options.shardId) : -1;
     if (shardId >= 0 && this.isRemote(shardId)) {
       // The chunks arrive on the owner's connection: the whole request runs there.
       const waitMs = (options.timeoutMs ?? 30_000) + this.cooldownMs + 5_000;
@@ -124,6 +149,12 @@ export class ShardService {
     if (!Number.isInteger(limit) || limit < 0 || limit > 100_000) throw new GatewayOptionsError('limit', 'must be an integer >= 0');
     const timeoutMs = options.timeoutMs ?? 30_000;
     const guildId = options.guildId;
+    const shardId = this.shardFor(guildId, options.shardId);
+    const nonce = options.nonce ?? randomBytes(12).toString('hex');
+    if (typeof nonce !== 'string' || nonce === '' || Buffer.byteLength(nonce) > 32) {
+      throw new GatewayOptionsError('nonce', 'must be a string of 1 to 32 bytes');
+    }
+    if (this.memberNonces.has(nonce)) throw new GatewayOptionsError('nonce', 'is already used by a member request in flight');
     const fullList = userIds === undefined && query === '' && limit === 0;
     if (fullList) {
       const wait = (this.lastFullMemberRequest.get(guildId) ?? -Infinity) + this.cooldownMs - Date.now();
@@ -131,7 +162,8 @@ export class ShardService {
       if (wait > 0) await sleep(wait);
     }
     this.cluster.dispatchFilter?.add('GUILD_MEMBERS_CHUNK', 'RATE_LIMITED');
-    const nonce = randomBytes(12).toString('hex');
+    if (this.memberNonces.has(nonce)) throw new GatewayOptionsError('nonce', 'is already used by a member request in flight');
+    this.memberNonces.add(nonce);
     const payload: GatewaySendPayload = {
       op: GatewayOpcodes.RequestGuildMembers,
       d: userIds
@@ -143,6 +175,7 @@ export class ShardService {
       const seen = new Set<number>();
       let retry: NodeJS.Timeout | null = null;
       const finish = (error?: Error) => {
+        this.memberNonces.delete(nonce);
         subscription.unsubscribe();
         clearTimeout(timer);
         if (retry) clearTimeout(retry);
@@ -168,21 +201,28 @@ export class ShardService {
           const waitMs = Math.ceil((limited.retry_after ?? 1) * 1000);
           retry = setTimeout(() => {
             retry = null;
-            this.cluster.sendToGuild(guildId, payload).catch((error: Error) => finish(error));
+            this.cluster.send(shardId, payload).catch((error: Error) => finish(error));
           }, waitMs);
         }
       });
-      this.cluster.sendToGuild(guildId, payload).catch((error: Error) => finish(error));
+      this.cluster.send(shardId, payload).catch((error: Error) => finish(error));
     });
   }
 
-  /** Requests the soundboard sounds of guilds (op 31) and collects one `SOUNDBOARD_SOUNDS` per guild. */
-  async requestSoundboardSounds(guildIds: string[], timeoutMs = 30_000): Promise<Record<string, APISoundboardSound[]>> {
+  /**
+   * Requests the soundboard sounds of guilds (op 31) and collects one `SOUNDBOARD_SOUNDS` per guild. The second
+   * argument is the timeout (ms) or {@link RequestSoundboardSoundsOptions}.
+   */
+  async requestSoundboardSounds(
+    guildIds: string[],
+    timeoutOrOptions: number | RequestSoundboardSoundsOptions = {},
+  ): Promise<Record<string, APISoundboardSound[]>> {
+    const { timeoutMs = 30_000, shardId: explicitShard } = typeof timeoutOrOptions === 'number' ? { timeoutMs: timeoutOrOptions } : (timeoutOrOptions ?? {});
     if (!Array.isArray(guildIds) || guildIds.length === 0) throw new GatewayOptionsError('guildIds', 'must be a non-empty array');
     guildIds.forEach((id, i) => requireSnowflake(`guildIds[${i}]`, id));
     const byShard = new Map<number, string[]>();
     for (const id of guildIds) {
-      const shardId = this.cluster.shardIdForGuild(id);
+      const shardId = this.shardFor(id, explicitShard);
       byShard.set(shardId, [...(byShard.get(shardId) ?? []), id]);
     }
     this.cluster.dispatchFilter?.add('SOUNDBOARD_SOUNDS');
@@ -216,6 +256,37 @@ export class ShardService {
     return this.sendTo(shardId, command);
   }
 
+  /** Sends a raw command through the shard that receives `guildId`'s events. */
+  async sendToGuild(guildId: string, command: GatewaySendPayload): Promise<void> {
+    requireSnowflake('guildId', guildId);
+    return this.sendTo(this.cluster.shardIdForGuild(guildId), command);
+  }
+
+  /**
+   * Request Channel Info (op 43): the ephemeral info (voice status, voice start time) of a guild's channels, from the
+   * `CHANNEL_INFO` reply. Through the guild's shard, or `options.shardId`; with shard ownership, on the process that
+   * runs it.
+   */
+  async requestChannelInfo(guildId: string, options: ShardRequestChannelInfoOptions = {}): Promise<GatewayChannelInfoDispatchData> {
+    requireSnowflake('guildId', guildId);
+    const shardId = this.shardFor(guildId, options.shardId);
+    if (this.isRemote(shardId)) {
+      const waitMs = (options.timeoutMs ?? 30_000) + 5_000;
+      return this.scaleOut!.request<GatewayChannelInfoDispatchData>(shardId, 'requestChannelInfo', { ...options, guildId, shardId }, waitMs);
+    }
+    return this.cluster.requestChannelInfo(guildId, { ...options, shardId });
+  }
+
+  /** `shardId` when given (checked to be a shard of the bot), else the shard of `guildId`. */
+  private shardFor(guildId: string, shardId: number | undefined): number {
+    if (shardId === undefined) return this.cluster.shardIdForGuild(guildId);
+    const total = this.cluster.total;
+    if (!Number.isInteger(shardId) || shardId < 0 || (total > 0 && shardId >= total)) {
+      throw new GatewayOptionsError('shardId', `must be an integer from 0 to ${Math.max(0, total - 1)}`);
+    }
+    return shardId;
+  }
+
   /** True when `shardId` runs in another process (shard ownership) and calls for it go through Redis. */
   private isRemote(shardId: number): boolean {
     return !!this.scaleOut?.distributed && !this.cluster.has(shardId);
@@ -234,8 +305,12 @@ export class ShardService {
     if (method === 'send') return this.cluster.send(shardId, args as GatewaySendPayload);
     if (method === 'requestGuildMembers') {
       const options = args as RequestGuildMembersOptions;
-      if (this.cluster.shardIdForGuild(options?.guildId) !== shardId) throw new GatewayOptionsError('guildId', `is not on shard ${shardId}`);
+      if (this.shardFor(options?.guildId, options?.shardId) !== shardId) throw new GatewayOptionsError('guildId', `is not on shard ${shardId}`);
       return this.requestGuildMembersHere(options);
+    }
+    if (method === 'requestChannelInfo') {
+      const { guildId, ...rest } = args as ShardRequestChannelInfoOptions & { guildId: string };
+      return this.cluster.requestChannelInfo(guildId, { ...rest, shardId });
     }
     throw new ShardCommandError(shardId, `unknown call ${String(method)}`);
   }

@@ -5,6 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { GatewayCloseCodes, GatewayIntentBits, GatewayOpcodes } from 'discord-api-types/v10';
 import type {
   APIGuildMember,
+  GatewayChannelInfoChannel,
+  GatewayChannelInfoDispatchData,
   GatewayGuildMembersChunkDispatchData,
   GatewayRateLimitedRequestGuildMembersDispatchData,
   GatewaySoundboardSoundsDispatchData,
@@ -33,7 +35,7 @@ const CLIENT_OPCODES = new Set<number>([
   GatewayOpcodes.Resume,
   GatewayOpcodes.RequestGuildMembers,
   GatewayOpcodes.RequestSoundboardSounds,
-  43,
+  GatewayOpcodes.RequestChannelInfo,
 ]);
 
 const PRIVILEGED_INTENTS =
@@ -74,6 +76,8 @@ export class LocalGateway extends EventEmitter {
   readonly behaviour = { sendHello: true, answerHandshake: true, acks: true, refuseResume: false };
   /** IDENTIFYs refused for coming too early within their rate-limit key's window. */
   identifyViolations = 0;
+
+  private readonly channelInfo = new Map<string, GatewayChannelInfoChannel[]>();
 
   private readonly options: Required<Omit<LocalGatewayOptions, 'sessionStartLimit' | 'resumeUrl'>> & {
     resumeUrl?: string;
@@ -158,6 +162,14 @@ export class LocalGateway extends EventEmitter {
   /** Current `session_start_limit` (`remaining` goes down with each IDENTIFY). */
   get sessionStartLimit(): LocalSessionStartLimit {
     return { ...this.startLimit };
+  }
+
+  /**
+   * The channels a Request Channel Info (op 43) for `guildId` answers with, in `CHANNEL_INFO` (each reply keeps only
+   * the fields asked for). Without it, the reply lists no channel.
+   */
+  setChannelInfo(guildId: string, channels: GatewayChannelInfoChannel[]): void {
+    this.channelInfo.set(guildId, channels.map((channel) => ({ ...channel })));
   }
 
   /** Frames with opcode `op`, optionally of one shard. */
@@ -405,6 +417,7 @@ export class LocalGateway extends EventEmitter {
         if (!connection.handshakeDone) connection.close(GatewayCloseCodes.NotAuthenticated, 'Not authenticated.');
         else if (op === GatewayOpcodes.RequestGuildMembers) this.onRequestGuildMembers(connection, payload.d);
         else if (op === GatewayOpcodes.RequestSoundboardSounds) this.onRequestSoundboardSounds(connection, payload.d);
+        else if (op === GatewayOpcodes.RequestChannelInfo) this.onRequestChannelInfo(connection, payload.d);
     }
   }
 
@@ -577,6 +590,24 @@ export class LocalGateway extends EventEmitter {
       const sounds: GatewaySoundboardSoundsDispatchData = { guild_id: guildId, soundboard_sounds: [] };
       this.sendDispatch(session, 'SOUNDBOARD_SOUNDS', sounds);
     }
+  }
+
+  /** Op 43: one CHANNEL_INFO for the guild, with the channels {@link setChannelInfo} gave (none by default). */
+  private onRequestChannelInfo(connection: LocalGatewayConnection, d: any): void {
+    const session = connection.sessionId ? this.sessions.get(connection.sessionId) : undefined;
+    if (!session) return;
+    const fields: unknown = d?.fields;
+    if (typeof d?.guild_id !== 'string' || !Array.isArray(fields) || !fields.every((f) => typeof f === 'string')) {
+      return connection.close(GatewayCloseCodes.UnknownOpcode, 'Invalid payload for opcode 43.');
+    }
+    const channels = (this.channelInfo.get(d.guild_id) ?? []).map((channel) => {
+      const reply: GatewayChannelInfoChannel = { id: channel.id };
+      if (fields.includes('status') && channel.status !== undefined) reply.status = channel.status;
+      if (fields.includes('voice_start_time') && channel.voice_start_time !== undefined) reply.voice_start_time = channel.voice_start_time;
+      return reply;
+    });
+    const info: GatewayChannelInfoDispatchData = { guild_id: d.guild_id, channels };
+    this.sendDispatch(session, 'CHANNEL_INFO', info);
   }
 
   private sendDispatch(session: LocalSession, t: string, d: unknown): number {

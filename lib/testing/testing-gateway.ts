@@ -12,6 +12,8 @@ import {
   type GatewayVoiceStateUpdateData,
 } from 'discord-api-types/v10';
 import { Cluster } from '../cluster/cluster';
+import { DEFAULT_GATEWAY_NAME, resolveGatewayName } from '../constants/gateway-tokens';
+import { findGateway } from '../gateway-lookup';
 import { shardIdForGuild } from '../cluster/resolve-shard-scheme';
 import { GatewayEventRouter, type GatewayEventOutcome } from '../gateway-event-router';
 import { GatewayModule } from '../gateway.module';
@@ -43,6 +45,11 @@ export const TESTING_GATEWAY_INTENTS =
 
 /** Options of {@link createTestingGateway} and `GatewayTestingModule.forRoot`. */
 export interface TestingGatewayOptions {
+  /**
+   * Name of the gateway the kit drives (`GatewayModuleOptions.name`), for apps with several bots: one kit, with its
+   * own local gateway and token, per gateway. @defaultValue `'default'`
+   */
+  name?: string;
   /** Shards the bot runs (the local gateway recommends this many). @defaultValue `1` */
   shards?: number;
   /** Guilds the bot is in: each shard's READY lists its own, then a GUILD_CREATE arrives for each. @defaultValue `[]` */
@@ -129,6 +136,8 @@ export class TestingGateway {
   readonly options: GatewayModuleOptions;
   /** Default wait of `emit` and the `waitFor...` methods, ms. */
   readonly timeoutMs: number;
+  /** Name of the gateway it drives. */
+  readonly name: string;
 
   private cluster: Cluster | null = null;
   private router: GatewayEventRouter | null = null;
@@ -146,7 +155,9 @@ export class TestingGateway {
   ) {
     this.timeoutMs = options.timeoutMs ?? 5_000;
     this.defaultGuildId = options.guilds?.[0];
+    this.name = resolveGatewayName(options.name);
     this.options = {
+      ...(this.name === DEFAULT_GATEWAY_NAME ? {} : { name: this.name }),
       token: gateway.token,
       intents: options.intents ?? TESTING_GATEWAY_INTENTS,
       apiUrl: gateway.apiUrl,
@@ -178,13 +189,14 @@ export class TestingGateway {
   }
 
   /**
-   * Binds the kit to an initialised app (or testing module) that runs `GatewayModule` on this gateway, so that
+   * Binds the kit to an initialised app (or testing module) that runs `GatewayModule` on this gateway (the one
+   * named {@link name}), so that
    * `emit` can wait for its handlers. Returns the kit.
    */
   attach(app: ProviderResolver): this {
     this.unobserve?.();
-    const router = app.get(GatewayEventRouter, { strict: false });
-    this.cluster = app.get(Cluster, { strict: false });
+    const { cluster, router } = findGateway(app, this.name, 'TestingGateway');
+    this.cluster = cluster;
     this.router = router;
     this.unobserve = router.observe({ eventSettled: (outcome) => this.onEventSettled(outcome) });
     return this;

@@ -454,7 +454,8 @@ export class WorkerShard {
     return {
       ...base,
       state: this.state,
-      sequence: this.lastSession?.sequence ?? base.sequence,
+      // The later of the worker's two reports: a ping answer (collectInfo) may be newer than the last session report.
+      sequence: this.lastSession ? latestSequence(this.lastSession, base) : base.sequence,
       sessionId: this.lastSession?.sessionId ?? base.sessionId,
       lastError: this.lastError?.message ?? base.lastError,
     };
@@ -590,4 +591,10 @@ export class WorkerShard {
   private setState(state: ShardState): void {
     if (this.stateSubject.value !== state) this.stateSubject.next(state);
   }
+}
+
+/** The session's sequence, or the info's when that is of the same session and further on. */
+function latestSequence(session: ShardSession, info: ShardInfo): number | null {
+  if (info.sessionId !== session.sessionId || info.sequence === null) return session.sequence;
+  return session.sequence === null ? info.sequence : Math.max(session.sequence, info.sequence);
 }

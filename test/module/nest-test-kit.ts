@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import type { INestApplication, LoggerService, ModuleMetadata } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { GatewayIntentBits } from 'discord-api-types/v10';
-import type { GatewayModuleOptions } from '../../lib';
+import { ClusterService, GatewayModule, ShardService, type GatewayModuleOptions } from '../../lib';
 import type { LocalGateway, LocalGatewayOptions } from '../../lib/testing';
 import { SHORT_SHARD_TIMINGS, startGateway } from '../helpers/gateway-test-kit';
 
@@ -121,4 +121,30 @@ export async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
     return error;
   }
   throw new Error('Expected a rejection, but the promise resolved');
+}
+
+/** Guilds owned by shard 0 and shard 1 of a two-shard bot: `(id >> 22) % 2`. */
+export const GUILD_ON_SHARD_0 = '81384788765712384';
+export const GUILD_ON_SHARD_1 = '1023234123812343808';
+/** A channel id for voice commands. */
+export const VOICE_CHANNEL = '155101607195836416';
+
+/** A local gateway and a ready app connected to it, with the app's services. */
+export interface RunningApp {
+  gateway: LocalGateway;
+  app: INestApplication;
+  shards: ShardService;
+  cluster: ClusterService;
+}
+
+/** A two-shard gateway with both guilds, and a ready app (with `providers`) connected to it. */
+export async function startTwoShardApp(
+  harness: NestHarness,
+  gatewayOptions: LocalGatewayOptions = {},
+  options: Partial<GatewayModuleOptions> = {},
+  providers: NonNullable<ModuleMetadata['providers']> = [],
+): Promise<RunningApp> {
+  const gateway = await harness.gateway({ shards: 2, guilds: [GUILD_ON_SHARD_0, GUILD_ON_SHARD_1], ...gatewayOptions });
+  const app = await harness.app({ imports: [GatewayModule.forRoot(moduleOptions(gateway, options))], providers });
+  return { gateway, app, shards: app.get(ShardService), cluster: app.get(ClusterService) };
 }

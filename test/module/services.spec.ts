@@ -1,17 +1,19 @@
 import { afterEach, describe, it } from 'node:test';
 import { expect } from 'expect';
-import type { INestApplication } from '@nestjs/common';
 import { ActivityType, GatewayOpcodes, PresenceUpdateStatus, type GatewayPresenceUpdateData } from 'discord-api-types/v10';
-import { ClusterService, GatewayModule, ShardService, type GatewayModuleOptions } from '../../lib';
+import { ClusterService, type GatewayModuleOptions } from '../../lib';
 import { GatewayOptionsError, ShardState, type GatewayDispatch } from '../../lib/core';
 import { createMessage, type LocalGateway, type LocalGatewayOptions, type RecordedFrame } from '../../lib/testing';
 import { eventually, sleep } from '../helpers/gateway-test-kit';
-import { NestHarness, moduleOptions, rejectionOf } from './nest-test-kit';
-
-/** Guilds owned by shard 0 and shard 1 of a two-shard bot: `(id >> 22) % 2`. */
-const GUILD_ON_SHARD_0 = '81384788765712384';
-const GUILD_ON_SHARD_1 = '1023234123812343808';
-const VOICE_CHANNEL = '155101607195836416';
+import {
+  GUILD_ON_SHARD_0,
+  GUILD_ON_SHARD_1,
+  NestHarness,
+  VOICE_CHANNEL,
+  rejectionOf,
+  startTwoShardApp,
+  type RunningApp,
+} from './nest-test-kit';
 
 const harness = new NestHarness();
 
@@ -19,18 +21,9 @@ void afterEach(async () => {
   await harness.cleanup();
 });
 
-interface Running {
-  gateway: LocalGateway;
-  app: INestApplication;
-  shards: ShardService;
-  cluster: ClusterService;
-}
-
 /** A two-shard gateway with both guilds, and a ready app connected to it. */
-async function start(gatewayOptions: LocalGatewayOptions = {}, options: Partial<GatewayModuleOptions> = {}): Promise<Running> {
-  const gateway = await harness.gateway({ shards: 2, guilds: [GUILD_ON_SHARD_0, GUILD_ON_SHARD_1], ...gatewayOptions });
-  const app = await harness.app({ imports: [GatewayModule.forRoot(moduleOptions(gateway, options))] });
-  return { gateway, app, shards: app.get(ShardService), cluster: app.get(ClusterService) };
+function start(gatewayOptions: LocalGatewayOptions = {}, options: Partial<GatewayModuleOptions> = {}): Promise<RunningApp> {
+  return startTwoShardApp(harness, gatewayOptions, options);
 }
 
 /** Every dispatch the cluster emits from now on. */

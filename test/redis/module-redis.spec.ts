@@ -63,7 +63,7 @@ void describe('GatewayModule with redis', () => {
     }
   });
 
-  void it('with ownership, two apps split the shards and ShardService reaches the other app’s shard', async () => {
+  void it('with ownership, two apps split the shards and ShardService (commands, member and channel info requests) reaches the other app’s shard', async () => {
     const gateway = await harness.gateway({ shards: 2, membersPerGuild: 3 });
     const keyPrefix = freshPrefix();
     const options = (memberId: string): Partial<GatewayModuleOptions> => ({
@@ -92,6 +92,12 @@ void describe('GatewayModule with redis', () => {
     expect(result.members).toHaveLength(3);
     const request = gateway.framesOf(GatewayOpcodes.RequestGuildMembers).at(-1)!;
     expect(request.shardId).toBe(shardOfB);
+
+    // Request Channel Info runs on B too, where its CHANNEL_INFO arrives.
+    gateway.setChannelInfo(guildId, [{ id: '155101607195836416', status: 'on b' }]);
+    const info = await a.get(ShardService).requestChannelInfo(guildId, { timeoutMs: 3_000 });
+    expect(info).toEqual({ guild_id: guildId, channels: [{ id: '155101607195836416', status: 'on b' }] });
+    expect(gateway.framesOf(GatewayOpcodes.RequestChannelInfo).map((f) => f.shardId)).toEqual([shardOfB]);
 
     // setPresence without a shard id reaches every shard of the bot, wherever it runs.
     const before = gateway.frames.length;

@@ -1,0 +1,82 @@
+import { GatewayOpcodes, GatewayRequestChannelInfoField } from 'discord-api-types/gateway/v10';
+import type { GatewayChannelInfoDispatchData, GatewaySendPayload } from 'discord-api-types/v10';
+import type { Observable } from 'rxjs';
+import { GatewayOptionsError } from '../errors/gateway-options.error';
+import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
+import type { DispatchFilter } from '../shard/dispatch-filter';
+
+/** What {@link ChannelInfoRequests} needs of a cluster: its dispatches, its filter and a way to send. */
+export interface ChannelInfoTransport {
+  readonly dispatch$: Observable<GatewayDispatch>;
+  readonly dispatchFilter?: DispatchFilter;
+  send(shardId: number, command: GatewaySendPayload): Promise<void>;
+}
+
+/** Options of a Request Channel Info (op 43). */
+export interface RequestChannelInfoOptions {
+  /** Fields to ask for. @defaultValue `['status', 'voice_start_time']` */
+  fields?: (GatewayRequestChannelInfoField | (string & Record<never, never>))[];
+  /** Give up after this long, ms. @defaultValue `30000` */
+  timeoutMs?: number;
+}
+
+const DEFAULT_FIELDS = [GatewayRequestChannelInfoField.Status, GatewayRequestChannelInfoField.VoiceStartTime];
+const SNOWFLAKE = /^\d{1,20}$/;
+
+/**
+ * Sends Request Channel Info (op 43) and collects its reply, the `CHANNEL_INFO` dispatch of the guild. The reply
+ * carries no nonce, so requests for one guild run one after the other: each gets the reply to its own request.
+ */
+export class ChannelInfoRequests {
+  /** The request in flight (or queued last) per guild. */
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly transport: ChannelInfoTransport) {}
+
+  /**
+   * Asks shard `shardId` for the channel info of `guildId`; resolves with the `CHANNEL_INFO` data.
+   * @throws {@link GatewayOptionsError} for an invalid guild id, field list or timeout (before anything is sent).
+   */
+  request(shardId: number, guildId: string, options: RequestChannelInfoOptions = {}): Promise<GatewayChannelInfoDispatchData> {
+    if (typeof guildId !== 'string' || !SNOWFLAKE.test(guildId)) throw new GatewayOptionsError('guildId', 'must be a snowflake string');
+    const fields = options.fields ?? DEFAULT_FIELDS;
+    if (!Array.isArray(fields) || fields.length === 0 || !fields.every((f) => typeof f === 'string' && f !== '')) {
+      throw new GatewayOptionsError('fields', 'must be a non-empty array of field names');
+    }
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new GatewayOptionsError('timeoutMs', 'must be an integer >= 1');
+    const previous = this.tails.get(guildId) ?? Promise.resolve();
+    const run = previous.catch(() => undefined).then(() => this.collect(shardId, guildId, [...fields], timeoutMs));
+    this.tails.set(guildId, run);
+    const forget = () => {
+      if (this.tails.get(guildId) === run) this.tails.delete(guildId);
+    };
+    run.then(forget, forget);
+    return run;
+  }
+
+  private collect(shardId: number, guildId: string, fields: string[], timeoutMs: number): Promise<GatewayChannelInfoDispatchData> {
+    this.transport.dispatchFilter?.add('CHANNEL_INFO');
+    return new Promise((resolve, reject) => {
+      const finish = (error: Error | null, data?: GatewayChannelInfoDispatchData) => {
+        subscription.unsubscribe();
+        clearTimeout(timer);
+        if (error) reject(error);
+        else resolve(data!);
+      };
+      const timer = setTimeout(
+        () => finish(new Error(`Channel info request for guild ${guildId} got no CHANNEL_INFO within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      const subscription = this.transport.dispatch$.subscribe((event) => {
+        if (event.t !== 'CHANNEL_INFO' || event.shardId !== shardId) return;
+        const d = event.d as Partial<GatewayChannelInfoDispatchData> | null;
+        if (d?.guild_id !== guildId || !Array.isArray(d.channels)) return;
+        finish(null, d as GatewayChannelInfoDispatchData);
+      });
+      this.transport
+        .send(shardId, { op: GatewayOpcodes.RequestChannelInfo, d: { guild_id: guildId, fields } })
+        .catch((error: Error) => finish(error));
+    });
+  }
+}

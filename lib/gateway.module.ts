@@ -1,6 +1,6 @@
 import { Logger, Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
-import { Cluster } from './cluster/cluster';
+import { Cluster, validateClusterOptions } from './cluster/cluster';
 import { GATEWAY_MODULE_OPTIONS } from './constants/gateway-module.constants';
 import { GatewayOptionsError } from './errors/gateway-options.error';
 import { DispatchFilter } from './shard/dispatch-filter';
@@ -26,9 +26,13 @@ import { ShardService } from './services/shard.service';
  */
 @Module({})
 export class GatewayModule {
-  /** Registers the module with options known up front. */
+  /**
+   * Registers the module with options known up front. They are checked here, so an invalid one throws a
+   * {@link GatewayOptionsError} to the caller of `forRoot` (not from inside Nest's startup).
+   */
   static forRoot(options: GatewayModuleOptions & { global?: boolean }): DynamicModule {
     const { global, ...rest } = options ?? ({} as GatewayModuleOptions);
+    validateClusterOptions(validateModuleOptions(rest));
     return GatewayModule.build([{ provide: GATEWAY_MODULE_OPTIONS, useValue: hideToken(rest) }], [], global);
   }
 

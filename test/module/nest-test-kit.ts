@@ -122,3 +122,13 @@ export async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
   }
   throw new Error('Expected a rejection, but the promise resolved');
 }
+
+/** What `call` throws synchronously, or a thrown error if it returns. */
+export function thrownBy(call: () => unknown): unknown {
+  try {
+    call();
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected a synchronous throw, but the call returned');
+}

@@ -167,6 +167,10 @@ void describe('README Install section, followed on a new project', { timeout: 60
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
+  void it('lists discord-api-types with the range this package depends on', () => {
+    expect(commandLine('npm install nestjs-discord-gateway ')).toContain(` discord-api-types@${PACKAGE.dependencies['discord-api-types']}`);
+  });
+
   void it('packs a LICENSE, and no source map whose sources are missing', () => {
     const files = run('tar', ['tzf', tarball], work, 30_000);
     expectSuccess(files, 'tar tzf');

@@ -1,10 +1,9 @@
 import { after, describe, it } from 'node:test';
 import { expect } from 'expect';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { get } from 'node:http';
-import { join } from 'node:path';
+import { spawnSample } from '../helpers/sample-process';
 
-const ROOT = join(__dirname, '..', '..');
 const LIMIT_MS = 60_000;
 
 let child: ChildProcess | null = null;
@@ -30,14 +29,7 @@ function httpGet(url: string): Promise<{ status: number; text: string }> {
 
 /** The sample started with SAMPLE_HTTP_PORT=0 (and `extraEnv`), once it serves HTTP. */
 async function startSample(extraEnv: NodeJS.ProcessEnv): Promise<{ url: string; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; output: () => string; proc: ChildProcess }> {
-  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', SAMPLE_HTTP_PORT: '0', ...extraEnv };
-  for (const key of ['DISCORD_TOKEN', 'DISCORD_INTENTS', 'FORCE_COLOR', 'NODE_TEST_CONTEXT', 'SAMPLE_HTTP_HOST']) delete env[key];
-  if (extraEnv.SAMPLE_KEEP_SERVING === undefined) delete env.SAMPLE_KEEP_SERVING;
-  const proc = spawn(process.execPath, ['--require', 'ts-node/register/transpile-only', 'sample/main.ts'], {
-    cwd: ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const proc = spawnSample({ SAMPLE_HTTP_PORT: '0', ...extraEnv }, extraEnv.SAMPLE_KEEP_SERVING === undefined ? ['SAMPLE_HTTP_HOST', 'SAMPLE_KEEP_SERVING'] : ['SAMPLE_HTTP_HOST']);
   child = proc;
   let output = '';
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {

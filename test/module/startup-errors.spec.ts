@@ -72,17 +72,19 @@ void describe('GatewayModule: start-up failures the user sees', () => {
     expect(gateway.connections[0].frames).toEqual([]);
   });
 
+  /** What `app.init()` rejects with when GET /gateway/bot goes to `apiUrl`. */
+  async function initErrorWithApiUrl(apiUrl: string): Promise<Error> {
+    const gateway = await harness.gateway();
+    const app = await harness.create({ imports: [GatewayModule.forRoot(moduleOptions(gateway, { apiUrl }))] }, new CapturingLogger());
+    return (await rejectionOf(app.init())) as Error;
+  }
+
   void it('an apiUrl that refuses connections: app.init() fails with the cause (ECONNREFUSED)', async () => {
     const port = await closedPort();
-    const gateway = await harness.gateway();
-    const app = await harness.create(
-      { imports: [GatewayModule.forRoot(moduleOptions(gateway, { apiUrl: `http://127.0.0.1:${port}/api` }))] },
-      new CapturingLogger(),
-    );
 
-    const error = await rejectionOf(app.init());
+    const error = await initErrorWithApiUrl(`http://127.0.0.1:${port}/api`);
 
-    expect((error as Error).message).toBe(
+    expect(error.message).toBe(
       `GET http://127.0.0.1:${port}/api/v10/gateway/bot failed: fetch failed (connect ECONNREFUSED 127.0.0.1:${port})`,
     );
   });
@@ -92,15 +94,10 @@ void describe('GatewayModule: start-up failures the user sees', () => {
     servers.push(server);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as { port: number };
-    const gateway = await harness.gateway();
-    const app = await harness.create(
-      { imports: [GatewayModule.forRoot(moduleOptions(gateway, { apiUrl: `https://127.0.0.1:${port}/api` }))] },
-      new CapturingLogger(),
-    );
 
-    const error = await rejectionOf(app.init());
+    const error = await initErrorWithApiUrl(`https://127.0.0.1:${port}/api`);
 
-    expect((error as Error).message).toMatch(
+    expect(error.message).toMatch(
       new RegExp(`^GET https://127\\.0\\.0\\.1:${port}/api/v10/gateway/bot failed: fetch failed \\(ERR_SSL_WRONG_VERSION_NUMBER: .*wrong version number.*\\)$`),
     );
   });

@@ -1,6 +1,6 @@
 import { Logger, Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { DiscoveryModule, DiscoveryService, ExternalContextCreator, MetadataScanner, ModuleRef } from '@nestjs/core';
-import { Cluster } from './cluster/cluster';
+import { Cluster, validateClusterOptions } from './cluster/cluster';
 import { GATEWAY_MODULE_OPTIONS } from './constants/gateway-module.constants';
 import { getGatewayToken, resolveGatewayName, type GatewayProviderClass } from './constants/gateway-tokens';
 import { GatewayOptionsError } from './errors/gateway-options.error';
@@ -28,13 +28,16 @@ import { ShardService } from './services/shard.service';
 @Module({})
 export class GatewayModule {
   /**
-   * Registers the module with options known up front. With `name`, it is one more gateway (another bot, with its
-   * own token) beside the default one: its services are injected with `@InjectShardService(name)` /
-   * `@InjectClusterService(name)`, and its events reach `@OnEvent(..., { gateway: name })`.
+   * Registers the module with options known up front. They are checked here, so an invalid one throws a
+   * {@link GatewayOptionsError} to the caller of `forRoot` (not from inside Nest's startup). With `name`, it is one
+   * more gateway (another bot, with its own token) beside the default one: its services are injected with
+   * `@InjectShardService(name)` / `@InjectClusterService(name)`, and its events reach
+   * `@OnEvent(..., { gateway: name })`.
    */
   static forRoot(options: GatewayModuleOptions & { global?: boolean }): DynamicModule {
     const { global, ...rest } = options ?? ({} as GatewayModuleOptions);
     const name = resolveGatewayName(rest.name);
+    validateClusterOptions(validateModuleOptions(rest, name));
     return GatewayModule.build(name, [{ provide: getGatewayToken(GATEWAY_MODULE_OPTIONS, name), useValue: hideToken(rest) }], [], global);
   }
 

@@ -17,7 +17,8 @@ const INTENTS =
 /**
  * Runs the sample bot. With DISCORD_TOKEN set it connects to Discord until stopped (Ctrl+C). Without it, it
  * starts the local gateway in-process with two shards, plays a scripted stream and exits.
- * With SAMPLE_HTTP_PORT set it also serves GET /health and GET /metrics, until it stops.
+ * With SAMPLE_HTTP_PORT set it also serves GET /health and GET /metrics, until it stops; with SAMPLE_KEEP_SERVING=1
+ * as well, it stays up after the demo (until Ctrl+C or SIGTERM) so they can be looked at.
  */
 async function bootstrap(): Promise<void> {
   const token = process.env.DISCORD_TOKEN;
@@ -56,6 +57,11 @@ async function bootstrap(): Promise<void> {
   const cluster = app.get(ClusterService);
   await playDemoScript(gateway, (guildId) => cluster.shardIdForGuild(guildId));
   logger.log(`messages per guild: ${JSON.stringify(app.get(MessageStatsService).snapshot())}`);
+  if (httpPort !== null && process.env.SAMPLE_KEEP_SERVING === '1') {
+    // The shutdown hooks close the app on Ctrl+C / SIGTERM; the process then ends with the signal.
+    logger.log('demo finished; SAMPLE_KEEP_SERVING=1: still serving until Ctrl+C');
+    return;
+  }
   await app.close();
   await gateway.close();
   logger.log('done');

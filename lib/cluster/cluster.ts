@@ -1,6 +1,7 @@
 import type { RESTGetAPIGatewayBotResult, GatewaySendPayload, GatewayChannelInfoDispatchData } from 'discord-api-types/v10';
 import { Subject, type Observable, type Subscription } from 'rxjs';
 import { GatewayOptionsError } from '../errors/gateway-options.error';
+import { GatewayStartTimeoutError } from '../errors/gateway-start-timeout.error';
 import { SessionStartLimitError } from '../errors/session-start-limit.error';
 import type { ClusterOptions, IdentifyQueueFactoryOptions } from '../interfaces/cluster-options.interface';
 import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
@@ -21,6 +22,11 @@ import { GuildAvailability, type GuildsReadyEvent } from './guild-availability';
 import { resolveShardScheme, shardIdForGuild, validateShardScheme } from './resolve-shard-scheme';
 import { RestGatewayInfoSource } from './rest-gateway-info-source';
 import { WorkerPool } from '../workers/worker-pool';
+
+/** Failed connection attempts in a row after which a shard's trouble is reported on `error$`. */
+const WARN_AFTER_FAILED_ATTEMPTS = 3;
+/** After the first report, one more every this many failed attempts. */
+const WARN_EVERY_FAILED_ATTEMPTS = 20;
 
 /** A state change of one shard. */
 export interface ShardStateChange {
@@ -119,22 +125,7 @@ export class Cluster {
 
   /** @throws {@link GatewayOptionsError} naming the first invalid option. */
   constructor(options: ClusterOptions) {
-    validateShardScheme(options?.shards);
-    resolveShardOptions({ ...options, id: 0, total: 1, gatewayUrl: options.gatewayUrl });
-    for (const key of ['identifyWindowMs', 'sessionSaveIntervalMs', 'guildReadyTimeout'] as const) {
-      const value = options[key];
-      if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
-        // Only numbers are echoed: a string here could be a token given to the wrong option.
-        throw new GatewayOptionsError(key, `must be an integer >= 1, got ${typeof value === 'number' ? value : typeof value}`);
-      }
-    }
-    if (!options.gatewayInfo) {
-      requireTransportUrl('apiUrl', options.apiUrl ?? 'https://discord.com/api', ['http:', 'https:'], !!options.allowInsecureGateway);
-    }
-    validateStrategy(options.strategy);
-    if (options.strategy?.type === 'workers' && options.handshakeGuard) {
-      throw new GatewayOptionsError('handshakeGuard', `is not supported with strategy { type: 'workers' }`);
-    }
+    validateClusterOptions(options);
     this.givenSessions = validateSessions(options.sessions);
     this.#token = options.token;
     this.options = { ...options, token: '' };
@@ -244,7 +235,7 @@ export class Cluster {
    * shard and the reason, or with a {@link SessionStartLimitError}.
    */
   up(): Promise<void> {
-    this.starting ??= this.start().catch((error) => {
+    this.starting ??= this.withStartDeadline(this.start()).catch((error) => {
       this.starting = null;
       throw error;
     });
@@ -379,6 +370,37 @@ export class Cluster {
     return entry;
   }
 
+  /**
+   * With `startTimeout`, settles `started` or, when the deadline passes first, closes the shards (resumably: the
+   * ready ones keep their sessions) and rejects with a {@link GatewayStartTimeoutError} that says what each shard
+   * that is not ready is doing.
+   */
+  private withStartDeadline(started: Promise<void>): Promise<void> {
+    const timeoutMs = this.options.startTimeout;
+    if (timeoutMs === undefined) return started;
+    return new Promise<void>((resolve, reject) => {
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        const waiting = this.info().filter((shard) => shard.state !== ShardState.Ready);
+        const error = new GatewayStartTimeoutError(timeoutMs, waiting, this.entries.size === 0);
+        // Closing the shards rejects `started` too: the deadline's error is the one reported.
+        const fail = () => reject(error);
+        this.downResumable().then(fail, fail);
+      }, timeoutMs);
+      started.then(
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          if (!timedOut) reject(error);
+        },
+      );
+    });
+  }
+
   private async start(): Promise<void> {
     let prepared!: () => void;
     let failed!: (error: unknown) => void;
@@ -494,12 +516,26 @@ export class Cluster {
           startOrder.forget(id);
           void this.storeCall(() => this.sessionStore.delete(id));
         }
+        if (state === ShardState.Disconnected) this.warnOnFailedAttempts(shard);
         this.stateSubject.next({ shardId: id, state });
       }),
       shard.debug$.subscribe((message) => this.debugSubject.next({ shardId: id, message })),
       shard.error$.subscribe((error) => this.errorSubject.next(error)),
     ];
     this.entries.set(id, { shard, guilds, subscriptions });
+  }
+
+  /**
+   * Reports on `error$` (a WARN in Nest) a shard that has failed {@link WARN_AFTER_FAILED_ATTEMPTS} connection
+   * attempts in a row, and every {@link WARN_EVERY_FAILED_ATTEMPTS} after that, with its last error (which names
+   * the URL it could not reach). The shard goes on retrying with backoff.
+   */
+  private warnOnFailedAttempts(shard: Shard): void {
+    const { reconnectAttempts: attempts, lastError } = shard.info();
+    if (attempts < WARN_AFTER_FAILED_ATTEMPTS || (attempts - WARN_AFTER_FAILED_ATTEMPTS) % WARN_EVERY_FAILED_ATTEMPTS !== 0) return;
+    this.errorSubject.next(
+      new Error(`Shard ${shard.id} is not connected after ${attempts} attempts in a row (retrying with backoff); last error: ${lastError ?? 'none recorded'}`),
+    );
   }
 
   private saveSession(shard: Shard): void {
@@ -574,6 +610,30 @@ function validateSessions(sessions: ClusterOptions['sessions']): Map<number, Sha
     result.set(id, { ...(session as ShardSession) });
   }
   return result;
+}
+
+/**
+ * Checks cluster options the way the `Cluster` constructor does, without creating anything.
+ * @throws {@link GatewayOptionsError} naming the first invalid option.
+ */
+export function validateClusterOptions(options: ClusterOptions): void {
+  validateShardScheme(options?.shards);
+  resolveShardOptions({ ...options, id: 0, total: 1, gatewayUrl: options.gatewayUrl });
+  for (const key of ['identifyWindowMs', 'sessionSaveIntervalMs', 'guildReadyTimeout', 'startTimeout'] as const) {
+    const value = options[key];
+    if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
+      // Only numbers are echoed: a string here could be a token given to the wrong option.
+      throw new GatewayOptionsError(key, `must be an integer >= 1, got ${typeof value === 'number' ? value : typeof value}`);
+    }
+  }
+  if (!options.gatewayInfo) {
+    requireTransportUrl('apiUrl', options.apiUrl ?? 'https://discord.com/api', ['http:', 'https:'], !!options.allowInsecureGateway);
+  }
+  validateStrategy(options.strategy);
+  if (options.strategy?.type === 'workers' && options.handshakeGuard) {
+    throw new GatewayOptionsError('handshakeGuard', `is not supported with strategy { type: 'workers' }`);
+  }
+  validateSessions(options.sessions);
 }
 
 function validateStrategy(strategy: ClusterOptions['strategy']): void {

@@ -38,7 +38,7 @@ export class RestGatewayInfoSource implements IGatewayInfoSource {
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (error) {
-      throw new Error(`GET ${this.url} failed: ${(error as Error).message}`);
+      throw new Error(`GET ${this.url} failed: ${describeFetchError(error, this.timeoutMs)}`);
     }
     if (!response.ok) {
       const hint = response.status === 401 ? ' (the token was refused)' : '';
@@ -55,4 +55,23 @@ export class RestGatewayInfoSource implements IGatewayInfoSource {
   [Symbol.for('nodejs.util.inspect.custom')](): string {
     return `RestGatewayInfoSource { url: '${this.url}' }`;
   }
+}
+
+/**
+ * What went wrong with a `fetch` that threw: Node's `fetch failed` plus its cause (refused connection, unknown
+ * host, TLS failure...), which is where the useful part is.
+ */
+function describeFetchError(error: unknown, timeoutMs: number): string {
+  const failure = error as Error & { cause?: unknown };
+  if (failure?.name === 'TimeoutError') return `no answer within ${timeoutMs} ms`;
+  const causes: string[] = [];
+  let cause = failure?.cause as (Error & { code?: string; errors?: unknown[]; cause?: unknown }) | undefined;
+  for (let depth = 0; cause && depth < 4; depth++) {
+    const nested = Array.isArray(cause.errors) ? (cause.errors as Error[]).map((e) => e?.message).filter(Boolean) : [];
+    const text = (cause.message || nested.join(', ') || cause.code || '').trim();
+    if (text) causes.push(cause.code && !text.includes(cause.code) ? `${cause.code}: ${text}` : text);
+    cause = cause.cause as typeof cause;
+  }
+  const message = String(failure?.message ?? error);
+  return causes.length > 0 ? `${message} (${causes.join('; ')})` : message;
 }

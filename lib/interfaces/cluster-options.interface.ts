@@ -95,4 +95,11 @@ export interface ClusterOptions extends ClusterShardOptions {
   waitForSessionStartLimit?: boolean;
   /** Time after READY to wait for every listed guild's GUILD_CREATE before "guilds ready" fires anyway, ms. @defaultValue `15000` */
   guildReadyTimeout?: number;
+  /**
+   * Deadline for `up()` (and so for `app.init()` with `GatewayModule`), ms: when it passes before every shard is
+   * ready, the shards are closed and `up()` rejects with a `GatewayStartTimeoutError` that names each shard not
+   * ready and its last error (a refused URL, for instance). Without it, `up()` waits as long as the shards keep
+   * retrying. @defaultValue none (no deadline)
+   */
+  startTimeout?: number;
 }

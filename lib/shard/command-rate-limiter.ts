@@ -22,6 +22,22 @@ export class CommandRateLimiter {
     this.reserved = Math.min(reserved, this.limit - 1);
   }
 
+  /**
+   * Why the heartbeats of `heartbeatIntervalMs` leave no room for commands under `configured` (the
+   * `commandRateLimit` option), or null when they leave some: they need `ceil(windowMs / interval) + 1` frames per
+   * window, and IDENTIFY or RESUME one more.
+   */
+  heartbeatConflict(heartbeatIntervalMs: number, configured: { limit: number; windowMs: number }): string | null {
+    const needed = Math.ceil(this.windowMs / heartbeatIntervalMs) + 1;
+    if (needed + 1 < this.limit) return null;
+    return (
+      `the gateway's heartbeat_interval of ${heartbeatIntervalMs} ms (a LocalGateway's heartbeatInterval option) ` +
+      `needs ${needed} heartbeats per command window, but commandRateLimit allows ${configured.limit} frames per ` +
+      `${configured.windowMs} ms, which leaves no room for commands. Give commandRateLimit a shorter windowMs ` +
+      `(SHORT_SHARD_TIMINGS in nestjs-discord-gateway/testing uses 6000) or the gateway a longer heartbeatInterval`
+    );
+  }
+
   /** Frames reserved for heartbeats. */
   get reservedFrames(): number {
     return this.reserved;

@@ -421,7 +421,9 @@ export class Shard {
     });
     ws.on('close', (code: number, reason: Buffer) => this.onSocketClose(conn, code, reason.toString()));
     ws.on('error', (error: Error) => {
-      if (conn === this.conn) this.debug(`socket error: ${error.message}`);
+      if (conn !== this.conn) return;
+      this.debug(`socket error: ${error.message}`);
+      if (!conn.opened) this.lastErrorMessage = `could not connect to ${url}: ${error.message}`;
     });
     conn.helloTimer = setTimeout(() => {
       this.reconnect(conn, `no HELLO within ${this.options.helloTimeout} ms`, 'resume', 'hello-timeout');
@@ -500,10 +502,10 @@ export class Shard {
     }, delay);
   }
 
-  private failFatally(code: number): void {
+  private failFatally(code: number, reason = fatalReason(code)): void {
     this.stopped = true;
     this.dropSession();
-    this.fatal = new GatewayFatalError(this.id, code, fatalReason(code));
+    this.fatal = new GatewayFatalError(this.id, code, reason);
     this.lastErrorMessage = this.fatal.message;
     this.setState(ShardState.FatallyClosed);
     this.errorSubject.next(this.fatal);
@@ -603,6 +605,14 @@ export class Shard {
     conn.helloTimer = null;
     this.latency.reset();
     conn.limiter.reserveForHeartbeats(interval);
+    const noRoom = conn.limiter.heartbeatConflict(interval, this.options.commandRateLimit);
+    if (noRoom) {
+      this.conn = null;
+      this.teardown(conn);
+      dropSocket(conn.ws, 1000);
+      this.failFatally(1000, noRoom);
+      return;
+    }
     const firstBeatIn = Math.floor(interval * this.options.random());
     this.debug(`HELLO: heartbeat every ${interval} ms, first in ${firstBeatIn} ms`);
     conn.heartbeatTimer = setTimeout(() => {

@@ -9,6 +9,19 @@ import { ZstdStreamEncoder } from './zstd-stream.encoder';
 export const PAYLOAD_COMPRESSION_MIN_BYTES = 256;
 
 /**
+ * What a {@link LocalGatewayConnection} uses of its server-side socket (a `ws` WebSocket). Declared here so that
+ * the package's public types do not need `@types/ws`.
+ */
+export interface LocalGatewaySocket {
+  readonly readyState: number;
+  send(data: string | Buffer, options: { binary: boolean }): void;
+  pause(): void;
+  resume(): void;
+  close(code?: number, reason?: string): void;
+  terminate(): void;
+}
+
+/**
  * One client connection to the {@link LocalGateway}: what it asked for, what it sent, and a way to send to it.
  */
 export class LocalGatewayConnection {
@@ -46,7 +59,7 @@ export class LocalGatewayConnection {
   constructor(
     /** Sequential id, from 1. */
     readonly id: number,
-    private readonly ws: WebSocket,
+    private readonly ws: LocalGatewaySocket,
     /** Request path, e.g. `/` or `/resume`. */
     readonly path: string,
     /** Query parameters the client connected with. */

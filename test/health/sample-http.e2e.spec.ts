@@ -1,10 +1,9 @@
 import { after, describe, it } from 'node:test';
 import { expect } from 'expect';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { get } from 'node:http';
-import { join } from 'node:path';
+import { spawnSample } from '../helpers/sample-process';
 
-const ROOT = join(__dirname, '..', '..');
 const LIMIT_MS = 60_000;
 
 let child: ChildProcess | null = null;
@@ -28,38 +27,48 @@ function httpGet(url: string): Promise<{ status: number; text: string }> {
   });
 }
 
+/** The sample started with SAMPLE_HTTP_PORT=0 (and `extraEnv`), once it serves HTTP. */
+async function startSample(extraEnv: NodeJS.ProcessEnv): Promise<{ url: string; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; output: () => string; proc: ChildProcess }> {
+  const proc = spawnSample({ SAMPLE_HTTP_PORT: '0', ...extraEnv }, extraEnv.SAMPLE_KEEP_SERVING === undefined ? ['SAMPLE_HTTP_HOST', 'SAMPLE_KEEP_SERVING'] : ['SAMPLE_HTTP_HOST']);
+  child = proc;
+  let output = '';
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      if (proc.pid !== undefined) process.kill(proc.pid, 'SIGKILL');
+      reject(new Error(`the sample did not exit within ${LIMIT_MS} ms:\n${output}`));
+    }, LIMIT_MS);
+    proc.once('error', reject);
+    proc.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal });
+    });
+  });
+  proc.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  proc.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const url = await waitForOutput(proc, exited, () => output, /serving (http:\/\/127\.0\.0\.1:\d+)\/health/);
+  return { url, exited, output: () => output, proc };
+}
+
+/** The first group of `pattern` once the output matches it; rejects if the process exits first. */
+function waitForOutput(proc: ChildProcess, exited: Promise<unknown>, output: () => string, pattern: RegExp): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const check = () => {
+      const match = pattern.exec(output());
+      if (!match) return;
+      proc.stdout!.off('data', check);
+      proc.stderr!.off('data', check);
+      resolve(match[1] ?? match[0]);
+    };
+    proc.stdout!.on('data', check);
+    proc.stderr!.on('data', check);
+    check();
+    exited.then(() => reject(new Error(`the sample exited before printing ${pattern}:\n${output()}`)), reject);
+  });
+}
+
 void describe('sample bot with SAMPLE_HTTP_PORT', () => {
   void it('serves GET /health and GET /metrics during its demo, then exits 0 by itself', async () => {
-    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', SAMPLE_HTTP_PORT: '0' };
-    for (const key of ['DISCORD_TOKEN', 'DISCORD_INTENTS', 'FORCE_COLOR', 'NODE_TEST_CONTEXT', 'SAMPLE_HTTP_HOST']) delete env[key];
-    const proc = spawn(process.execPath, ['--require', 'ts-node/register/transpile-only', 'sample/main.ts'], {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child = proc;
-    let output = '';
-    const exited = new Promise<number | null>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (proc.pid !== undefined) process.kill(proc.pid, 'SIGKILL');
-        reject(new Error(`the sample did not exit within ${LIMIT_MS} ms:\n${output}`));
-      }, LIMIT_MS);
-      proc.once('error', reject);
-      proc.once('close', (code) => {
-        clearTimeout(timer);
-        resolve(code);
-      });
-    });
-    const url = await new Promise<string>((resolve, reject) => {
-      const onData = (chunk: Buffer) => {
-        output += chunk.toString();
-        const match = /serving (http:\/\/127\.0\.0\.1:\d+)\/health/.exec(output);
-        if (match) resolve(match[1]);
-      };
-      proc.stdout!.on('data', onData);
-      proc.stderr!.on('data', onData);
-      exited.then(() => reject(new Error(`the sample exited before serving:\n${output}`)), reject);
-    });
+    const { url, exited, output } = await startSample({});
 
     const health = await httpGet(`${url}/health`);
     expect(health.status).toBe(200);
@@ -72,7 +81,23 @@ void describe('sample bot with SAMPLE_HTTP_PORT', () => {
     expect(metrics.text).toMatch(/^discord_gateway_events_received_total\{shard="0",event="READY"\} 1$/m);
     expect(metrics.text).toMatch(/^discord_gateway_handshakes_total\{shard="1",type="identify"\} 1$/m);
 
-    expect(await exited).toBe(0);
-    expect(output).toMatch(/\[Sample\] done/);
+    expect((await exited).code).toBe(0);
+    expect(output()).toMatch(/\[Sample\] done/);
+  });
+
+  void it('with SAMPLE_KEEP_SERVING=1 keeps serving after the demo, until SIGTERM', async () => {
+    const { url, exited, output, proc } = await startSample({ SAMPLE_KEEP_SERVING: '1' });
+    await waitForOutput(proc, exited, output, /demo finished; SAMPLE_KEEP_SERVING=1: still serving until Ctrl\+C/);
+
+    const health = await httpGet(`${url}/health`);
+    expect(health.status).toBe(200);
+    expect(JSON.parse(health.text).status).toBe('ok');
+    const metrics = await httpGet(`${url}/metrics`);
+    expect(metrics.text).toMatch(/^discord_gateway_events_received_total\{shard="0",event="READY"\} 1$/m);
+    expect(output()).not.toMatch(/\[Sample\] done/);
+
+    process.kill(proc.pid!, 'SIGTERM');
+    const { code, signal } = await exited;
+    expect(code === 0 || signal === 'SIGTERM').toBe(true);
   });
 });

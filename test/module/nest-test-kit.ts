@@ -148,3 +148,13 @@ export async function startTwoShardApp(
   const app = await harness.app({ imports: [GatewayModule.forRoot(moduleOptions(gateway, options))], providers });
   return { gateway, app, shards: app.get(ShardService), cluster: app.get(ClusterService) };
 }
+
+/** What `call` throws synchronously, or a thrown error if it returns. */
+export function thrownBy(call: () => unknown): unknown {
+  try {
+    call();
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected a synchronous throw, but the call returned');
+}

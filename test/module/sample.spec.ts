@@ -1,10 +1,9 @@
 import { after, describe, it } from 'node:test';
 import { expect } from 'expect';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { DEMO_GUILDS } from '../../sample/demo-script';
+import { spawnSample } from '../helpers/sample-process';
 
-const ROOT = join(__dirname, '..', '..');
 const LIMIT_MS = 60_000;
 const ANSI_COLOUR = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');
 
@@ -24,14 +23,8 @@ interface RunResult {
 
 /** Runs the sample bot without DISCORD_TOKEN (so against its in-process local gateway) until it exits. */
 function runSample(): Promise<RunResult> {
-  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
-  for (const key of ['DISCORD_TOKEN', 'DISCORD_INTENTS', 'FORCE_COLOR', 'NODE_TEST_CONTEXT']) delete env[key];
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['--require', 'ts-node/register/transpile-only', 'sample/main.ts'], {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const proc = spawnSample();
     child = proc;
     let output = '';
     let overran = false;

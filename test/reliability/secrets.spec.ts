@@ -25,7 +25,7 @@ import {
 import { GatewayLifecycle } from '../../lib/gateway.lifecycle';
 import type { LocalGateway } from '../../lib/testing';
 import { createShard, eventually, startGateway, waitForState } from '../helpers/gateway-test-kit';
-import { MODULE_TEST_INTENTS, NestHarness, moduleOptions, rejectionOf } from '../module/nest-test-kit';
+import { MODULE_TEST_INTENTS, NestHarness, moduleOptions, rejectionOf, thrownBy } from '../module/nest-test-kit';
 
 const SECRET = 'MTAwMDAwMDAwMDAwMDAwMDAy.GxS3cR.t0ken-That_Must-N3ver-Leak_4e9d';
 const OTHER_SECRET = 'MTAwMDAwMDAwMDAwMDAwMDAz.WrOnG1.an0ther-Token_Refused-By_Server_77';
@@ -307,9 +307,8 @@ void describe('the token never shows', () => {
     ];
     for (const [option, patch] of moduleCases) {
       const logger = new FullLogger();
-      const error = await rejectionOf(
-        harness.app({ imports: [GatewayModule.forRoot(moduleOptions(local, patch as Partial<GatewayModuleOptions>))] }, logger),
-      );
+      // forRoot checks the options itself, so the error reaches its caller before any app exists.
+      const error = thrownBy(() => GatewayModule.forRoot(moduleOptions(local, patch as Partial<GatewayModuleOptions>)));
       expect(error).toBeInstanceOf(GatewayOptionsError);
       expect((error as GatewayOptionsError).option).toBe(option);
       expectErrorClean(error, `GatewayOptionsError for ${option}`);
@@ -394,9 +393,10 @@ void describe('transport security', () => {
 
     // The same through the module: refused at startup, or created (and left unconnected) when allowed.
     const logger = new FullLogger();
-    const refused = await rejectionOf(
-      harness.app({ imports: [GatewayModule.forRoot({ token: SECRET, intents: MODULE_TEST_INTENTS, gatewayUrl: insecureGateway, autoConnect: false })] }, logger),
+    const refused = thrownBy(() =>
+      GatewayModule.forRoot({ token: SECRET, intents: MODULE_TEST_INTENTS, gatewayUrl: insecureGateway, autoConnect: false }),
     );
+    expectErrorClean(refused, 'GatewayOptionsError for gatewayUrl');
     expect((refused as GatewayOptionsError).option).toBe('gatewayUrl');
     const allowed = await harness.app({
       imports: [

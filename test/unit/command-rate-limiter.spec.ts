@@ -153,4 +153,15 @@ void describe('CommandRateLimiter (120 frames per 60 s, injected clock)', () => 
     // The flood did use the room it had.
     expect(sentAt.length).toBeGreaterThan(5 * (LIMIT - limiter.reservedFrames - 2));
   });
+
+  void it('calls a heartbeat interval a conflict exactly when heartbeats and IDENTIFY leave no frame for commands', () => {
+    const limiter = new CommandRateLimiter(LIMIT, WINDOW);
+    const configured = { limit: LIMIT, windowMs: WINDOW };
+    // 520 ms: ceil(60000 / 520) + 1 = 117 heartbeats, IDENTIFY 1: 2 frames left.
+    expect(limiter.heartbeatConflict(520, configured)).toBeNull();
+    // 510 ms: 119 heartbeats + IDENTIFY = 120: none left.
+    expect(limiter.heartbeatConflict(510, configured)).toMatch(/^the gateway's heartbeat_interval of 510 ms .* needs 119 heartbeats per command window, but commandRateLimit allows 120 frames per 60000 ms/);
+    expect(limiter.heartbeatConflict(41_250, configured)).toBeNull();
+    expect(new CommandRateLimiter(LIMIT, 6_000).heartbeatConflict(300, { limit: LIMIT, windowMs: 6_000 })).toBeNull();
+  });
 });

@@ -1,6 +1,7 @@
 import type { RESTGetAPIGatewayBotResult, GatewaySendPayload, GatewayChannelInfoDispatchData } from 'discord-api-types/v10';
 import { Subject, type Observable, type Subscription } from 'rxjs';
 import { GatewayOptionsError } from '../errors/gateway-options.error';
+import { MalformedPayloadError } from '../errors/malformed-payload.error';
 import { SessionStartLimitError } from '../errors/session-start-limit.error';
 import type { ClusterOptions, IdentifyQueueFactoryOptions } from '../interfaces/cluster-options.interface';
 import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
@@ -105,6 +106,10 @@ export class Cluster {
   /** `options.sessions`, until the first `up()` has written them to the session store. */
   private givenSessions: Map<number, ShardSession> | null;
   private channelInfo: ChannelInfoRequests | null = null;
+  /** Malformed dispatches reported, per shard id and event name. */
+  private readonly malformed = new Map<number, Map<string, number>>();
+  /** Dispatches already reported as malformed: each is reported (logged, counted) once, however many consumers see it. */
+  private readonly reported = new WeakSet<GatewayDispatch>();
 
   /** Every dispatch of every shard, each carrying its `shardId`. */
   readonly dispatch$: Observable<GatewayDispatch> = this.dispatchSubject.asObservable();
@@ -366,6 +371,29 @@ export class Cluster {
     }
   }
 
+  /**
+   * Reports a dispatch whose data a consumer cannot use: counts it (see {@link malformedCounts}) and emits a
+   * {@link MalformedPayloadError} on `error$`, once per dispatch however many consumers report it. Returns the error,
+   * or one naming `request` for a request that fails because of it. Consumers of `dispatch$` (services, handlers)
+   * call it instead of throwing: a malformed payload never ends a subscription.
+   */
+  reportMalformed(event: GatewayDispatch, problem: string, request: string | null = null): MalformedPayloadError {
+    const report = { shardId: event.shardId, event: event.t, sequence: event.s, problem };
+    if (!this.reported.has(event)) {
+      this.reported.add(event);
+      let byEvent = this.malformed.get(event.shardId);
+      if (!byEvent) this.malformed.set(event.shardId, (byEvent = new Map()));
+      byEvent.set(event.t, (byEvent.get(event.t) ?? 0) + 1);
+      this.errorSubject.next(new MalformedPayloadError(report));
+    }
+    return new MalformedPayloadError(report, request);
+  }
+
+  /** Malformed dispatches reported so far (see {@link reportMalformed}), per shard and event name. */
+  malformedCounts(): { shardId: number; event: string; count: number }[] {
+    return [...this.malformed].flatMap(([shardId, byEvent]) => [...byEvent].map(([event, count]) => ({ shardId, event, count })));
+  }
+
   /** Hides the token from `util.inspect`. */
   [Symbol.for('nodejs.util.inspect.custom')](): string {
     return `Cluster { total: ${this.shardTotal}, shards: [${[...this.entries.keys()].join(', ')}] }`;
@@ -480,13 +508,21 @@ export class Cluster {
 
   private attach(shard: Shard, startOrder: StartOrderQueue): void {
     const id = shard.id;
-    const guilds = new GuildAvailability(id, this.options.guildReadyTimeout ?? 15_000, (event) =>
-      this.guildsReadySubject.next(event),
+    const guilds = new GuildAvailability(
+      id,
+      this.options.guildReadyTimeout ?? 15_000,
+      (event) => this.guildsReadySubject.next(event),
+      (event, problem) => this.reportMalformed(event, problem),
     );
     const subscriptions = [
       shard.dispatch$.subscribe((event) => {
-        guilds.handle(event);
-        if (event.t === 'READY' || event.t === 'RESUMED') this.saveSession(shard);
+        // Bookkeeping never stops the event: whatever it throws is reported, and the event is still delivered.
+        try {
+          guilds.handle(event);
+          if (event.t === 'READY' || event.t === 'RESUMED') this.saveSession(shard);
+        } catch (error) {
+          this.reportMalformed(event, `could not be read: ${(error as Error)?.message ?? String(error)}`);
+        }
         this.dispatchSubject.next(event);
       }),
       shard.state$.subscribe((state) => {

@@ -18,6 +18,9 @@ import { createGuildMembers } from './payload-factories';
 import type { LocalGatewayOptions, LocalSessionStartLimit } from './local-gateway-options.interface';
 import type { RecordedFrame } from './recorded-frame.interface';
 
+/** See {@link LocalGateway.rewriteDispatches}: the data to send for dispatch `t` to shard `shardId`. */
+export type DispatchRewrite = (t: string, d: unknown, shardId: number) => unknown;
+
 interface LocalSession {
   id: string;
   shardId: number;
@@ -89,6 +92,7 @@ export class LocalGateway extends EventEmitter {
   private readonly membersByGuild = new Map<string, APIGuildMember[]>();
   private readonly wss: WebSocketServer;
   private port = 0;
+  private rewrite: DispatchRewrite | null = null;
 
   private constructor(
     private readonly server: Server,
@@ -283,6 +287,15 @@ export class LocalGateway extends EventEmitter {
    */
   slowReads(shardId: number, ms: number): void {
     this.requireConnection(shardId).pauseReads(ms);
+  }
+
+  /**
+   * Rewrites the data of every dispatch sent from now on (READY, GUILD_CREATE, answers to member and soundboard
+   * requests, {@link dispatch}): what `rewrite` returns is sent instead, as it is (any JSON value, however
+   * malformed). `null` sends them unchanged again.
+   */
+  rewriteDispatches(rewrite: DispatchRewrite | null): void {
+    this.rewrite = rewrite;
   }
 
   /** Sends any payload to a shard as it is. */
@@ -611,6 +624,7 @@ export class LocalGateway extends EventEmitter {
   }
 
   private sendDispatch(session: LocalSession, t: string, d: unknown): number {
+    if (this.rewrite) d = this.rewrite(t, d, session.shardId);
     const s = ++session.seq;
     const text = JSON.stringify({ op: GatewayOpcodes.Dispatch, t, s, d });
     session.log.push({ s, text });

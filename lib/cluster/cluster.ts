@@ -22,6 +22,7 @@ import { GuildAvailability, type GuildsReadyEvent } from './guild-availability';
 import { resolveShardScheme, shardIdForGuild, validateShardScheme } from './resolve-shard-scheme';
 import { RestGatewayInfoSource } from './rest-gateway-info-source';
 import { WorkerPool } from '../workers/worker-pool';
+import { redactToken } from '../workers/worker-messages';
 
 /** A state change of one shard. */
 export interface ShardStateChange {
@@ -296,11 +297,17 @@ export class Cluster {
 
   /** A snapshot of every shard, in id order. */
   info(): ClusterShardInfo[] {
-    return [...this.entries.values()].map(({ shard, guilds }) => ({
-      ...shard.info(),
-      guilds: guilds.counts(),
-      guildsReady: guilds.guildsReady,
-    }));
+    return [...this.entries.values()].map(({ shard, guilds }) => {
+      const info = shard.info();
+      // The close reason is the server's text, and the last error may quote it: redacted like debug lines.
+      return {
+        ...info,
+        lastClose: info.lastClose && { ...info.lastClose, reason: redactToken(info.lastClose.reason, this.#token) },
+        lastError: info.lastError === null ? null : redactToken(info.lastError, this.#token),
+        guilds: guilds.counts(),
+        guildsReady: guilds.guildsReady,
+      };
+    });
   }
 
   /**
@@ -532,7 +539,8 @@ export class Cluster {
         }
         this.stateSubject.next({ shardId: id, state });
       }),
-      shard.debug$.subscribe((message) => this.debugSubject.next({ shardId: id, message })),
+      // Debug lines may quote the server (a close reason): redacted, as they are in worker threads.
+      shard.debug$.subscribe((message) => this.debugSubject.next({ shardId: id, message: redactToken(message, this.#token) })),
       shard.error$.subscribe((error) => this.errorSubject.next(error)),
     ];
     this.entries.set(id, { shard, guilds, subscriptions });

@@ -1,4 +1,4 @@
-import { after, afterEach, before, describe, it } from 'node:test';
+import { afterEach, describe, it } from 'node:test';
 import { expect } from 'expect';
 import { constants, deflateSync } from 'node:zlib';
 import { Injectable } from '@nestjs/common';
@@ -10,6 +10,7 @@ import { SeededRandom } from '../../lib/testing/seeded-random';
 import { MUTATION_KINDS, baseData, dispatchEventNames, hugeArray, mutate, type Mutation } from '../helpers/dispatch-fuzz';
 import { SHORT_SHARD_TIMINGS, collectDispatches, createShard, eventually, startGateway } from '../helpers/gateway-test-kit';
 import { CapturingLogger, NestHarness, moduleOptions } from '../module/nest-test-kit';
+import { recordProcessCrashes } from '../helpers/process-crashes';
 
 /**
  * Fuzzes the inbound path of a real Shard over the local gateway: random bytes, mutated and truncated frames,
@@ -202,21 +203,9 @@ function probeOf(event: GatewayDispatch): number | undefined {
 const REPORTS = /ignored|dropped|not valid JSON|decompression failed|connection closed|socket error|reconnecting|HELLO|READY carried/;
 
 void describe('Shard inbound fuzzing', () => {
-  const crashes: { kind: string; error: unknown }[] = [];
-  const onRejection = (error: unknown) => crashes.push({ kind: 'unhandledRejection', error });
-  const onException = (error: unknown) => crashes.push({ kind: 'uncaughtException', error });
+  const crashes = recordProcessCrashes();
   let gateway: LocalGateway | undefined;
   let shard: Shard | undefined;
-
-  before(() => {
-    process.on('unhandledRejection', onRejection);
-    process.on('uncaughtException', onException);
-  });
-
-  after(() => {
-    process.off('unhandledRejection', onRejection);
-    process.off('uncaughtException', onException);
-  });
 
   afterEach(async () => {
     await shard?.close();
@@ -388,21 +377,9 @@ class FuzzHandlers {
 }
 
 void describe('every dispatch shape, mutated, through the cluster and the Nest layer', () => {
-  const crashes: { kind: string; error: unknown }[] = [];
-  const onRejection = (error: unknown) => crashes.push({ kind: 'unhandledRejection', error });
-  const onException = (error: unknown) => crashes.push({ kind: 'uncaughtException', error });
+  const crashes = recordProcessCrashes();
   const harness = new NestHarness();
   let cluster: Cluster | undefined;
-
-  before(() => {
-    process.on('unhandledRejection', onRejection);
-    process.on('uncaughtException', onException);
-  });
-
-  after(() => {
-    process.off('unhandledRejection', onRejection);
-    process.off('uncaughtException', onException);
-  });
 
   afterEach(async () => {
     await cluster?.down();

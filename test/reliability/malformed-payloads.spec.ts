@@ -1,4 +1,4 @@
-import { after, afterEach, before, describe, it } from 'node:test';
+import { afterEach, describe, it } from 'node:test';
 import { expect } from 'expect';
 import { Injectable } from '@nestjs/common';
 import { Registry } from 'prom-client';
@@ -16,15 +16,14 @@ import { GatewayMetrics } from '../../lib/metrics';
 import type { LocalGateway } from '../../lib/testing';
 import { SHORT_SHARD_TIMINGS, eventually, startGateway } from '../helpers/gateway-test-kit';
 import { CapturingLogger, NestHarness, moduleOptions, rejectionOf } from '../module/nest-test-kit';
+import { recordProcessCrashes } from '../helpers/process-crashes';
 
 /** Two guilds of a one-shard bot. */
 const GUILD_A = '81384788765712384';
 const GUILD_B = '1023234123812343808';
 
-/** Records what reaches the process-level error handlers, so that the test FAILS on it (nothing is hidden). */
-const crashes: { kind: string; error: unknown }[] = [];
-const onException = (error: unknown) => crashes.push({ kind: 'uncaughtException', error });
-const onRejection = (error: unknown) => crashes.push({ kind: 'unhandledRejection', error });
+/** What reaches the process-level error handlers: every test fails on it (see afterEach). */
+const crashes = recordProcessCrashes();
 
 function crashMessages(): string[] {
   return crashes.map(({ kind, error }) => `${kind}: ${(error as Error)?.message ?? String(error)}`);
@@ -44,16 +43,6 @@ class MessageHandlers {
 const harness = new NestHarness();
 let gateway: LocalGateway | undefined;
 let cluster: Cluster | undefined;
-
-void before(() => {
-  process.on('uncaughtException', onException);
-  process.on('unhandledRejection', onRejection);
-});
-
-void after(() => {
-  process.off('uncaughtException', onException);
-  process.off('unhandledRejection', onRejection);
-});
 
 void afterEach(async () => {
   await cluster?.down();

@@ -149,6 +149,7 @@ void describe('malformed payloads through the Nest layer', () => {
     }
     expect((a as MalformedPayloadError).sequence).toBe((b as MalformedPayloadError).sequence);
     expect(malformedWarnings(logger)).toEqual([`Malformed GUILD_MEMBERS_CHUNK (shard 0, sequence ${(a as MalformedPayloadError).sequence}): d is not an object`]);
+    expect(logger.of('warn').filter((l) => l.message.startsWith('Malformed')).map((l) => l.context)).toEqual(['Shard 0']);
     expect(await metrics.metrics()).toContain('discord_gateway_malformed_payloads_total{shard="0",event="GUILD_MEMBERS_CHUNK"} 1');
 
     // Everything after it flows: a handler gets the next message, a request with a good answer succeeds.

@@ -502,6 +502,7 @@ export class Cluster {
       filter: this.options.dispatchFilter,
       onError: (error) => this.errorSubject.next(error),
       onDebug: (message) => this.debug(message),
+      onUnreadable: (event, problem) => this.reportMalformed(event, problem),
     });
     // The handle has every member of Shard that the cluster, its services and the metrics read.
     return this.pool.createShard(options) as unknown as Shard;

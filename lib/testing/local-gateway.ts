@@ -239,6 +239,18 @@ export class LocalGateway extends EventEmitter {
     return this.sendDispatch(session, t, d);
   }
 
+  /**
+   * Like {@link dispatch}, with the data given as JSON text, sent as it is: for data `JSON.stringify` cannot
+   * produce (nesting deeper than its stack allows) or text that is not JSON at all.
+   */
+  dispatchJson(shardId: number, t: string, json: string): number {
+    const session = this.latestSession(shardId);
+    if (!session) throw new Error(`Local gateway: shard ${shardId} has no session`);
+    const s = ++session.seq;
+    this.sendLogged(session, s, `{"op":${GatewayOpcodes.Dispatch},"t":${JSON.stringify(t)},"s":${s},"d":${json}}`);
+    return s;
+  }
+
   /** Sends op 7 Reconnect to a shard. */
   reconnect(shardId: number): void {
     this.requireConnection(shardId).send({ op: GatewayOpcodes.Reconnect, d: null });
@@ -626,10 +638,14 @@ export class LocalGateway extends EventEmitter {
   private sendDispatch(session: LocalSession, t: string, d: unknown): number {
     if (this.rewrite) d = this.rewrite(t, d, session.shardId);
     const s = ++session.seq;
-    const text = JSON.stringify({ op: GatewayOpcodes.Dispatch, t, s, d });
+    this.sendLogged(session, s, JSON.stringify({ op: GatewayOpcodes.Dispatch, t, s, d }));
+    return s;
+  }
+
+  /** Keeps dispatch `s` for replays on RESUME and sends it to the session's connection, if any. */
+  private sendLogged(session: LocalSession, s: number, text: string): void {
     session.log.push({ s, text });
     if (session.log.length > 10_000) session.log.shift();
     session.connection?.sendText(text);
-    return s;
   }
 }

@@ -116,6 +116,38 @@ void describe('malformed payloads through the cluster', () => {
   });
 });
 
+void describe('malformed payloads through worker threads', () => {
+  void it('data nested past what JSON.stringify can write: reported once and skipped, the worker lives on', { timeout: 30_000 }, async () => {
+    gateway = await startGateway();
+    cluster = new Cluster({
+      token: gateway.token,
+      intents: 1,
+      apiUrl: gateway.apiUrl,
+      identifyWindowMs: 100,
+      ...SHORT_SHARD_TIMINGS,
+      strategy: { type: 'workers', shardsPerWorker: 1 },
+    });
+    const errors: Error[] = [];
+    const events: GatewayDispatch[] = [];
+    const debug: string[] = [];
+    cluster.error$.subscribe((error) => errors.push(error));
+    cluster.dispatch$.subscribe((event) => events.push(event));
+    cluster.debug$.subscribe(({ message }) => debug.push(message));
+    await cluster.up();
+    // JSON.parse reads it; JSON.stringify, which carries events out of the worker, overflows its stack on it.
+    const deep = gateway.dispatchJson(0, 'MESSAGE_CREATE', '['.repeat(100_000) + ']'.repeat(100_000));
+    const after = gateway.dispatch(0, 'MESSAGE_CREATE', { content: 'after' });
+    await eventually(() => events.some((e) => e.s === after), 10_000, 'the event after it');
+    expect(events.some((e) => e.s === deep)).toBe(false);
+    expect(errors.filter((e) => e instanceof MalformedPayloadError).map((e) => e.message)).toEqual([
+      `Malformed MESSAGE_CREATE (shard 0, sequence ${deep}): d cannot be passed to the main thread: Maximum call stack size exceeded`,
+    ]);
+    expect(cluster.malformedCounts()).toEqual([{ shardId: 0, event: 'MESSAGE_CREATE', count: 1 }]);
+    expect(debug.filter((m) => /^worker 0 started/.test(m))).toHaveLength(1);
+    expect(errors.some((e) => /exited/.test(e.message))).toBe(false);
+  });
+});
+
 void describe('malformed payloads through the Nest layer', () => {
   async function app(gatewayOptions: Parameters<typeof startGateway>[0] = {}) {
     const local = await harness.gateway({ guilds: [GUILD_A, GUILD_B], membersPerGuild: 3, memberRequestCooldownMs: 0, ...gatewayOptions });

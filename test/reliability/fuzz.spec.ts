@@ -352,6 +352,8 @@ function malformedReply(rng: SeededRandom, t: string, d: unknown): unknown {
     );
   } else if (t === 'RATE_LIMITED') {
     choices.push(() => ({ ...data, retry_after: rng.pick(['soon', -1, null]) }), () => ({ ...data, meta: null }));
+  } else if (t === 'CHANNEL_INFO') {
+    choices.push(() => ({ ...data, channels: rng.pick([null, 'none', {}]) }), () => ({ ...data, guild_id: 5 }));
   } else if (t === 'SOUNDBOARD_SOUNDS') {
     choices.push(() => ({ ...data, soundboard_sounds: rng.pick([null, 'none', {}]) }), () => ({ ...data, guild_id: 5 }));
   }
@@ -409,13 +411,15 @@ void describe('every dispatch shape, mutated, through the cluster and the Nest l
 
     // A first full list of guild 0 succeeds: a second one within the gateway's cooldown is answered RATE_LIMITED.
     expect((await shards.requestGuildMembers({ guildId: GUILD_ON_SHARD[0], timeoutMs: 10_000 })).members).toHaveLength(5);
-    rewrite.replies = (t, d) => (['GUILD_MEMBERS_CHUNK', 'RATE_LIMITED', 'SOUNDBOARD_SOUNDS'].includes(t) ? malformedReply(replyRng, t, d) : d);
+    const replies = ['GUILD_MEMBERS_CHUNK', 'RATE_LIMITED', 'SOUNDBOARD_SOUNDS', 'CHANNEL_INFO'];
+    rewrite.replies = (t, d) => (replies.includes(t) ? malformedReply(replyRng, t, d) : d);
     const inFlight = [
       shards.requestGuildMembers({ guildId: GUILD_ON_SHARD[0], timeoutMs: 60_000 }),
       shards.requestGuildMembers({ guildId: GUILD_ON_SHARD[1], timeoutMs: 60_000 }),
       shards.requestGuildMembers({ guildId: GUILD_ON_SHARD[1], query: 'u', limit: 10, timeoutMs: 60_000 }),
       shards.requestSoundboardSounds(GUILD_ON_SHARD, 60_000),
       shards.requestSoundboardSounds([GUILD_ON_SHARD[1]], 60_000),
+      shards.requestChannelInfo(GUILD_ON_SHARD[0], { timeoutMs: 60_000 }),
     ];
     const settled = Promise.allSettled(inFlight);
     // The requests are answered while the fuzz runs; a new session (the READY mutations) would drop their answers.
@@ -445,7 +449,7 @@ void describe('every dispatch shape, mutated, through the cluster and the Nest l
     const total = counts.reduce((sum, c) => sum + c.count, 0);
     expect(total).toBeGreaterThan(0);
     // Only what the library reads is judged; the request replies and GUILD_CREATE's `null d` always are malformed.
-    const consumed = ['READY', 'GUILD_CREATE', 'GUILD_DELETE', 'GUILD_MEMBERS_CHUNK', 'RATE_LIMITED', 'SOUNDBOARD_SOUNDS'];
+    const consumed = ['READY', 'GUILD_CREATE', 'GUILD_DELETE', ...replies];
     for (const { event } of counts) expect(consumed).toContain(event);
     for (const event of ['GUILD_CREATE', 'GUILD_MEMBERS_CHUNK', 'SOUNDBOARD_SOUNDS']) expect(counts.map((c) => c.event)).toContain(event);
     expect(logger.of('warn').filter((l) => l.message.startsWith('Malformed ')).length).toBe(total);

@@ -251,6 +251,24 @@ void describe('malformed payloads through the Nest layer', () => {
     await eventually(() => handlers.contents.includes('after'), 3_000, 'the handler after SOUNDBOARD_SOUNDS');
   });
 
+  void it('CHANNEL_INFO with d: null, or without a channel list, fails the channel info request that waits', { timeout: 20_000 }, async () => {
+    const { local, logger, shards } = await app();
+    for (const [mutate, problem] of [
+      [() => null, 'd is not an object'],
+      [(d: unknown) => ({ ...(d as object), channels: 'none' }), 'd.channels is not an array'],
+    ] as const) {
+      local.rewriteDispatches((t, d) => (t === 'CHANNEL_INFO' ? mutate(d) : d));
+      const error = await rejectionOf(shards.requestChannelInfo(GUILD_A, { timeoutMs: 10_000 }));
+      expect(error).toBeInstanceOf(MalformedPayloadError);
+      expect((error as Error).message).toMatch(
+        new RegExp(`^The channel info request for guild ${GUILD_A} failed: its reply CHANNEL_INFO \\(shard 0, sequence \\d+\\) was malformed: ${problem}$`),
+      );
+    }
+    expect(malformedWarnings(logger)).toHaveLength(2);
+    local.rewriteDispatches(null);
+    expect((await shards.requestChannelInfo(GUILD_A, { timeoutMs: 10_000 })).guild_id).toBe(GUILD_A);
+  });
+
   void it('a handler that throws on bad data, and a router observer that throws, end neither the routing nor the process', { timeout: 20_000 }, async () => {
     const { local, logger, handlers, nest } = await app();
     nest.get(GatewayEventRouter).observe({

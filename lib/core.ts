@@ -20,6 +20,7 @@ export * from './constants/shard-defaults.constant';
 export * from './errors/gateway-fatal.error';
 export * from './errors/gateway-options.error';
 export * from './errors/gateway-start-timeout.error';
+export * from './errors/malformed-payload.error';
 export * from './errors/session-start-limit.error';
 export * from './errors/shard-command.error';
 export * from './interfaces/cluster-options.interface';

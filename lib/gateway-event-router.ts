@@ -124,7 +124,14 @@ export class GatewayEventRouter {
   attach(cluster: Cluster): void {
     this.detach();
     this.cluster = cluster;
-    this.subscription = cluster.dispatch$.subscribe((event) => this.route(event));
+    this.subscription = cluster.dispatch$.subscribe((event) => {
+      // Nothing an event causes may end this subscription (RxJS would report the error as unhandled).
+      try {
+        this.route(event);
+      } catch (error) {
+        this.logger.error(`Routing ${event.t} (shard ${event.shardId}, sequence ${event.s}) failed: ${describeError(error)}`);
+      }
+    });
   }
 
   /** Stops routing. */
@@ -163,16 +170,16 @@ export class GatewayEventRouter {
     const done = () => {
       if (--left > 0) return;
       const outcome: GatewayEventOutcome = { event: event.t, shardId: event.shardId, sequence: event.s, handlers: list.length, errors };
-      for (const observer of this.observers) observer.eventSettled?.(outcome);
+      this.notify((observer) => observer.eventSettled?.(outcome));
     };
     for (const handler of list) {
       const start = performance.now();
       const finish = (error: unknown) => {
-        const err = error === undefined ? null : error instanceof Error ? error : new Error(String(error));
+        const err = error === undefined ? null : error instanceof Error ? error : new Error(safeString(error));
         const skipped = err instanceof ForbiddenException;
         if (err && !skipped) errors.push(err);
         const outcome: GatewayHandlerOutcome = { handler: handler.name, ...context, durationMs: performance.now() - start, error: err, skipped };
-        for (const observer of this.observers) observer.handlerSettled?.(outcome);
+        this.notify((observer) => observer.handlerSettled?.(outcome));
         done();
       };
       try {
@@ -218,8 +225,19 @@ export class GatewayEventRouter {
     );
   }
 
+  /** Calls every observer; one that throws is logged and the others still run. */
+  private notify(call: (observer: GatewayRouterObserver) => void): void {
+    for (const observer of this.observers) {
+      try {
+        call(observer);
+      } catch (error) {
+        this.logger.error(`A router observer threw: ${describeError(error)}`);
+      }
+    }
+  }
+
   private report(handler: GatewayHandler, context: GatewayEventContext, error: unknown): void {
-    const err = error instanceof Error ? error : new Error(String(error));
+    const err = error instanceof Error ? error : new Error(safeString(error));
     if (err instanceof ForbiddenException) {
       this.logger.debug(`Handler ${handler.name} skipped ${context.event} (shard ${context.shardId}): ${err.message}`);
       return;
@@ -228,5 +246,18 @@ export class GatewayEventRouter {
       `Handler ${handler.name} failed on ${context.event} (shard ${context.shardId}, sequence ${context.sequence}): ${err.message}`,
       err.stack,
     );
+  }
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : safeString(error);
+}
+
+/** `String(value)`, or a placeholder when converting throws (an object with a throwing `toString`). */
+function safeString(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return `[unprintable ${typeof value}]`;
   }
 }

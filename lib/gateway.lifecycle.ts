@@ -11,6 +11,7 @@ import { Cluster } from './cluster/cluster';
 import { GATEWAY_MODULE_OPTIONS } from './constants/gateway-module.constants';
 import { DEFAULT_GATEWAY_NAME } from './constants/gateway-tokens';
 import { GatewayFatalError } from './errors/gateway-fatal.error';
+import { MalformedPayloadError } from './errors/malformed-payload.error';
 import { GatewayEventRouter } from './gateway-event-router';
 import type { GatewayModuleOptions } from './interfaces/gateway-module-options.interface';
 import { GATEWAY_SCALE_OUT, type IGatewayScaleOut } from './interfaces/gateway-scale-out.interface';
@@ -42,7 +43,7 @@ export class GatewayLifecycle implements OnApplicationBootstrap, BeforeApplicati
     this.subscriptions.push(
       this.cluster.debug$.subscribe(({ shardId, message }) => this.loggerFor(shardId).debug(message)),
       this.cluster.error$.subscribe((error) => {
-        const shardId = error instanceof GatewayFatalError ? error.shardId : null;
+        const shardId = error instanceof GatewayFatalError || error instanceof MalformedPayloadError ? error.shardId : null;
         if (error instanceof GatewayFatalError) this.loggerFor(shardId).error(error.message);
         else this.loggerFor(shardId).warn(error.message);
       }),

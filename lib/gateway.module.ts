@@ -94,7 +94,7 @@ export class GatewayModule {
             const cluster = new Cluster({
               ...validateModuleOptions(options, name),
               ...scaleOut?.clusterDefaults,
-              // Not enumerable in the options (see hideToken), so the spread above leaves it out.
+              // The options hold it only behind their proxy (see hideToken): the spread above copies ''.
               token: options.token,
               // Decode only what handlers and subscribers ask for; they add their event names at bootstrap.
               dispatchFilter: options.dispatchFilter ?? new DispatchFilter([]),
@@ -140,15 +140,21 @@ export class GatewayModule {
 }
 
 /**
- * The options as the module keeps them (the GATEWAY_MODULE_OPTIONS provider): a copy whose `token` is not
- * enumerable, so that util.inspect, JSON.stringify or a log of the options (or of a provider holding them) does not
- * show the token. `options.token` still reads it.
+ * The options as the module keeps them (the GATEWAY_MODULE_OPTIONS provider): a copy holding `token: ''`, behind a
+ * proxy whose `token` reads the real one from a closure and which lists no `token` key. util.inspect (with
+ * `showHidden`, `getters`, `showProxy`, at any depth) sees only the copy; JSON.stringify, spreads and
+ * `Object.keys` leave `token` out. So a log of the options, or of a provider holding them, never shows the token;
+ * `options.token` still reads it.
  */
 function hideToken(options: GatewayModuleOptions): GatewayModuleOptions {
   if (typeof options !== 'object' || options === null) return options;
-  const copy = { ...options };
-  Object.defineProperty(copy, 'token', { value: options.token, enumerable: false, writable: false });
-  return copy;
+  const token = options.token;
+  const copy: GatewayModuleOptions = { ...options, token: '' };
+  return new Proxy(copy, {
+    get: (target, key, receiver) => (key === 'token' ? token : Reflect.get(target, key, receiver)),
+    ownKeys: (target) => Reflect.ownKeys(target).filter((key) => key !== 'token'),
+    getOwnPropertyDescriptor: (target, key) => (key === 'token' ? undefined : Reflect.getOwnPropertyDescriptor(target, key)),
+  });
 }
 
 function validateModuleOptions(options: GatewayModuleOptions, name: string): GatewayModuleOptions {

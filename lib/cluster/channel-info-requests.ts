@@ -5,11 +5,13 @@ import { GatewayOptionsError } from '../errors/gateway-options.error';
 import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
 import type { DispatchFilter } from '../shard/dispatch-filter';
 
-/** What {@link ChannelInfoRequests} needs of a cluster: its dispatches, its filter and a way to send. */
+/** What {@link ChannelInfoRequests} needs of a cluster: its dispatches, its filter, a way to send and to report. */
 export interface ChannelInfoTransport {
   readonly dispatch$: Observable<GatewayDispatch>;
   readonly dispatchFilter?: DispatchFilter;
   send(shardId: number, command: GatewaySendPayload): Promise<void>;
+  /** Reports a reply of the wrong shape once; returns the error the waiting request rejects with. */
+  reportMalformed(event: GatewayDispatch, problem: string, request: string): Error;
 }
 
 /** Options of a Request Channel Info (op 43). */
@@ -70,13 +72,27 @@ export class ChannelInfoRequests {
       );
       const subscription = this.transport.dispatch$.subscribe((event) => {
         if (event.t !== 'CHANNEL_INFO' || event.shardId !== shardId) return;
-        const d = event.d as Partial<GatewayChannelInfoDispatchData> | null;
-        if (d?.guild_id !== guildId || !Array.isArray(d.channels)) return;
-        finish(null, d as GatewayChannelInfoDispatchData);
+        const reply = readChannelInfo(event.d, guildId);
+        if (reply === null) return;
+        if (typeof reply === 'string') finish(this.transport.reportMalformed(event, reply, `the channel info request for guild ${guildId}`));
+        else finish(null, reply);
       });
       this.transport
         .send(shardId, { op: GatewayOpcodes.RequestChannelInfo, d: { guild_id: guildId, fields } })
         .catch((error: Error) => finish(error));
     });
   }
+}
+
+/**
+ * The `CHANNEL_INFO` reply for `guildId`: null when it is another guild's, the problem when it is malformed and may
+ * have been this guild's (its guild id cannot be read, or its channels are not a list).
+ */
+function readChannelInfo(d: unknown, guildId: string): GatewayChannelInfoDispatchData | string | null {
+  if (typeof d !== 'object' || d === null || Array.isArray(d)) return 'd is not an object';
+  const data = d as { guild_id?: unknown; channels?: unknown };
+  if (typeof data.guild_id !== 'string') return 'd.guild_id is not a string';
+  if (data.guild_id !== guildId) return null;
+  if (!Array.isArray(data.channels)) return 'd.channels is not an array';
+  return d as GatewayChannelInfoDispatchData;
 }

@@ -2,6 +2,7 @@ import type { RESTGetAPIGatewayBotResult, GatewaySendPayload, GatewayChannelInfo
 import { Subject, type Observable, type Subscription } from 'rxjs';
 import { GatewayOptionsError } from '../errors/gateway-options.error';
 import { GatewayStartTimeoutError } from '../errors/gateway-start-timeout.error';
+import { MalformedPayloadError } from '../errors/malformed-payload.error';
 import { SessionStartLimitError } from '../errors/session-start-limit.error';
 import type { ClusterOptions, IdentifyQueueFactoryOptions } from '../interfaces/cluster-options.interface';
 import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
@@ -22,6 +23,7 @@ import { GuildAvailability, type GuildsReadyEvent } from './guild-availability';
 import { resolveShardScheme, shardIdForGuild, validateShardScheme } from './resolve-shard-scheme';
 import { RestGatewayInfoSource } from './rest-gateway-info-source';
 import { WorkerPool } from '../workers/worker-pool';
+import { redactToken } from '../workers/worker-messages';
 
 /** Failed connection attempts in a row after which a shard's trouble is reported on `error$`. */
 const WARN_AFTER_FAILED_ATTEMPTS = 3;
@@ -111,6 +113,10 @@ export class Cluster {
   /** `options.sessions`, until the first `up()` has written them to the session store. */
   private givenSessions: Map<number, ShardSession> | null;
   private channelInfo: ChannelInfoRequests | null = null;
+  /** Malformed dispatches reported, per shard id and event name. */
+  private readonly malformed = new Map<number, Map<string, number>>();
+  /** Dispatches already reported as malformed: each is reported (logged, counted) once, however many consumers see it. */
+  private readonly reported = new WeakSet<GatewayDispatch>();
 
   /** Every dispatch of every shard, each carrying its `shardId`. */
   readonly dispatch$: Observable<GatewayDispatch> = this.dispatchSubject.asObservable();
@@ -282,11 +288,17 @@ export class Cluster {
 
   /** A snapshot of every shard, in id order. */
   info(): ClusterShardInfo[] {
-    return [...this.entries.values()].map(({ shard, guilds }) => ({
-      ...shard.info(),
-      guilds: guilds.counts(),
-      guildsReady: guilds.guildsReady,
-    }));
+    return [...this.entries.values()].map(({ shard, guilds }) => {
+      const info = shard.info();
+      // The close reason is the server's text, and the last error may quote it: redacted like debug lines.
+      return {
+        ...info,
+        lastClose: info.lastClose && { ...info.lastClose, reason: redactToken(info.lastClose.reason, this.#token) },
+        lastError: info.lastError === null ? null : redactToken(info.lastError, this.#token),
+        guilds: guilds.counts(),
+        guildsReady: guilds.guildsReady,
+      };
+    });
   }
 
   /**
@@ -355,6 +367,29 @@ export class Cluster {
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /**
+   * Reports a dispatch whose data a consumer cannot use: counts it (see {@link malformedCounts}) and emits a
+   * {@link MalformedPayloadError} on `error$`, once per dispatch however many consumers report it. Returns the error,
+   * or one naming `request` for a request that fails because of it. Consumers of `dispatch$` (services, handlers)
+   * call it instead of throwing: a malformed payload never ends a subscription.
+   */
+  reportMalformed(event: GatewayDispatch, problem: string, request: string | null = null): MalformedPayloadError {
+    const report = { shardId: event.shardId, event: event.t, sequence: event.s, problem };
+    if (!this.reported.has(event)) {
+      this.reported.add(event);
+      let byEvent = this.malformed.get(event.shardId);
+      if (!byEvent) this.malformed.set(event.shardId, (byEvent = new Map()));
+      byEvent.set(event.t, (byEvent.get(event.t) ?? 0) + 1);
+      this.errorSubject.next(new MalformedPayloadError(report));
+    }
+    return new MalformedPayloadError(report, request);
+  }
+
+  /** Malformed dispatches reported so far (see {@link reportMalformed}), per shard and event name. */
+  malformedCounts(): { shardId: number; event: string; count: number }[] {
+    return [...this.malformed].flatMap(([shardId, byEvent]) => [...byEvent].map(([event, count]) => ({ shardId, event, count })));
   }
 
   /** Hides the token from `util.inspect`. */
@@ -489,6 +524,7 @@ export class Cluster {
       filter: this.options.dispatchFilter,
       onError: (error) => this.errorSubject.next(error),
       onDebug: (message) => this.debug(message),
+      onUnreadable: (event, problem) => this.reportMalformed(event, problem),
     });
     // The handle has every member of Shard that the cluster, its services and the metrics read.
     return this.pool.createShard(options) as unknown as Shard;
@@ -502,13 +538,21 @@ export class Cluster {
 
   private attach(shard: Shard, startOrder: StartOrderQueue): void {
     const id = shard.id;
-    const guilds = new GuildAvailability(id, this.options.guildReadyTimeout ?? 15_000, (event) =>
-      this.guildsReadySubject.next(event),
+    const guilds = new GuildAvailability(
+      id,
+      this.options.guildReadyTimeout ?? 15_000,
+      (event) => this.guildsReadySubject.next(event),
+      (event, problem) => this.reportMalformed(event, problem),
     );
     const subscriptions = [
       shard.dispatch$.subscribe((event) => {
-        guilds.handle(event);
-        if (event.t === 'READY' || event.t === 'RESUMED') this.saveSession(shard);
+        // Bookkeeping never stops the event: whatever it throws is reported, and the event is still delivered.
+        try {
+          guilds.handle(event);
+          if (event.t === 'READY' || event.t === 'RESUMED') this.saveSession(shard);
+        } catch (error) {
+          this.reportMalformed(event, `could not be read: ${(error as Error)?.message ?? String(error)}`);
+        }
         this.dispatchSubject.next(event);
       }),
       shard.state$.subscribe((state) => {
@@ -519,7 +563,8 @@ export class Cluster {
         if (state === ShardState.Disconnected) this.warnOnFailedAttempts(shard);
         this.stateSubject.next({ shardId: id, state });
       }),
-      shard.debug$.subscribe((message) => this.debugSubject.next({ shardId: id, message })),
+      // Debug lines may quote the server (a close reason): redacted, as they are in worker threads.
+      shard.debug$.subscribe((message) => this.debugSubject.next({ shardId: id, message: redactToken(message, this.#token) })),
       shard.error$.subscribe((error) => this.errorSubject.next(error)),
     ];
     this.entries.set(id, { shard, guilds, subscriptions });

@@ -14,7 +14,8 @@ export interface GuildsReadyEvent {
 /**
  * Tracks which guilds of one shard are available. READY lists the shard's guilds (all unavailable);
  * each GUILD_CREATE makes one available; `GUILD_DELETE` with `unavailable: true` is an outage, without it
- * the bot left the guild.
+ * the bot left the guild. Data of the wrong shape is reported to `onMalformed` and skipped (a READY whose
+ * `guilds` list holds a bad entry still counts its good ones).
  */
 export class GuildAvailability {
   private readonly available = new Set<string>();
@@ -27,6 +28,7 @@ export class GuildAvailability {
     private readonly shardId: number,
     private readonly timeoutMs: number,
     private readonly onReady: (event: GuildsReadyEvent) => void,
+    private readonly onMalformed: (event: GatewayDispatch, problem: string) => void = () => undefined,
   ) {}
 
   /** True once "guilds ready" fired for the current session. */
@@ -43,32 +45,14 @@ export class GuildAvailability {
   handle(event: GatewayDispatch): void {
     switch (event.t) {
       case 'READY':
-        return this.onSessionStart(event.d as { guilds?: { id: string }[] });
-      case 'GUILD_CREATE': {
-        const guild = event.d as { id?: string; unavailable?: boolean };
-        if (typeof guild?.id !== 'string') return;
-        if (guild.unavailable === true) {
-          this.available.delete(guild.id);
-          this.unavailable.add(guild.id);
-        } else {
-          this.unavailable.delete(guild.id);
-          this.available.add(guild.id);
-        }
-        this.awaited.delete(guild.id);
-        return this.checkReady();
-      }
+        return this.onSessionStart(event);
+      case 'GUILD_CREATE':
       case 'GUILD_DELETE': {
-        const guild = event.d as { id?: string; unavailable?: boolean };
-        if (typeof guild?.id !== 'string') return;
-        this.available.delete(guild.id);
-        if (guild.unavailable === true) {
-          this.unavailable.add(guild.id);
-        } else {
-          this.unavailable.delete(guild.id);
-          this.awaited.delete(guild.id);
-          this.checkReady();
-        }
-        return;
+        const guild = event.d as { id?: unknown; unavailable?: unknown } | null;
+        if (!isObject(guild)) return this.onMalformed(event, 'd is not an object');
+        if (typeof guild.id !== 'string') return this.onMalformed(event, 'd.id is not a string');
+        if (event.t === 'GUILD_CREATE') return this.onGuildCreate(guild.id, guild.unavailable === true);
+        return this.onGuildDelete(guild.id, guild.unavailable === true);
       }
     }
   }
@@ -79,15 +63,40 @@ export class GuildAvailability {
     this.timer = null;
   }
 
-  private onSessionStart(ready: { guilds?: { id: string }[] }): void {
+  private onGuildCreate(id: string, unavailable: boolean): void {
+    if (unavailable) {
+      this.available.delete(id);
+      this.unavailable.add(id);
+    } else {
+      this.unavailable.delete(id);
+      this.available.add(id);
+    }
+    this.awaited.delete(id);
+    this.checkReady();
+  }
+
+  private onGuildDelete(id: string, unavailable: boolean): void {
+    this.available.delete(id);
+    if (unavailable) {
+      this.unavailable.add(id);
+    } else {
+      this.unavailable.delete(id);
+      this.awaited.delete(id);
+      this.checkReady();
+    }
+  }
+
+  private onSessionStart(event: GatewayDispatch): void {
     this.stop();
     this.ready = false;
     this.available.clear();
     this.unavailable.clear();
     this.awaited.clear();
-    for (const guild of ready?.guilds ?? []) {
-      this.unavailable.add(guild.id);
-      this.awaited.add(guild.id);
+    const guilds = readyGuildIds(event.d);
+    if (guilds.problem) this.onMalformed(event, guilds.problem);
+    for (const id of guilds.ids) {
+      this.unavailable.add(id);
+      this.awaited.add(id);
     }
     if (this.awaited.size === 0) return this.fire(false);
     this.timer = setTimeout(() => this.fire(true), this.timeoutMs);
@@ -108,4 +117,28 @@ export class GuildAvailability {
       timedOut,
     });
   }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The guild ids a READY lists, and what was wrong with the list (its bad entries are left out). */
+function readyGuildIds(d: unknown): { ids: string[]; problem: string | null } {
+  if (!isObject(d)) return { ids: [], problem: 'd is not an object' };
+  if (d.guilds === undefined) return { ids: [], problem: null };
+  if (!Array.isArray(d.guilds)) return { ids: [], problem: 'd.guilds is not an array' };
+  const ids: string[] = [];
+  let bad = 0;
+  let first = -1;
+  for (let i = 0; i < d.guilds.length; i++) {
+    const guild: unknown = d.guilds[i];
+    if (isObject(guild) && typeof guild.id === 'string') {
+      ids.push(guild.id);
+    } else if (bad++ === 0) {
+      first = i;
+    }
+  }
+  const problem = bad === 0 ? null : `${bad} entr${bad === 1 ? 'y' : 'ies'} of d.guilds without a string id (first at index ${first})`;
+  return { ids, problem };
 }

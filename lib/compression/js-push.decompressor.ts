@@ -41,7 +41,7 @@ export class JsPushDecompressor implements IDecompressor {
     try {
       this.engine.push(input, false);
     } catch (error) {
-      return this.fail(`decompression failed: ${(error as Error).message}`);
+      return this.fail((error as Error).message);
     }
     const { chunks, bytes } = this;
     this.chunks = [];

@@ -95,7 +95,7 @@ export abstract class NativeSyncDecompressor implements IDecompressor {
       const room = out.length - outOff;
       this.handle.writeSync(this.flush, input, inOff, inLen, out, outOff, room);
       if (this.failure) {
-        this.fail(`decompression failed: ${this.failure}`);
+        this.fail(this.failure);
         return null;
       }
       const availOut = this.state[0];

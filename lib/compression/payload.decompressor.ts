@@ -22,7 +22,7 @@ export class PayloadDecompressor implements IDecompressor {
     } catch (error) {
       const tooLarge = (error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || error instanceof RangeError;
       this.closed = true;
-      this.onError(new Error(tooLarge ? `a decompressed message exceeded ${this.maxBytes} bytes` : `decompression failed: ${(error as Error).message}`));
+      this.onError(new Error(tooLarge ? `a decompressed message exceeded ${this.maxBytes} bytes` : (error as Error).message));
       return;
     }
     if (payload.length > 0) this.onPayload(payload);

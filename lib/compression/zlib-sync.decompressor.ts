@@ -31,7 +31,7 @@ export class ZlibSyncDecompressor implements IDecompressor {
     const input = this.message.add(data);
     if (!input) return;
     this.inflate.push(input, this.zlibSync.Z_SYNC_FLUSH);
-    if (this.inflate.err) return this.fail(`decompression failed: ${this.inflate.msg ?? `zlib error ${this.inflate.err}`}`);
+    if (this.inflate.err) return this.fail(this.inflate.msg ?? `zlib error ${this.inflate.err}`);
     // Without a `to: 'string'` option, zlib-sync hands back a Buffer.
     const payload = this.inflate.result;
     if (payload === undefined) return;

@@ -25,7 +25,8 @@ export interface IDecompressorFactory {
   readonly payload?: boolean;
   /**
    * Creates a fresh context for one connection. A message whose compressed or inflated size exceeds
-   * `limits.maxMessageBytes` is reported through `onError`.
+   * `limits.maxMessageBytes` is reported through `onError`. Errors say what went wrong without a prefix (e.g.
+   * `invalid stored block lengths`): the shard reports them as `decompression failed: <message>`.
    */
   create(
     onPayload: (payload: Buffer | string) => void,

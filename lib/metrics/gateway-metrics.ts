@@ -53,6 +53,7 @@ const STATES: ShardState[] = [
  * | `discord_gateway_payload_bytes_total` | counter | `shard` (after decompression) |
  * | `discord_gateway_shard_state` | gauge | `shard`, `state` (1 for the current state) |
  * | `discord_gateway_event_lag_seconds` | gauge | `shard` (backpressure pause) |
+ * | `discord_gateway_malformed_payloads_total` | counter | `shard`, `event` |
  *
  * With the `gateways` option, every metric also has a `gateway` label.
  *
@@ -218,6 +219,23 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
           this.reset();
           for (const { shard, labels } of shards()) {
             for (const state of STATES) this.set({ ...labels, state }, shard.state === state ? 1 : 0);
+          }
+        },
+      }),
+    );
+    const clusters = this.clusters;
+    add(
+      new Counter({
+        name: `${prefix}malformed_payloads_total`,
+        help: 'Dispatches whose data had a shape their consumer could not use (skipped and reported once), per shard and event name.',
+        labelNames: names('shard', 'event'),
+        registers,
+        collect() {
+          this.reset();
+          for (const [gateway, cluster] of clusters) {
+            for (const { shardId, event, count } of cluster.malformedCounts()) {
+              this.inc({ ...(labelled ? { gateway } : {}), shard: String(shardId), event }, count);
+            }
           }
         },
       }),

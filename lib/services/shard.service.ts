@@ -17,6 +17,7 @@ import { Cluster, type ClusterShardInfo } from '../cluster/cluster';
 import { GATEWAY_MODULE_OPTIONS } from '../constants/gateway-module.constants';
 import { GatewayOptionsError } from '../errors/gateway-options.error';
 import { ShardCommandError } from '../errors/shard-command.error';
+import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
 import type { GatewayModuleOptions } from '../interfaces/gateway-module-options.interface';
 import { GATEWAY_SCALE_OUT, type IGatewayScaleOut, type RemoteShardMethod } from '../interfaces/gateway-scale-out.interface';
 
@@ -170,6 +171,7 @@ export class ShardService {
         ? { guild_id: guildId, user_ids: userIds, presences: !!options.presences, nonce }
         : { guild_id: guildId, query, limit, presences: !!options.presences, nonce },
     };
+    const request = `the member request for guild ${guildId}`;
     return new Promise<GuildMembersResult>((resolve, reject) => {
       const result: GuildMembersResult = { guildId, nonce, members: [], presences: [], notFound: [] };
       const seen = new Set<number>();
@@ -186,23 +188,35 @@ export class ShardService {
         () => finish(new Error(`Member request for guild ${guildId} got no complete answer within ${timeoutMs} ms`)),
         timeoutMs,
       );
+      const onChunk = (event: GatewayDispatch) => {
+        const chunk = readMembersChunk(event.d, nonce);
+        if (chunk === null) return;
+        if (typeof chunk === 'string') return finish(this.cluster.reportMalformed(event, chunk, request));
+        if (seen.has(chunk.chunk_index)) return;
+        seen.add(chunk.chunk_index);
+        // One by one: spreading a huge array into push() overflows the call stack.
+        for (const member of chunk.members) result.members.push(member);
+        for (const presence of (chunk.presences ?? []) as GatewayPresenceUpdate[]) result.presences.push(presence);
+        for (const id of (chunk.not_found ?? []) as string[]) result.notFound.push(id);
+        if (seen.size >= chunk.chunk_count) finish();
+      };
+      const onRateLimited = (event: GatewayDispatch) => {
+        const limited = readRateLimited(event.d, nonce);
+        if (limited === null) return;
+        if (typeof limited === 'string') return finish(this.cluster.reportMalformed(event, limited, request));
+        if (retry) clearTimeout(retry);
+        retry = setTimeout(() => {
+          retry = null;
+          this.cluster.send(shardId, payload).catch((error: Error) => finish(error));
+        }, Math.min(Math.ceil(limited * 1000), timeoutMs));
+      };
       const subscription = this.cluster.dispatch$.subscribe((event) => {
-        if (event.t === 'GUILD_MEMBERS_CHUNK') {
-          const chunk = event.d as GatewayGuildMembersChunkDispatchData;
-          if (chunk.nonce !== nonce || seen.has(chunk.chunk_index)) return;
-          seen.add(chunk.chunk_index);
-          result.members.push(...chunk.members);
-          if (chunk.presences) result.presences.push(...(chunk.presences as GatewayPresenceUpdate[]));
-          if (chunk.not_found) result.notFound.push(...(chunk.not_found as string[]));
-          if (seen.size >= chunk.chunk_count) finish();
-        } else if (event.t === 'RATE_LIMITED') {
-          const limited = event.d as { opcode?: number; retry_after?: number; meta?: { nonce?: string } };
-          if (limited.opcode !== GatewayOpcodes.RequestGuildMembers || limited.meta?.nonce !== nonce) return;
-          const waitMs = Math.ceil((limited.retry_after ?? 1) * 1000);
-          retry = setTimeout(() => {
-            retry = null;
-            this.cluster.send(shardId, payload).catch((error: Error) => finish(error));
-          }, waitMs);
+        if (event.shardId !== shardId) return;
+        try {
+          if (event.t === 'GUILD_MEMBERS_CHUNK') onChunk(event);
+          else if (event.t === 'RATE_LIMITED') onRateLimited(event);
+        } catch (error) {
+          finish(this.cluster.reportMalformed(event, `could not be read: ${(error as Error)?.message ?? String(error)}`, request));
         }
       });
       this.cluster.send(shardId, payload).catch((error: Error) => finish(error));
@@ -228,6 +242,7 @@ export class ShardService {
     this.cluster.dispatchFilter?.add('SOUNDBOARD_SOUNDS');
     const wanted = new Set(guildIds);
     const result: Record<string, APISoundboardSound[]> = {};
+    const request = `the soundboard request for guilds ${guildIds.join(', ')}`;
     return new Promise((resolve, reject) => {
       const finish = (error?: Error) => {
         subscription.unsubscribe();
@@ -236,12 +251,21 @@ export class ShardService {
         else resolve(result);
       };
       const timer = setTimeout(() => finish(new Error(`Soundboard request got no answer for every guild within ${timeoutMs} ms`)), timeoutMs);
-      const subscription = this.cluster.dispatch$.subscribe((event) => {
-        if (event.t !== 'SOUNDBOARD_SOUNDS') return;
-        const d = event.d as { guild_id: string; soundboard_sounds: APISoundboardSound[] };
-        if (!wanted.delete(d.guild_id)) return;
-        result[d.guild_id] = d.soundboard_sounds;
+      const onSounds = (event: GatewayDispatch) => {
+        const sounds = readSoundboardSounds(event.d, wanted);
+        if (sounds === null) return;
+        if (typeof sounds === 'string') return finish(this.cluster.reportMalformed(event, sounds, request));
+        wanted.delete(sounds.guild_id);
+        result[sounds.guild_id] = sounds.soundboard_sounds;
         if (wanted.size === 0) finish();
+      };
+      const subscription = this.cluster.dispatch$.subscribe((event) => {
+        if (event.t !== 'SOUNDBOARD_SOUNDS' || !byShard.has(event.shardId)) return;
+        try {
+          onSounds(event);
+        } catch (error) {
+          finish(this.cluster.reportMalformed(event, `could not be read: ${(error as Error)?.message ?? String(error)}`, request));
+        }
       });
       for (const [shardId, ids] of byShard) {
         this.cluster
@@ -328,6 +352,58 @@ function requireSnowflake(field: string, value: unknown): asserts value is strin
   if (typeof value !== 'string' || !SNOWFLAKE.test(value)) {
     throw new GatewayOptionsError(field, 'must be a snowflake string');
   }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * A `GUILD_MEMBERS_CHUNK` of the request with `nonce`: null when it belongs to another request, the problem when it
+ * is malformed and may have been this request's reply (its nonce cannot be read, or it is this request's).
+ */
+function readMembersChunk(d: unknown, nonce: string): GatewayGuildMembersChunkDispatchData | string | null {
+  if (!isObject(d)) return 'd is not an object';
+  if (d.nonce !== undefined && typeof d.nonce !== 'string') return 'd.nonce is not a string';
+  if (d.nonce !== nonce) return null;
+  if (!Array.isArray(d.members)) return 'd.members is not an array';
+  const count = d.chunk_count;
+  if (typeof count !== 'number' || !Number.isInteger(count) || count < 1) return 'd.chunk_count is not an integer >= 1';
+  const index = d.chunk_index;
+  if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index >= count) {
+    return 'd.chunk_index is not an integer from 0 to chunk_count - 1';
+  }
+  for (const key of ['presences', 'not_found'] as const) {
+    if (d[key] !== undefined && !Array.isArray(d[key])) return `d.${key} is not an array`;
+  }
+  return d as unknown as GatewayGuildMembersChunkDispatchData;
+}
+
+/**
+ * The wait, in seconds, of a `RATE_LIMITED` for the member request with `nonce`: null when it is for another
+ * request or opcode, the problem when it is malformed and may have been this request's.
+ */
+function readRateLimited(d: unknown, nonce: string): number | string | null {
+  if (!isObject(d)) return 'd is not an object';
+  if (d.opcode !== GatewayOpcodes.RequestGuildMembers) return typeof d.opcode === 'number' ? null : 'd.opcode is not a number';
+  const meta = d.meta;
+  if (!isObject(meta)) return 'd.meta is not an object';
+  if (meta.nonce !== nonce) return meta.nonce === undefined || typeof meta.nonce === 'string' ? null : 'd.meta.nonce is not a string';
+  const wait = d.retry_after;
+  if (typeof wait !== 'number' || !Number.isFinite(wait) || wait < 0) return 'd.retry_after is not a number >= 0';
+  return wait;
+}
+
+/**
+ * A `SOUNDBOARD_SOUNDS` for one of the `wanted` guilds: null when it is for another guild, the problem when it is
+ * malformed and may have been for one of them.
+ */
+function readSoundboardSounds(d: unknown, wanted: ReadonlySet<string>): { guild_id: string; soundboard_sounds: APISoundboardSound[] } | string | null {
+  if (!isObject(d)) return 'd is not an object';
+  if (typeof d.guild_id !== 'string') return 'd.guild_id is not a string';
+  if (!wanted.has(d.guild_id)) return null;
+  if (!Array.isArray(d.soundboard_sounds)) return 'd.soundboard_sounds is not an array';
+  return { guild_id: d.guild_id, soundboard_sounds: d.soundboard_sounds as APISoundboardSound[] };
 }
 
 function sleep(ms: number): Promise<void> {

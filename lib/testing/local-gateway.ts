@@ -18,6 +18,9 @@ import { createGuildMembers } from './payload-factories';
 import type { LocalGatewayOptions, LocalSessionStartLimit } from './local-gateway-options.interface';
 import type { RecordedFrame } from './recorded-frame.interface';
 
+/** See {@link LocalGateway.rewriteDispatches}: the data to send for dispatch `t` to shard `shardId`. */
+export type DispatchRewrite = (t: string, d: unknown, shardId: number) => unknown;
+
 interface LocalSession {
   id: string;
   shardId: number;
@@ -89,6 +92,7 @@ export class LocalGateway extends EventEmitter {
   private readonly membersByGuild = new Map<string, APIGuildMember[]>();
   private readonly wss: WebSocketServer;
   private port = 0;
+  private rewrite: DispatchRewrite | null = null;
 
   private constructor(
     private readonly server: Server,
@@ -235,6 +239,18 @@ export class LocalGateway extends EventEmitter {
     return this.sendDispatch(session, t, d);
   }
 
+  /**
+   * Like {@link dispatch}, with the data given as JSON text, sent as it is: for data `JSON.stringify` cannot
+   * produce (nesting deeper than its stack allows) or text that is not JSON at all.
+   */
+  dispatchJson(shardId: number, t: string, json: string): number {
+    const session = this.latestSession(shardId);
+    if (!session) throw new Error(`Local gateway: shard ${shardId} has no session`);
+    const s = ++session.seq;
+    this.sendLogged(session, s, `{"op":${GatewayOpcodes.Dispatch},"t":${JSON.stringify(t)},"s":${s},"d":${json}}`);
+    return s;
+  }
+
   /** Sends op 7 Reconnect to a shard. */
   reconnect(shardId: number): void {
     this.requireConnection(shardId).send({ op: GatewayOpcodes.Reconnect, d: null });
@@ -283,6 +299,15 @@ export class LocalGateway extends EventEmitter {
    */
   slowReads(shardId: number, ms: number): void {
     this.requireConnection(shardId).pauseReads(ms);
+  }
+
+  /**
+   * Rewrites the data of every dispatch sent from now on (READY, GUILD_CREATE, answers to member and soundboard
+   * requests, {@link dispatch}): what `rewrite` returns is sent instead, as it is (any JSON value, however
+   * malformed). `null` sends them unchanged again.
+   */
+  rewriteDispatches(rewrite: DispatchRewrite | null): void {
+    this.rewrite = rewrite;
   }
 
   /** Sends any payload to a shard as it is. */
@@ -611,11 +636,16 @@ export class LocalGateway extends EventEmitter {
   }
 
   private sendDispatch(session: LocalSession, t: string, d: unknown): number {
+    if (this.rewrite) d = this.rewrite(t, d, session.shardId);
     const s = ++session.seq;
-    const text = JSON.stringify({ op: GatewayOpcodes.Dispatch, t, s, d });
+    this.sendLogged(session, s, JSON.stringify({ op: GatewayOpcodes.Dispatch, t, s, d }));
+    return s;
+  }
+
+  /** Keeps dispatch `s` for replays on RESUME and sends it to the session's connection, if any. */
+  private sendLogged(session: LocalSession, s: number, text: string): void {
     session.log.push({ s, text });
     if (session.log.length > 10_000) session.log.shift();
     session.connection?.sendText(text);
-    return s;
   }
 }

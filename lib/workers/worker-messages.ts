@@ -36,6 +36,8 @@ export type ToWorker =
 export type FromWorker =
   /** `d` is the JSON text of the event data, parsed on the main thread. */
   | { type: 'dispatch'; shardId: number; t: string; s: number; d: string }
+  /** A dispatch whose data cannot cross to the main thread (JSON.stringify fails on it): reported there, skipped. */
+  | { type: 'unreadable'; shardId: number; t: string; s: number; problem: string }
   | { type: 'state'; shardId: number; state: ShardState }
   | { type: 'session'; shardId: number; session: ShardSession | null }
   | { type: 'debug'; shardId: number; message: string }

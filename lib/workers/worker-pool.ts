@@ -24,6 +24,8 @@ export interface WorkerPoolOptions {
   /** Errors of the pool itself (a worker exited, hung...). */
   onError: (error: Error) => void;
   onDebug: (message: string) => void;
+  /** A dispatch whose data could not cross from its worker (it is not delivered). */
+  onUnreadable: (event: GatewayDispatch, problem: string) => void;
 }
 
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
@@ -266,6 +268,11 @@ export class WorkerPool {
         break;
       case 'dispatch':
         slot.shards.get(message.shardId)?.onDispatch(message);
+        break;
+      case 'unreadable':
+        if (slot.shards.get(message.shardId)?.onUnreadable(message)) {
+          this.options.onUnreadable({ shardId: message.shardId, t: message.t, s: message.s, d: null }, message.problem);
+        }
         break;
       case 'state':
         if (message.state === ShardState.Ready) slot.restarts = 0;
@@ -519,14 +526,16 @@ export class WorkerShard {
 
   /** @internal */
   onDispatch(message: { t: string; s: number; d: string }): void {
-    const session = this.lastSession;
-    if (message.t !== 'READY' && session && session.sequence !== null && message.s <= session.sequence) {
-      // Already delivered (replayed after a resume from an older report): drop it.
-      return;
-    }
-    if (session && message.t !== 'READY') session.sequence = message.s;
-    this.counters.countEvent(message.t);
+    if (!this.accept(message)) return;
     this.dispatchSubject.next({ shardId: this.id, t: message.t, s: message.s, d: JSON.parse(message.d) as unknown });
+  }
+
+  /**
+   * @internal A dispatch the worker could not pass on: counted as received (a resume does not ask for it again).
+   * False when it was already delivered.
+   */
+  onUnreadable(message: { t: string; s: number }): boolean {
+    return this.accept(message);
   }
 
   /** @internal */
@@ -567,7 +576,16 @@ export class WorkerShard {
     if (this.state !== ShardState.FatallyClosed && this.state !== ShardState.Disconnected) this.setState(ShardState.Disconnected);
   }
 
-  private newer(session: ShardSession | null): ShardSession | null {
+  /** Advances the sequence and counts the event; false for one already delivered (replayed after a resume from an older report). */
+  private accept(message: { t: string; s: number }): boolean {
+    const session = this.lastSession;
+    if (message.t !== 'READY' && session && session.sequence !== null && message.s <= session.sequence) return false;
+    if (session && message.t !== 'READY') session.sequence = message.s;
+    this.counters.countEvent(message.t);
+    return true;
+  }
+
+    private newer(session: ShardSession | null): ShardSession | null {
     const known = this.lastSession;
     if (!session) return null;
     if (known && known.sessionId === session.sessionId && (known.sequence ?? -1) > (session.sequence ?? -1)) {

@@ -1,16 +1,26 @@
-import { after, afterEach, before, describe, it } from 'node:test';
+import { afterEach, describe, it } from 'node:test';
 import { expect } from 'expect';
 import { constants, deflateSync } from 'node:zlib';
-import { ShardState, type GatewayDispatch, type Shard } from '../../lib';
-import type { LocalGateway, LocalGatewayConnection } from '../../lib/testing';
+import { Injectable } from '@nestjs/common';
+import { Registry } from 'prom-client';
+import { Cluster, GatewayModule, OnEvent, ShardService, ShardState, type GatewayDispatch, type Shard } from '../../lib';
+import { GatewayMetrics } from '../../lib/metrics';
+import type { DispatchRewrite, LocalGateway, LocalGatewayConnection } from '../../lib/testing';
 import { SeededRandom } from '../../lib/testing/seeded-random';
-import { collectDispatches, createShard, eventually, startGateway } from '../helpers/gateway-test-kit';
+import { MUTATION_KINDS, baseData, dispatchEventNames, hugeArray, mutate, type Mutation } from '../helpers/dispatch-fuzz';
+import { SHORT_SHARD_TIMINGS, collectDispatches, createShard, eventually, startGateway } from '../helpers/gateway-test-kit';
+import { CapturingLogger, NestHarness, moduleOptions } from '../module/nest-test-kit';
+import { recordProcessCrashes } from '../helpers/process-crashes';
 
 /**
  * Fuzzes the inbound path of a real Shard over the local gateway: random bytes, mutated and truncated frames,
  * truncated zlib, invalid UTF-8, wrong types, huge numbers and deeply nested JSON, on a compressed and on an
  * uncompressed connection. After every bad frame the gateway sends a probe dispatch: the shard must report the bad
  * frame (error$ or debug$), be ready again and deliver the probe exactly once.
+ *
+ * Then the layers above it: every dispatch event discord-api-types defines, with its data mutated (null, wrong
+ * types, missing fields, huge arrays), through a bare Cluster and through a GatewayModule app whose handlers read
+ * the data and whose member and soundboard requests are waiting for answers that arrive malformed.
  */
 
 /** READY carries this sequence, so that a mutated dispatch (sequence 1) is always one the shard already has. */
@@ -193,21 +203,9 @@ function probeOf(event: GatewayDispatch): number | undefined {
 const REPORTS = /ignored|dropped|not valid JSON|decompression failed|connection closed|socket error|reconnecting|HELLO|READY carried/;
 
 void describe('Shard inbound fuzzing', () => {
-  const crashes: { kind: string; error: unknown }[] = [];
-  const onRejection = (error: unknown) => crashes.push({ kind: 'unhandledRejection', error });
-  const onException = (error: unknown) => crashes.push({ kind: 'uncaughtException', error });
+  const crashes = recordProcessCrashes();
   let gateway: LocalGateway | undefined;
   let shard: Shard | undefined;
-
-  before(() => {
-    process.on('unhandledRejection', onRejection);
-    process.on('uncaughtException', onException);
-  });
-
-  after(() => {
-    process.off('unhandledRejection', onRejection);
-    process.off('uncaughtException', onException);
-  });
 
   afterEach(async () => {
     await shard?.close();
@@ -281,4 +279,220 @@ void describe('Shard inbound fuzzing', () => {
       expect(crashes).toEqual([]);
     });
   }
+});
+
+// ---- every dispatch shape, mutated, through a Cluster and a GatewayModule app ------------------------------------
+
+/** Guilds owned by shard 0 and shard 1 of a two-shard bot: `(id >> 22) % 2`. */
+const GUILD_ON_SHARD = ['81384788765712384', '1023234123812343808'];
+/** Length of the huge arrays put in place of fields: past what `push(...array)` can spread. */
+const HUGE_ARRAY = 150_000;
+const EVENT_NAMES: string[] = dispatchEventNames();
+
+/**
+ * Sends every dispatch event discord-api-types defines to the shards of `gateway`, each as several seeded
+ * mutations (always `null d`, and three more kinds; a huge array for one event in eight). READY and RESUMED come
+ * last (after `beforeHandshakes` settles), the way the gateway sends them: in a new session (after op 9) or a
+ * resumed one (after op 7), mutated on the way but keeping their session fields (without them the shard would never
+ * get a session). Returns how many were sent.
+ */
+async function fuzzEveryDispatch(
+  gateway: LocalGateway,
+  rng: SeededRandom,
+  shardReady: (shardId: number) => boolean,
+  rewrite: { handshake: DispatchRewrite | null },
+  beforeHandshakes: () => Promise<unknown> = async () => undefined,
+): Promise<number> {
+  let sent = 0;
+  const handshakes: string[] = EVENT_NAMES.filter((t) => t === 'READY' || t === 'RESUMED');
+  const order = [...EVENT_NAMES.filter((t) => !handshakes.includes(t)), ...handshakes];
+  for (const [index, t] of order.entries()) {
+    if (t === handshakes[0]) await beforeHandshakes();
+    const shardId = index % GUILD_ON_SHARD.length;
+    const guildId = GUILD_ON_SHARD[shardId];
+    const others = MUTATION_KINDS.filter((kind) => kind !== 'null d' && kind !== 'huge array');
+    const kinds: Mutation['kind'][] = ['null d', ...Array.from({ length: 3 }, () => rng.pick(others))];
+    if (index % 8 === 0) kinds.push('huge array');
+    for (const kind of kinds) {
+      if (t === 'READY' || t === 'RESUMED') {
+        rewrite.handshake = (name, d, shard) => {
+          if (name !== t || shard !== shardId) return d;
+          rewrite.handshake = null;
+          const mutated = mutate(rng, (d ?? {}) as Record<string, unknown>, kind, HUGE_ARRAY).d;
+          if (t === 'RESUMED') return mutated;
+          const session = d as { session_id: string; resume_gateway_url: string };
+          const object = typeof mutated === 'object' && mutated !== null && !Array.isArray(mutated) ? mutated : {};
+          return { ...object, session_id: session.session_id, resume_gateway_url: session.resume_gateway_url };
+        };
+        const ready = gateway.waitForReady(shardId, 15_000);
+        if (t === 'READY') gateway.invalidateSession(shardId, false);
+        else gateway.reconnect(shardId);
+        await ready;
+        await eventually(() => shardReady(shardId), 15_000, `shard ${shardId} ready after a mutated ${t}`);
+      } else {
+        gateway.dispatch(shardId, t, mutate(rng, baseData(t, guildId, rng.int(1, 1e6)), kind, HUGE_ARRAY).d);
+      }
+      sent++;
+    }
+  }
+  return sent;
+}
+
+/** A reply the waiting request cannot use, whatever it was: seeded among shapes each reader refuses. */
+function malformedReply(rng: SeededRandom, t: string, d: unknown): unknown {
+  const data = { ...(d as Record<string, unknown>) };
+  const choices: (() => unknown)[] = [() => null, () => rng.pick([5, 'text', true, [], [{}]])];
+  if (t === 'GUILD_MEMBERS_CHUNK') {
+    choices.push(
+      () => ({ ...data, members: rng.pick([null, 'many', { 0: {} }, 7]) }),
+      () => ({ ...data, chunk_index: rng.pick([-1, 1.5, 'first', null]) }),
+      () => ({ ...data, chunk_count: 0 }),
+      () => ({ ...data, nonce: 42 }),
+      () => ({ ...data, members: hugeArray(rng, HUGE_ARRAY), chunk_index: 99 }),
+    );
+  } else if (t === 'RATE_LIMITED') {
+    choices.push(() => ({ ...data, retry_after: rng.pick(['soon', -1, null]) }), () => ({ ...data, meta: null }));
+  } else if (t === 'CHANNEL_INFO') {
+    choices.push(() => ({ ...data, channels: rng.pick([null, 'none', {}]) }), () => ({ ...data, guild_id: 5 }));
+  } else if (t === 'SOUNDBOARD_SOUNDS') {
+    choices.push(() => ({ ...data, soundboard_sounds: rng.pick([null, 'none', {}]) }), () => ({ ...data, guild_id: 5 }));
+  }
+  return rng.pick(choices)();
+}
+
+@Injectable()
+class FuzzHandlers {
+  readonly probes: string[] = [];
+  handled = 0;
+
+  /** Reads into the data as a handler would: throws on most malformed shapes (the router logs it and goes on). */
+  @OnEvent(...(EVENT_NAMES as [string, ...string[]]))
+  onAny(data: { id?: string; guild_id?: string }): void {
+    this.handled++;
+    if (String(data.id ?? data.guild_id).length === 0) throw new Error('empty id');
+  }
+
+  @OnEvent('MESSAGE_CREATE')
+  onMessage(message: { content?: unknown }): void {
+    if (typeof message?.content === 'string' && message.content.startsWith('probe')) this.probes.push(message.content);
+  }
+}
+
+void describe('every dispatch shape, mutated, through the cluster and the Nest layer', () => {
+  const crashes = recordProcessCrashes();
+  const harness = new NestHarness();
+  let cluster: Cluster | undefined;
+
+  afterEach(async () => {
+    await cluster?.down();
+    cluster = undefined;
+    await harness.cleanup();
+  });
+
+  void it('GatewayModule app with handlers, member and soundboard requests in flight: survives, requests fail clearly, events flow', { timeout: 120_000 }, async () => {
+    const gateway = await harness.gateway({ shards: 2, guilds: GUILD_ON_SHARD, membersPerGuild: 5, heartbeatInterval: 5_000 });
+    const rewrite: { handshake: DispatchRewrite | null; replies: DispatchRewrite | null } = { handshake: null, replies: null };
+    gateway.rewriteDispatches((t, d, shardId) => {
+      const once = rewrite.handshake;
+      const after = once ? once(t, d, shardId) : d;
+      return rewrite.replies ? rewrite.replies(t, after, shardId) : after;
+    });
+    const logger = new CapturingLogger();
+    const app = await harness.app(
+      { imports: [GatewayModule.forRoot(moduleOptions(gateway, { memberRequestCooldownMs: 0 }))], providers: [FuzzHandlers] },
+      logger,
+    );
+    const running = app.get(Cluster);
+    const shards = app.get(ShardService);
+    const handlers = app.get(FuzzHandlers);
+    const metrics = new GatewayMetrics({ registry: new Registry() }).bind(running);
+    const rng = new SeededRandom(0x5eed03);
+    const replyRng = new SeededRandom(0x5eed05);
+
+    // A first full list of guild 0 succeeds: a second one within the gateway's cooldown is answered RATE_LIMITED.
+    expect((await shards.requestGuildMembers({ guildId: GUILD_ON_SHARD[0], timeoutMs: 10_000 })).members).toHaveLength(5);
+    const replies = ['GUILD_MEMBERS_CHUNK', 'RATE_LIMITED', 'SOUNDBOARD_SOUNDS', 'CHANNEL_INFO'];
+    rewrite.replies = (t, d) => (replies.includes(t) ? malformedReply(replyRng, t, d) : d);
+    const inFlight = [
+      shards.requestGuildMembers({ guildId: GUILD_ON_SHARD[0], timeoutMs: 60_000 }),
+      shards.requestGuildMembers({ guildId: GUILD_ON_SHARD[1], timeoutMs: 60_000 }),
+      shards.requestGuildMembers({ guildId: GUILD_ON_SHARD[1], query: 'u', limit: 10, timeoutMs: 60_000 }),
+      shards.requestSoundboardSounds(GUILD_ON_SHARD, 60_000),
+      shards.requestSoundboardSounds([GUILD_ON_SHARD[1]], 60_000),
+      shards.requestChannelInfo(GUILD_ON_SHARD[0], { timeoutMs: 60_000 }),
+    ];
+    const settled = Promise.allSettled(inFlight);
+    // The requests are answered while the fuzz runs; a new session (the READY mutations) would drop their answers.
+    const sent = await fuzzEveryDispatch(gateway, rng, (id) => shards.info(id)?.state === ShardState.Ready, rewrite, () => settled);
+    const outcomes = await settled;
+    rewrite.replies = null;
+
+    // Every request in flight failed with the named error, not a timeout.
+    for (const [i, outcome] of outcomes.entries()) {
+      const reason = outcome.status === 'rejected' ? (outcome.reason as Error) : null;
+      expect({ request: i, name: reason?.name, clear: /failed: its reply [A-Z_]+ \(shard \d, sequence \d+\) was malformed: / .test(reason?.message ?? '') }).toEqual({
+        request: i,
+        name: 'MalformedPayloadError',
+        clear: true,
+      });
+    }
+    // After the fuzz, well-formed events still reach handlers on both shards, and requests work again.
+    gateway.dispatch(0, 'MESSAGE_CREATE', { content: 'probe 0' });
+    gateway.dispatch(1, 'MESSAGE_CREATE', { content: 'probe 1' });
+    await eventually(() => handlers.probes.length === 2, 10_000, 'the probes after the fuzz');
+    expect(handlers.probes.sort()).toEqual(['probe 0', 'probe 1']);
+    expect((await shards.requestGuildMembers({ guildId: GUILD_ON_SHARD[1], query: '', limit: 3, timeoutMs: 10_000 })).members).toHaveLength(3);
+    expect(await shards.requestSoundboardSounds(GUILD_ON_SHARD, 10_000)).toEqual({ [GUILD_ON_SHARD[0]]: [], [GUILD_ON_SHARD[1]]: [] });
+
+    // Malformed payloads were counted, and each was logged once at WARN.
+    const counts = running.malformedCounts();
+    const total = counts.reduce((sum, c) => sum + c.count, 0);
+    expect(total).toBeGreaterThan(0);
+    // Only what the library reads is judged; the request replies and GUILD_CREATE's `null d` always are malformed.
+    const consumed = ['READY', 'GUILD_CREATE', 'GUILD_DELETE', ...replies];
+    for (const { event } of counts) expect(consumed).toContain(event);
+    for (const event of ['GUILD_CREATE', 'GUILD_MEMBERS_CHUNK', 'SOUNDBOARD_SOUNDS']) expect(counts.map((c) => c.event)).toContain(event);
+    expect(logger.of('warn').filter((l) => l.message.startsWith('Malformed ')).length).toBe(total);
+    const text = await metrics.metrics();
+    const exported = [...text.matchAll(/^discord_gateway_malformed_payloads_total\{[^}]*\} (\d+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+    expect(exported).toBe(total);
+    expect(sent).toBeGreaterThan(EVENT_NAMES.length * 4);
+    expect(handlers.handled).toBeGreaterThan(EVENT_NAMES.length);
+    expect(crashes).toEqual([]);
+  });
+
+  void it('bare Cluster: survives, reports every malformed shape it reads once, and delivers what follows', { timeout: 120_000 }, async () => {
+    const gateway = await harness.gateway({ shards: 2, guilds: GUILD_ON_SHARD, heartbeatInterval: 5_000 });
+    const rewrite: { handshake: DispatchRewrite | null } = { handshake: null };
+    gateway.rewriteDispatches((t, d, shardId) => (rewrite.handshake ? rewrite.handshake(t, d, shardId) : d));
+    cluster = new Cluster({ token: gateway.token, intents: 1, apiUrl: gateway.apiUrl, identifyWindowMs: 100, ...SHORT_SHARD_TIMINGS, random: () => 0.5 });
+    const running = cluster;
+    const malformed: Error[] = [];
+    const probes: string[] = [];
+    let events = 0;
+    running.error$.subscribe((error) => {
+      if (error.name === 'MalformedPayloadError') malformed.push(error);
+    });
+    running.dispatch$.subscribe((event) => {
+      events++;
+      const content = (event.d as { content?: unknown } | null)?.content;
+      if (event.t === 'MESSAGE_CREATE' && typeof content === 'string' && content.startsWith('probe')) probes.push(content);
+    });
+    await running.up();
+
+    const sent = await fuzzEveryDispatch(gateway, new SeededRandom(0x5eed04), (id) => running.info().find((s) => s.id === id)?.state === ShardState.Ready, rewrite);
+    gateway.dispatch(0, 'MESSAGE_CREATE', { content: 'probe 0' });
+    gateway.dispatch(1, 'MESSAGE_CREATE', { content: 'probe 1' });
+    await eventually(() => probes.length === 2, 10_000, 'the probes after the fuzz');
+
+    const total = running.malformedCounts().reduce((sum, c) => sum + c.count, 0);
+    expect(total).toBeGreaterThan(0);
+    expect(malformed).toHaveLength(total);
+    // A bare cluster reads only the guild bookkeeping events.
+    for (const { event } of running.malformedCounts()) expect(['READY', 'GUILD_CREATE', 'GUILD_DELETE']).toContain(event);
+    // Guild bookkeeping holds only ids.
+    for (const shard of running.info()) expect(shard.guilds.available + shard.guilds.unavailable).toBeLessThanOrEqual(GUILD_ON_SHARD.length + 50);
+    expect(events).toBeGreaterThan(sent / 2);
+    expect(crashes).toEqual([]);
+  });
 });

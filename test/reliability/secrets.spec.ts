@@ -24,7 +24,7 @@ import {
 } from '../../lib';
 import { GatewayLifecycle } from '../../lib/gateway.lifecycle';
 import type { LocalGateway } from '../../lib/testing';
-import { createShard, eventually, startGateway, waitForState } from '../helpers/gateway-test-kit';
+import { SHORT_SHARD_TIMINGS, createShard, eventually, startGateway, waitForState } from '../helpers/gateway-test-kit';
 import { MODULE_TEST_INTENTS, NestHarness, moduleOptions, rejectionOf, thrownBy } from '../module/nest-test-kit';
 
 const SECRET = 'MTAwMDAwMDAwMDAwMDAwMDAy.GxS3cR.t0ken-That_Must-N3ver-Leak_4e9d';
@@ -348,12 +348,66 @@ void describe('the token never shows', () => {
       expectNoToken(inspect(subject, { depth: 8 }), `util.inspect(${name}, depth 8)`);
       expectNoToken(`${inspect({ wrapped: subject }, { depth: 8 })}`, `a log of an object holding ${name}`);
       expectNoToken(safeJson(subject), `JSON.stringify(${name})`);
+      expectNoToken(safeJson({ ...(subject as object) }), `JSON.stringify of a spread of ${name}`);
+    }
+    // Every inspection option that reveals more: hidden properties, getters, proxies, any depth.
+    for (const [name, subject] of [...subjects, ['the options of Cluster', (cluster as unknown as { options: unknown }).options]] as [string, unknown][]) {
+      for (const how of [
+        { showHidden: true, depth: Infinity },
+        { showHidden: true, depth: Infinity, getters: true },
+        { showHidden: true, depth: Infinity, showProxy: true },
+        { showHidden: true, depth: Infinity, customInspect: false },
+      ]) {
+        expectNoToken(inspect(subject, how), `util.inspect(${name}, ${JSON.stringify(how)})`);
+        expectNoToken(inspect({ wrapped: subject }, how), `util.inspect of an object holding ${name}, ${JSON.stringify(how)}`);
+      }
     }
     // The options still work: the token is there for the module to read, just not shown.
     expect(options.token).toBe(SECRET);
     expect(app.get(ClusterService).allReady).toBe(true);
     expect(local.framesOf(GatewayOpcodes.Identify).map((f) => f.d.token)).toEqual([SECRET, SECRET]);
   });
+});
+
+void describe('the server close reason', () => {
+  for (const strategy of [{ type: 'in-process' }, { type: 'workers', shardsPerWorker: 1 }] as const) {
+    void it(`is redacted like debug lines in info().lastClose and info().lastError (${strategy.type})`, { timeout: 30_000 }, async () => {
+      const local = await harness.gateway({ token: SECRET });
+      const cluster = new Cluster({
+        token: SECRET,
+        intents: 1,
+        apiUrl: local.apiUrl,
+        identifyWindowMs: 100,
+        ...SHORT_SHARD_TIMINGS,
+        random: () => 0.5,
+        strategy,
+      });
+      const debug: string[] = [];
+      cluster.debug$.subscribe(({ message }) => debug.push(message));
+      try {
+        await cluster.up();
+        const identifies = local.framesOf(GatewayOpcodes.Identify).length + local.framesOf(GatewayOpcodes.Resume).length;
+        // A close code that resumes, with a reason quoting the token.
+        local.closeShard(0, 4000, `unknown error for ${SECRET}`);
+        await eventually(
+          () => local.framesOf(GatewayOpcodes.Identify).length + local.framesOf(GatewayOpcodes.Resume).length > identifies,
+          5_000,
+          'the new handshake',
+        );
+        await cluster.ready();
+        await eventually(() => debug.some((m) => m.includes('connection closed with 4000')), 5_000, 'the close in debug$');
+        const infos = await cluster.collectInfo();
+        const lastClose = infos[0].lastClose;
+        expect(lastClose).toEqual({ code: 4000, reason: 'unknown error for [token]' });
+        expectNoToken(JSON.stringify(infos), 'Cluster info()');
+        // In worker mode the shard handle's own info comes from the worker, redacted there.
+        if (strategy.type === 'workers') expectNoToken(JSON.stringify(cluster.shards.get(0)!.info()), 'the worker shard info()');
+        expectNoToken(debug.join('\n'), 'Cluster debug$');
+      } finally {
+        await cluster.down();
+      }
+    });
+  }
 });
 
 void describe('transport security', () => {

@@ -65,6 +65,7 @@ export interface ShardInfo {
   latency: LatencyStats;
   sequence: number | null;
   sessionId: string | null;
+  /** Reconnect attempts since a connection last stayed ready for `max(heartbeat interval, backoff.resetAfterMs)`. */
   reconnectAttempts: number;
   lastClose: ShardCloseInfo | null;
   lastError: string | null;

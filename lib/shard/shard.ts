@@ -107,6 +107,8 @@ interface Connection {
   acked: boolean;
   /** A heartbeat the server asked for (op 1) went out and neither its ACK nor the next scheduled beat came yet. */
   requestedBeatInFlight: boolean;
+  /** A heartbeat request was left unanswered for want of room in the send budget (said once per connection). */
+  requestRefusalReported: boolean;
   /** Reading was paused at some point since the last scheduled heartbeat. */
   pausedSinceBeat: boolean;
   /** Payloads that arrived while reading was paused (ws still emits what it had read): handled on resume, in order. */
@@ -407,6 +409,7 @@ export class Shard {
       heartbeatInterval: 0,
       acked: true,
       requestedBeatInFlight: false,
+      requestRefusalReported: false,
       pausedSinceBeat: false,
       held: [],
       beatSentAt: null,
@@ -669,7 +672,10 @@ export class Shard {
   private onHeartbeatRequest(conn: Connection): void {
     if (conn.requestedBeatInFlight) return;
     if (!conn.limiter.tryTake()) {
-      this.debug('ignored a heartbeat request (op 1): the send budget has no room, the next scheduled heartbeat answers it');
+      if (!conn.requestRefusalReported) {
+        conn.requestRefusalReported = true;
+        this.debug('ignored heartbeat requests (op 1) while the send budget has no room: the scheduled heartbeats answer them');
+      }
       return;
     }
     conn.requestedBeatInFlight = true;
@@ -719,6 +725,7 @@ export class Shard {
         ...(this.options.presence ? { presence: this.options.presence } : {}),
       },
     };
+    this.debug(`identifying as shard [${this.id}, ${this.total}]`);
     if (!this.sendFrame(conn, payload)) {
       this.identifyNotSent();
       return;
@@ -727,7 +734,6 @@ export class Shard {
     conn.identified = true;
     this.counters.identifies++;
     this.sequence = null;
-    this.debug(`identified as shard [${this.id}, ${this.total}]`);
     this.armReadyTimer(conn);
   }
 
@@ -810,16 +816,16 @@ export class Shard {
   /**
    * Advances the sequence to `s` and counts event `t`. False (and nothing changes) for an event already received,
    * which a replay can send again: each sequence number of a session is handled once. A step forward of more than
-   * {@link MAX_SEQUENCE_JUMP} is a protocol error: the connection is dropped and the session resumed from the last
-   * good number.
+   * {@link MAX_SEQUENCE_JUMP} from the last number is a protocol error: the connection is dropped and the session
+   * resumed from the last good number. (A session's first number, with none before it, is taken as it comes.)
    */
   private acceptSequence(conn: Connection, t: string, s: number): boolean {
     if (this.sequence !== null && s <= this.sequence) {
       this.debug(`dropped ${t} #${s}: already received`);
       return false;
     }
-    if (s - (this.sequence ?? 0) > MAX_SEQUENCE_JUMP) {
-      this.protocolError(conn, `${t} #${s} jumps more than ${MAX_SEQUENCE_JUMP} past sequence ${this.sequence ?? 0}`);
+    if (this.sequence !== null && s - this.sequence > MAX_SEQUENCE_JUMP) {
+      this.protocolError(conn, `${t} #${s} jumps more than ${MAX_SEQUENCE_JUMP} past sequence ${this.sequence}`);
       return false;
     }
     this.sequence = s;

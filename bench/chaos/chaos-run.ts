@@ -314,7 +314,9 @@ export async function runChaos(options: ChaosOptions = {}): Promise<ChaosReport>
           helloTimeout: 2_000,
           readyTimeout: 2_000,
           closeTimeout: 300,
-          backoff: { baseMs: 10, maxMs: 600 },
+          // The reconnect policy scaled like the command window (1/100 of Discord's 60 s).
+          backoff: { baseMs: 10, maxMs: 600, resetAfterMs: 300 },
+          reconnectLimit: { max: 10, windowMs: commandWindowMs },
           invalidSessionDelay: { minMs: 10, maxMs: 50 },
           commandRateLimit: { limit: commandLimit, windowMs: commandWindowMs },
           random: mulberry32(mixSeed(seed, 2)),

@@ -731,6 +731,10 @@ class StartOrderQueue implements IIdentifyQueue {
     });
   }
 
+  refund(shardId: number): void {
+    this.queue.refund?.(shardId);
+  }
+
   /** Puts a shard that starts later (without a session) into the start order. */
   add(shardId: number): void {
     if (this.pending.includes(shardId)) return;

@@ -14,6 +14,15 @@ export const ZLIB_SUFFIX = Buffer.from([0x00, 0x00, 0xff, 0xff]);
 export const MAX_OUTGOING_PAYLOAD_BYTES = 4096;
 
 /**
+ * Largest step forward a dispatch's `s` may take from the last sequence number; a larger one is a protocol error
+ * (the shard reconnects and resumes from the last good number), never a new watermark. The gateway numbers a
+ * session's dispatches one by one and replays from the client's own `seq` on RESUME, so real steps are 1; the bound
+ * is generous so that no plausible gap trips it, and small enough that a corrupt number (e.g. `2^53 - 1`) cannot
+ * make the duplicate filter drop the rest of the session.
+ */
+export const MAX_SEQUENCE_JUMP = 100_000;
+
+/**
  * Close codes this library sends.
  */
 export const ShardCloseCode = {

@@ -8,4 +8,10 @@ export interface IIdentifyQueue {
    * in which case the shard's place is given up.
    */
   acquire(shardId: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Called when a grant from {@link acquire} was not used: the connection closed before the IDENTIFY could be
+   * written, so Discord counted no session start. A queue that keeps a session-start budget gives the start back;
+   * one that keeps none may leave this out.
+   */
+  refund?(shardId: number): void;
 }

@@ -7,12 +7,44 @@ import type { ShardSession } from './shard-session.interface';
 
 /**
  * Exponential reconnect backoff: attempt `n` (from 1) waits `min(maxMs, baseMs * 2^(n-1))`, scaled by a
- * random factor in [0.5, 1). The first reconnect after a healthy session is immediate.
+ * random factor in [0.5, 1). Only the first reconnect after a healthy connection is immediate: the attempt counter
+ * goes back to 0 once a connection has stayed ready (after READY or RESUMED) for `max(heartbeat interval,
+ * resetAfterMs)`, never on READY or RESUMED alone, so a session that dies soon after it starts backs off.
  */
 export interface BackoffOptions {
   /** @defaultValue `1000` */
   baseMs: number;
   /** @defaultValue `60000` */
+  maxMs: number;
+  /**
+   * How long a connection must stay ready before the attempt counter resets, ms; the heartbeat interval is used
+   * when it is longer. @defaultValue `30000`
+   */
+  resetAfterMs: number;
+}
+
+/**
+ * Sliding-window cap on the connections one shard opens: at most `max` in any `windowMs`. When the window is full,
+ * the next reconnect waits until the oldest connection leaves it, whatever the backoff says.
+ */
+export interface ReconnectLimitOptions {
+  /** @defaultValue `10` */
+  max: number;
+  /** @defaultValue `60000` */
+  windowMs: number;
+}
+
+/**
+ * The `heartbeat_interval` a HELLO may carry, ms. A HELLO outside the range is a protocol error: the shard drops
+ * the connection and reconnects with backoff. Discord sends about 41250.
+ */
+export interface HeartbeatIntervalRangeOptions {
+  /**
+   * Shortest accepted interval. The default lets fast local test setups run; a production bot may raise it
+   * (e.g. to `1000`). @defaultValue `100`
+   */
+  minMs: number;
+  /** Longest accepted interval, at most `2147483647` (Node's longest timer). @defaultValue `300000` */
   maxMs: number;
 }
 
@@ -71,8 +103,12 @@ export interface ShardOptions {
   readyTimeout?: number;
   /** Time a close waits for the server's close frame, ms. @defaultValue `5000` */
   closeTimeout?: number;
-  /** @defaultValue `{ baseMs: 1000, maxMs: 60000 }` */
+  /** @defaultValue `{ baseMs: 1000, maxMs: 60000, resetAfterMs: 30000 }` */
   backoff?: Partial<BackoffOptions>;
+  /** @defaultValue `{ max: 10, windowMs: 60000 }` */
+  reconnectLimit?: Partial<ReconnectLimitOptions>;
+  /** @defaultValue `{ minMs: 100, maxMs: 300000 }` */
+  heartbeatIntervalRange?: Partial<HeartbeatIntervalRangeOptions>;
   /** @defaultValue `{ minMs: 1000, maxMs: 5000 }` */
   invalidSessionDelay?: Partial<InvalidSessionDelayOptions>;
   /** @defaultValue `{ limit: 120, windowMs: 60000 }` */
@@ -117,6 +153,8 @@ export interface ResolvedShardOptions {
   readyTimeout: number;
   closeTimeout: number;
   backoff: BackoffOptions;
+  reconnectLimit: ReconnectLimitOptions;
+  heartbeatIntervalRange: HeartbeatIntervalRangeOptions;
   invalidSessionDelay: InvalidSessionDelayOptions;
   commandRateLimit: CommandRateLimitOptions;
   random: () => number;

@@ -34,7 +34,8 @@ interface Waiter {
 /**
  * Grants one IDENTIFY per rate-limit key (`shardId % maxConcurrency`) per window; keys are independent, so
  * a whole bucket of shards may identify at once. Waiters of one key are served lowest shard id first.
- * Never grants while the session-start budget is spent: it waits for the reset and says so through `log`.
+ * Never grants while the session-start budget is spent: it waits for the reset and says so through `log`. A grant
+ * spends one session start; {@link refund} gives it back when the IDENTIFY was never written.
  */
 export class InMemoryIdentifyQueue implements IIdentifyQueue {
   /** `max_concurrency` this queue enforces. */
@@ -84,6 +85,14 @@ export class InMemoryIdentifyQueue implements IIdentifyQueue {
       this.waiting.set(key, list);
       this.drain();
     });
+  }
+
+  /** Gives back the session start of a grant whose IDENTIFY was never sent (up to the budget's total). */
+  refund(shardId: number): void {
+    if (!this.budget || this.budget.remaining >= this.budget.total) return;
+    this.budget.remaining++;
+    this.log(`Shard ${shardId} did not use its IDENTIFY grant: ${this.budget.remaining} session start(s) left`);
+    this.drain();
   }
 
   private drain(): void {

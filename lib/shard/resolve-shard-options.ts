@@ -5,6 +5,9 @@ import type { ResolvedShardOptions, ShardOptions } from '../interfaces/shard-opt
 import { InMemoryIdentifyQueue } from '../queue/in-memory-identify-queue';
 import { requireTransportUrl } from './transport-security';
 
+/** Longest delay a Node timer takes as it is (longer ones fire after 1 ms, with a warning). */
+const MAX_TIMER_MS = 2_147_483_647;
+
 function requireInteger(option: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
@@ -49,7 +52,20 @@ export function resolveShardOptions(options: ShardOptions): ResolvedShardOptions
   const backoff = {
     baseMs: positive('backoff.baseMs', options.backoff?.baseMs, DefaultShardOptions.backoff.baseMs),
     maxMs: positive('backoff.maxMs', options.backoff?.maxMs, DefaultShardOptions.backoff.maxMs),
+    resetAfterMs: requireInteger('backoff.resetAfterMs', options.backoff?.resetAfterMs ?? DefaultShardOptions.backoff.resetAfterMs, 0, MAX_TIMER_MS),
   };
+  const reconnectLimit = {
+    max: positive('reconnectLimit.max', options.reconnectLimit?.max, DefaultShardOptions.reconnectLimit.max),
+    windowMs: requireInteger('reconnectLimit.windowMs', options.reconnectLimit?.windowMs ?? DefaultShardOptions.reconnectLimit.windowMs, 1, MAX_TIMER_MS),
+  };
+  const range = options.heartbeatIntervalRange;
+  const heartbeatIntervalRange = {
+    minMs: requireInteger('heartbeatIntervalRange.minMs', range?.minMs ?? DefaultShardOptions.heartbeatIntervalRange.minMs, 1, MAX_TIMER_MS),
+    maxMs: requireInteger('heartbeatIntervalRange.maxMs', range?.maxMs ?? DefaultShardOptions.heartbeatIntervalRange.maxMs, 1, MAX_TIMER_MS),
+  };
+  if (heartbeatIntervalRange.maxMs < heartbeatIntervalRange.minMs) {
+    throw new GatewayOptionsError('heartbeatIntervalRange.maxMs', 'must not be less than heartbeatIntervalRange.minMs');
+  }
   const invalidSessionDelay = {
     minMs: requireInteger('invalidSessionDelay.minMs', options.invalidSessionDelay?.minMs ?? DefaultShardOptions.invalidSessionDelay.minMs, 0),
     maxMs: requireInteger('invalidSessionDelay.maxMs', options.invalidSessionDelay?.maxMs ?? DefaultShardOptions.invalidSessionDelay.maxMs, 0),
@@ -95,6 +111,8 @@ export function resolveShardOptions(options: ShardOptions): ResolvedShardOptions
     readyTimeout: positive('readyTimeout', options.readyTimeout, DefaultShardOptions.readyTimeout),
     closeTimeout: positive('closeTimeout', options.closeTimeout, DefaultShardOptions.closeTimeout),
     backoff,
+    reconnectLimit,
+    heartbeatIntervalRange,
     invalidSessionDelay,
     commandRateLimit,
     random: options.random ?? DefaultShardOptions.random,

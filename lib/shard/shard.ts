@@ -12,6 +12,7 @@ import WebSocket from 'ws';
 import {
   GATEWAY_VERSION,
   MAX_OUTGOING_PAYLOAD_BYTES,
+  MAX_SEQUENCE_JUMP,
   ShardCloseCode,
   USER_AGENT,
 } from '../constants/gateway.constants';
@@ -64,6 +65,7 @@ export interface ShardInfo {
   latency: LatencyStats;
   sequence: number | null;
   sessionId: string | null;
+  /** Reconnect attempts since a connection last stayed ready for `max(heartbeat interval, backoff.resetAfterMs)`. */
   reconnectAttempts: number;
   lastClose: ShardCloseInfo | null;
   lastError: string | null;
@@ -96,7 +98,17 @@ interface Connection {
   opened: boolean;
   helloReceived: boolean;
   handshakeSent: boolean;
+  /** The handshake sent was an IDENTIFY (not a RESUME): only then may a READY start a new session. */
+  identified: boolean;
+  /** READY or RESUMED arrived on this connection. */
+  sessionReady: boolean;
+  /** `heartbeat_interval` from HELLO, ms (0 before HELLO). */
+  heartbeatInterval: number;
   acked: boolean;
+  /** A heartbeat the server asked for (op 1) went out and neither its ACK nor the next scheduled beat came yet. */
+  requestedBeatInFlight: boolean;
+  /** A heartbeat request was left unanswered for want of room in the send budget (said once per connection). */
+  requestRefusalReported: boolean;
   /** Reading was paused at some point since the last scheduled heartbeat. */
   pausedSinceBeat: boolean;
   /** Payloads that arrived while reading was paused (ws still emits what it had read): handled on resume, in order. */
@@ -106,6 +118,8 @@ interface Connection {
   readyTimer: NodeJS.Timeout | null;
   heartbeatTimer: NodeJS.Timeout | null;
   drainTimer: NodeJS.Timeout | null;
+  /** Fires once the connection has stayed ready long enough to reset the backoff. */
+  healthyTimer: NodeJS.Timeout | null;
   identifyAbort: AbortController | null;
 }
 
@@ -142,6 +156,8 @@ export class Shard {
   private attempts = 0;
   private stopped = true;
   private reconnectTimer: NodeJS.Timeout | null = null;
+  /** Connections opened in the last `reconnectLimit.windowMs` (a sliding window of `reconnectLimit.max`). */
+  private readonly connectionWindow: CommandRateLimiter;
   private lastCloseInfo: ShardCloseInfo | null = null;
   private lastErrorMessage: string | null = null;
   private fatal: GatewayFatalError | null = null;
@@ -166,6 +182,8 @@ export class Shard {
     this.#token = options.token;
     this.id = this.options.id;
     this.total = this.options.total;
+    const { max, windowMs } = this.options.reconnectLimit;
+    this.connectionWindow = new CommandRateLimiter(max, windowMs, () => Date.now());
     const saved = this.options.session;
     if (saved) {
       this.sessionData = { sessionId: saved.sessionId, resumeUrl: saved.resumeUrl };
@@ -366,6 +384,7 @@ export class Shard {
   // ---- connection lifecycle -------------------------------------------------------------------------
 
   private openConnection(): void {
+    this.connectionWindow.record();
     const viaResumeUrl = this.sessionData !== null;
     const url = this.buildUrl(viaResumeUrl ? this.sessionData!.resumeUrl : this.options.gatewayUrl);
     this.setState(ShardState.Connecting);
@@ -385,7 +404,12 @@ export class Shard {
       opened: false,
       helloReceived: false,
       handshakeSent: false,
+      identified: false,
+      sessionReady: false,
+      heartbeatInterval: 0,
       acked: true,
+      requestedBeatInFlight: false,
+      requestRefusalReported: false,
       pausedSinceBeat: false,
       held: [],
       beatSentAt: null,
@@ -393,6 +417,7 @@ export class Shard {
       readyTimer: null,
       heartbeatTimer: null,
       drainTimer: null,
+      healthyTimer: null,
       identifyAbort: null,
     };
     if (compression) {
@@ -491,10 +516,14 @@ export class Shard {
       return;
     }
     if (action === 'identify') this.dropSession();
-    const delay = backoffDelay(this.attempts, this.options.backoff, this.options.random) + extraDelayMs;
+    const backoff = backoffDelay(this.attempts, this.options.backoff, this.options.random) + extraDelayMs;
+    // The connection window has room once its oldest entry leaves it.
+    const windowWait = this.connectionWindow.remaining() > 0 ? 0 : this.connectionWindow.msUntilRefill();
+    const delay = Math.max(backoff, windowWait);
     this.attempts++;
     this.setState(ShardState.Disconnected);
-    this.debug(`reconnect attempt ${this.attempts} in ${delay} ms`);
+    const capped = windowWait > backoff ? ` (at most ${this.options.reconnectLimit.max} connections per ${this.options.reconnectLimit.windowMs} ms)` : '';
+    this.debug(`reconnect attempt ${this.attempts} in ${delay} ms${capped}`);
     this.clearReconnectTimer();
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
@@ -518,9 +547,9 @@ export class Shard {
   }
 
   private teardown(conn: Connection): void {
-    for (const timer of [conn.helloTimer, conn.readyTimer, conn.drainTimer]) if (timer) clearTimeout(timer);
+    for (const timer of [conn.helloTimer, conn.readyTimer, conn.drainTimer, conn.healthyTimer]) if (timer) clearTimeout(timer);
     if (conn.heartbeatTimer) clearInterval(conn.heartbeatTimer);
-    conn.helloTimer = conn.readyTimer = conn.drainTimer = conn.heartbeatTimer = null;
+    conn.helloTimer = conn.readyTimer = conn.drainTimer = conn.heartbeatTimer = conn.healthyTimer = null;
     conn.identifyAbort?.abort();
     conn.decompressor?.close();
   }
@@ -545,7 +574,7 @@ export class Shard {
       // Events nobody wants: read only the name and sequence number from the first bytes, never the data.
       const envelope = peekFrame(raw);
       if (envelope && envelope.op === GatewayOpcodes.Dispatch && envelope.t !== null && !filter.wants(envelope.t)) {
-        if (envelope.s !== null && Number.isSafeInteger(envelope.s)) this.acceptSequence(envelope.t, envelope.s);
+        if (envelope.s !== null && Number.isSafeInteger(envelope.s)) this.acceptSequence(conn, envelope.t, envelope.s);
         return;
       }
     }
@@ -565,7 +594,7 @@ export class Shard {
         this.onDispatch(conn, packet.t, packet.s, packet.d);
         break;
       case GatewayOpcodes.Heartbeat:
-        this.sendHeartbeat(conn, true);
+        this.onHeartbeatRequest(conn);
         break;
       case GatewayOpcodes.Reconnect:
         this.reconnect(conn, 'the gateway asked for a reconnect (op 7)', 'resume', 'reconnect-request');
@@ -592,7 +621,7 @@ export class Shard {
   }
 
   private onHello(conn: Connection, interval: unknown): void {
-    if (typeof interval !== 'number' || !(interval > 0) || !Number.isFinite(interval)) {
+    if (typeof interval !== 'number' || !Number.isFinite(interval)) {
       this.protocolError(conn, 'HELLO carried no valid heartbeat_interval');
       return;
     }
@@ -600,7 +629,13 @@ export class Shard {
       this.debug('ignored a second HELLO');
       return;
     }
+    const { minMs, maxMs } = this.options.heartbeatIntervalRange;
+    if (interval < minMs || interval > maxMs) {
+      this.protocolError(conn, `HELLO heartbeat_interval ${interval} ms is outside ${minMs}..${maxMs} ms (heartbeatIntervalRange)`);
+      return;
+    }
     conn.helloReceived = true;
+    conn.heartbeatInterval = interval;
     if (conn.helloTimer) clearTimeout(conn.helloTimer);
     conn.helloTimer = null;
     this.latency.reset();
@@ -634,17 +669,32 @@ export class Shard {
     }
     conn.acked = false;
     conn.pausedSinceBeat = this.pausedSince !== null;
-    this.sendHeartbeat(conn, false);
+    conn.requestedBeatInFlight = false;
+    conn.beatSentAt = Date.now();
+    this.sendFrame(conn, { op: GatewayOpcodes.Heartbeat, d: this.sequence });
     return true;
   }
 
-  private sendHeartbeat(conn: Connection, requested: boolean): void {
-    if (!requested) conn.beatSentAt = Date.now();
-    this.sendFrame(conn, { op: GatewayOpcodes.Heartbeat, d: this.sequence });
+  /**
+   * Op 1: answers at once with a heartbeat, but only one at a time (until its ACK or the next scheduled beat) and
+   * only when the send budget has room, like any other frame; the scheduled beats go on either way.
+   */
+  private onHeartbeatRequest(conn: Connection): void {
+    if (conn.requestedBeatInFlight) return;
+    if (!conn.limiter.tryTake()) {
+      if (!conn.requestRefusalReported) {
+        conn.requestRefusalReported = true;
+        this.debug('ignored heartbeat requests (op 1) while the send budget has no room: the scheduled heartbeats answer them');
+      }
+      return;
+    }
+    conn.requestedBeatInFlight = true;
+    this.writeFrame(conn, { op: GatewayOpcodes.Heartbeat, d: this.sequence });
   }
 
   private onHeartbeatAck(conn: Connection): void {
     conn.acked = true;
+    conn.requestedBeatInFlight = false;
     if (conn.beatSentAt !== null) {
       this.latency.record(Date.now() - conn.beatSentAt);
       conn.beatSentAt = null;
@@ -665,11 +715,14 @@ export class Shard {
     } finally {
       conn.identifyAbort = null;
     }
-    if (conn !== this.conn || conn.handshakeSent) return;
-    if (this.options.handshakeGuard && !(await this.passesHandshakeGuard(conn, 'identify'))) return;
-    conn.handshakeSent = true;
-    this.counters.identifies++;
-    this.sequence = null;
+    if (conn !== this.conn || conn.handshakeSent) {
+      this.identifyNotSent();
+      return;
+    }
+    if (this.options.handshakeGuard && !(await this.passesHandshakeGuard(conn, 'identify'))) {
+      this.identifyNotSent();
+      return;
+    }
     const payload: GatewayIdentify = {
       op: GatewayOpcodes.Identify,
       d: {
@@ -683,8 +736,21 @@ export class Shard {
       },
     };
     this.debug(`identifying as shard [${this.id}, ${this.total}]`);
-    this.sendFrame(conn, payload);
+    if (!this.sendFrame(conn, payload)) {
+      this.identifyNotSent();
+      return;
+    }
+    conn.handshakeSent = true;
+    conn.identified = true;
+    this.counters.identifies++;
+    this.sequence = null;
     this.armReadyTimer(conn);
+  }
+
+  /** The queue granted an IDENTIFY that was never written (the connection closed first): give the grant back. */
+  private identifyNotSent(): void {
+    this.debug('IDENTIFY was not sent (the connection closed first): its session start goes back to the identify queue');
+    this.options.identifyQueue.refund?.(this.id);
   }
 
   private async sendResume(conn: Connection): Promise<void> {
@@ -736,6 +802,12 @@ export class Shard {
       this.debug('ignored a dispatch without a string t and an integer s');
       return;
     }
+    if (t === GatewayDispatchEvents.Ready && (!conn.identified || conn.sessionReady)) {
+      // Only the answer to this connection's IDENTIFY starts a session. Any other READY is a replay: it changes
+      // neither the session nor the sequence (so nothing is delivered twice), and is not delivered itself.
+      if (this.acceptSequence(conn, t, s)) this.debug(`ignored READY #${s}: it answers no IDENTIFY on this connection`);
+      return;
+    }
     if (t === GatewayDispatchEvents.Ready) {
       const ready = d as Partial<GatewayReadyDispatchData> | null;
       if (typeof ready?.session_id !== 'string' || typeof ready.resume_gateway_url !== 'string') {
@@ -746,18 +818,24 @@ export class Shard {
       // A new session numbers its events afresh.
       this.sequence = null;
     }
-    if (!this.acceptSequence(t, s)) return;
+    if (!this.acceptSequence(conn, t, s)) return;
     this.dispatchSubject.next({ shardId: this.id, t, s, d });
     if (t === GatewayDispatchEvents.Ready || t === GatewayDispatchEvents.Resumed) this.onSessionReady(conn, t);
   }
 
   /**
    * Advances the sequence to `s` and counts event `t`. False (and nothing changes) for an event already received,
-   * which a replay can send again: each sequence number of a session is handled once.
+   * which a replay can send again: each sequence number of a session is handled once. A step forward of more than
+   * {@link MAX_SEQUENCE_JUMP} from the last number is a protocol error: the connection is dropped and the session
+   * resumed from the last good number. (A session's first number, with none before it, is taken as it comes.)
    */
-  private acceptSequence(t: string, s: number): boolean {
+  private acceptSequence(conn: Connection, t: string, s: number): boolean {
     if (this.sequence !== null && s <= this.sequence) {
       this.debug(`dropped ${t} #${s}: already received`);
+      return false;
+    }
+    if (this.sequence !== null && s - this.sequence > MAX_SEQUENCE_JUMP) {
+      this.protocolError(conn, `${t} #${s} jumps more than ${MAX_SEQUENCE_JUMP} past sequence ${this.sequence}`);
       return false;
     }
     this.sequence = s;
@@ -766,10 +844,20 @@ export class Shard {
   }
 
   private onSessionReady(conn: Connection, t: string): void {
-    if (conn !== this.conn) return;
+    if (conn !== this.conn || conn.sessionReady) return;
+    conn.sessionReady = true;
     if (conn.readyTimer) clearTimeout(conn.readyTimer);
     conn.readyTimer = null;
-    this.attempts = 0;
+    if (this.attempts > 0) {
+      // The backoff starts over only once this connection has proved healthy, not on READY or RESUMED alone.
+      const healthyAfter = Math.max(conn.heartbeatInterval, this.options.backoff.resetAfterMs);
+      conn.healthyTimer = setTimeout(() => {
+        conn.healthyTimer = null;
+        if (conn !== this.conn) return;
+        this.attempts = 0;
+        this.debug(`connection healthy for ${healthyAfter} ms: the reconnect backoff starts over`);
+      }, healthyAfter);
+    }
     this.debug(`${t}: session ${this.sessionData?.sessionId} at sequence ${this.sequence}`);
     this.setState(ShardState.Ready);
     for (const waiter of this.readyWaiters.splice(0)) waiter.resolve();
@@ -778,11 +866,21 @@ export class Shard {
 
   // ---- outbound -----------------------------------------------------------------------------------
 
-  /** Sends a frame the shard manages; heartbeats use the limiter's reserved share, anything else is counted. */
-  private sendFrame(conn: Connection, payload: { op: number; d?: unknown }): void {
-    if (conn.ws.readyState !== WebSocket.OPEN) return;
+  /**
+   * Sends a frame the shard manages; scheduled heartbeats use the limiter's reserved share, anything else is
+   * counted. False (nothing written, nothing counted) when the socket is not open.
+   */
+  private sendFrame(conn: Connection, payload: { op: number; d?: unknown }): boolean {
+    if (conn.ws.readyState !== WebSocket.OPEN) return false;
     if (payload.op !== GatewayOpcodes.Heartbeat) conn.limiter.record();
+    return this.writeFrame(conn, payload);
+  }
+
+  /** Writes a frame whose room in the send budget is already accounted for; false when the socket is not open. */
+  private writeFrame(conn: Connection, payload: { op: number; d?: unknown }): boolean {
+    if (conn.ws.readyState !== WebSocket.OPEN) return false;
     conn.ws.send(JSON.stringify(payload));
+    return true;
   }
 
   private drain(): void {

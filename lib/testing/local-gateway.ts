@@ -74,9 +74,11 @@ export class LocalGateway extends EventEmitter {
   /**
    * Switches tests may flip at any time: send HELLO on new connections; answer IDENTIFY and RESUME;
    * acknowledge heartbeats; `refuseResume`: refuse the WebSocket upgrade (HTTP 503) of connections to the
-   * `/resume` path, the default resume URL, as an unreachable resume node would.
+   * `/resume` path, the default resume URL, as an unreachable resume node would; `dropAfterHello`: close each new
+   * uncompressed connection with 4000 right after HELLO, both frames in one TCP write, so the client reads them
+   * together.
    */
-  readonly behaviour = { sendHello: true, answerHandshake: true, acks: true, refuseResume: false };
+  readonly behaviour = { sendHello: true, answerHandshake: true, acks: true, refuseResume: false, dropAfterHello: false };
   /** IDENTIFYs refused for coming too early within their rate-limit key's window. */
   identifyViolations = 0;
 
@@ -387,6 +389,12 @@ export class LocalGateway extends EventEmitter {
     ws.on('error', () => undefined);
     if (url.searchParams.get('v') !== '10') {
       connection.close(GatewayCloseCodes.InvalidAPIVersion, 'Invalid API version');
+    } else if (this.behaviour.dropAfterHello) {
+      const socket = request.socket;
+      socket.cork();
+      connection.send({ op: GatewayOpcodes.Hello, d: { heartbeat_interval: this.options.heartbeatInterval } });
+      connection.close(GatewayCloseCodes.UnknownError, 'Unknown error');
+      process.nextTick(() => socket.uncork());
     } else if (this.behaviour.sendHello) {
       connection.send({ op: GatewayOpcodes.Hello, d: { heartbeat_interval: this.options.heartbeatInterval } });
     }

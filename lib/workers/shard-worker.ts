@@ -93,6 +93,9 @@ const identifyQueue: IIdentifyQueue = {
       post({ type: 'acquire', id, shardId });
     });
   },
+  refund(shardId: number): void {
+    post({ type: 'refund-identify', shardId });
+  },
 };
 
 function reportSession(shard: Shard): void {

@@ -44,6 +44,7 @@ export type FromWorker =
   | { type: 'error'; shardId: number | null; message: string; name: string }
   | { type: 'acquire'; id: number; shardId: number }
   | { type: 'abort-acquire'; id: number }
+  | { type: 'refund-identify'; shardId: number }
   | { type: 'reply'; id: number; ok: boolean; value?: unknown; error?: string; errorName?: string }
   | { type: 'pong'; id: number; info: ShardInfo[] }
   | { type: 'hello' }

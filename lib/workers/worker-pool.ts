@@ -311,6 +311,9 @@ export class WorkerPool {
         slot.acquires.get(message.id)?.abort();
         slot.acquires.delete(message.id);
         break;
+      case 'refund-identify':
+        slot.shards.get(message.shardId)?.identifyQueue.refund?.(message.shardId);
+        break;
       case 'reply': {
         const pending = slot.pending.get(message.id);
         if (!pending) return;

@@ -144,7 +144,7 @@ void describe('reconnect backoff of a live shard', () => {
     expect((outcome as Error).name).not.toBe('GatewayFatalError');
   });
 
-  void it('counts failed attempts while HELLO never comes, then resumes and resets the counter and the delay', async () => {
+  void it('counts failed attempts while HELLO never comes, then resumes, and resets the counter once the connection stayed healthy', async () => {
     gateway = await startGateway();
     shard = createShard(gateway, { helloTimeout: 150, random: () => 0.5 });
     const g = gateway;
@@ -170,9 +170,13 @@ void describe('reconnect backoff of a live shard', () => {
     await resumed;
 
     expect(target.state).toBe(ShardState.Ready);
-    expect(target.info().reconnectAttempts).toBe(0);
     expect(target.session?.sessionId).toBe(sessionId);
     expect(g.framesOf(GatewayOpcodes.Identify)).toHaveLength(1);
+    // RESUMED alone does not reset the backoff: only a connection that stays healthy for backoff.resetAfterMs does.
+    const attemptsAtResume = target.info().reconnectAttempts;
+    expect(attemptsAtResume).toBeGreaterThanOrEqual(4);
+    await waitFor(target.debug$, (line) => line.includes('the reconnect backoff starts over'), 8_000);
+    expect(target.info().reconnectAttempts).toBe(0);
 
     // The next disconnect starts from the first, immediate, attempt again.
     const countBefore = reconnects.attempts.length;
@@ -181,12 +185,18 @@ void describe('reconnect backoff of a live shard', () => {
     await resumedAgain;
     reconnects.stop();
     expect(reconnects.attempts.slice(countBefore)).toEqual([{ attempt: 1, delay: 0 }]);
-    expect(target.info().reconnectAttempts).toBe(0);
+    // Until this connection proves healthy in turn, the next reconnect would be attempt 2.
+    expect(target.info().reconnectAttempts).toBe(1);
   });
 
-  void it('survives 200 reconnect requests in a row without slowing down or losing events', { timeout: 20_000 }, async () => {
+  void it('survives 200 reconnect requests in a row, backing off within its cap, without losing events', { timeout: 20_000 }, async () => {
     gateway = await startGateway();
-    shard = createShard(gateway, { random: () => 0.5 });
+    // A cap of 2 ms and room for every connection: the point here is that nothing is lost, not the waiting.
+    shard = createShard(gateway, {
+      random: () => 0.5,
+      backoff: { baseMs: 1, maxMs: 2, resetAfterMs: 60_000 },
+      reconnectLimit: { max: 1_000, windowMs: 6_000 },
+    });
     const g = gateway;
     const target = shard;
     await target.connect();
@@ -214,11 +224,12 @@ void describe('reconnect backoff of a live shard', () => {
     reconnects.stop();
 
     expect(target.state).toBe(ShardState.Ready);
-    expect(target.info().reconnectAttempts).toBe(0);
     expect(target.session?.sessionId).toBe(sessionId);
-    // Every reconnect was the first attempt after a healthy session: no delay ever built up.
-    expect(reconnects.attempts).toHaveLength(200);
-    expect(reconnects.attempts.every((a) => a.attempt === 1 && a.delay === 0)).toBe(true);
+    // No connection stayed up for resetAfterMs: the attempts add up, and the delays stay within the 2 ms cap.
+    expect(target.info().reconnectAttempts).toBe(200);
+    expect(reconnects.attempts.map((a) => a.attempt)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+    expect(reconnects.attempts[0].delay).toBe(0);
+    expect(reconnects.attempts.slice(1).every((a) => a.delay >= 1 && a.delay <= 2)).toBe(true);
 
     expect(g.framesOf(GatewayOpcodes.Resume)).toHaveLength(200);
     expect(g.framesOf(GatewayOpcodes.Identify)).toHaveLength(1);

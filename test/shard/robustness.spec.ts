@@ -264,6 +264,14 @@ void describe('Shard robustness', () => {
       ['an unknown compression type', { compression: { type: 'brotli' } as never }, 'compression.type'],
       ['an unknown zlib-stream engine', { compression: { type: 'zlib-stream', engine: 'pako' } as never }, 'compression.engine'],
       ['an unknown zstd-stream engine', { compression: { type: 'zstd-stream', engine: 'zlib-sync' } as never }, 'compression.engine'],
+      ['a negative backoff reset', { backoff: { resetAfterMs: -1 } }, 'backoff.resetAfterMs'],
+      ['a fractional backoff reset', { backoff: { resetAfterMs: 1.5 } }, 'backoff.resetAfterMs'],
+      ['a reconnect cap of 0', { reconnectLimit: { max: 0 } }, 'reconnectLimit.max'],
+      ['an empty reconnect window', { reconnectLimit: { windowMs: 0 } }, 'reconnectLimit.windowMs'],
+      ['a reconnect window past the longest timer', { reconnectLimit: { windowMs: 2 ** 31 } }, 'reconnectLimit.windowMs'],
+      ['a 0 ms heartbeat floor', { heartbeatIntervalRange: { minMs: 0 } }, 'heartbeatIntervalRange.minMs'],
+      ['a heartbeat ceiling past the longest timer', { heartbeatIntervalRange: { maxMs: 1e12 } }, 'heartbeatIntervalRange.maxMs'],
+      ['a heartbeat ceiling under the floor', { heartbeatIntervalRange: { minMs: 5_000, maxMs: 4_000 } }, 'heartbeatIntervalRange.maxMs'],
     ];
     for (const [name, override, option] of invalid) {
       void it(`rejects ${name} with a GatewayOptionsError naming the option`, () => {

@@ -20,6 +20,11 @@ export class LocalGatewayConnection {
   handshakeDone = false;
   /** Whether heartbeats on this connection are acknowledged. */
   acks = true;
+  /**
+   * Sequence of the session's newest dispatch when the last heartbeat ACK went out on this connection (null before
+   * the first ACK, or without a session): every event up to it was sent before that ACK.
+   */
+  lastAckSequence: number | null = null;
   /** Payloads received on this connection. */
   readonly frames: RecordedFrame[] = [];
   /** Close code once closed (1006 when the TCP connection dropped). */
@@ -29,6 +34,8 @@ export class LocalGatewayConnection {
   closedAt: number | null = null;
   /** True once the server started the close. */
   closedByServer = false;
+  /** Port of the client's end of the TCP connection. */
+  remotePort: number | null = null;
   /**
    * True once the client identified with `compress: true` on a connection without transport compression: from
    * then on, payloads of {@link PAYLOAD_COMPRESSION_MIN_BYTES} or more go out zlib-compressed one by one, in
@@ -42,6 +49,9 @@ export class LocalGatewayConnection {
 
   private readonly deflate: ZlibPipe | null;
   private readonly zstd: ZstdStreamEncoder | null;
+  /** Messages handed to a compressor whose output has not been written yet, and who waits for them. */
+  private compressing = 0;
+  private sentWaiters: (() => void)[] = [];
 
   constructor(
     /** Sequential id, from 1. */
@@ -85,10 +95,13 @@ export class LocalGatewayConnection {
     if (!this.open) return;
     if (this.zstd) {
       // zstd-stream: every WebSocket message is exactly one gateway message.
+      this.compressing++;
       this.zstd.write(text, (encoded) => {
-        if (!this.open) return;
-        this.sentMessages.binary++;
-        this.ws.send(encoded, { binary: true });
+        if (this.open) {
+          this.sentMessages.binary++;
+          this.ws.send(encoded, { binary: true });
+        }
+        this.written();
       });
       return;
     }
@@ -98,15 +111,31 @@ export class LocalGatewayConnection {
       this.ws.send(compress ? deflateSync(text) : text, { binary: compress });
       return;
     }
+    this.compressing++;
     this.deflate.write(text, (compressed) => {
-      if (!this.open) return;
       const parts = Math.max(1, Math.min(this.framesPerMessage, compressed.length));
       const size = Math.ceil(compressed.length / parts);
-      for (let offset = 0; offset < compressed.length; offset += size) {
+      for (let offset = 0; this.open && offset < compressed.length; offset += size) {
         this.sentMessages.binary++;
         this.ws.send(compressed.subarray(offset, offset + size), { binary: true });
       }
+      this.written();
     });
+  }
+
+  /**
+   * Calls `callback` once every message handed to {@link sendText} so far has been written to the socket (at once
+   * when nothing waits for a compressor), e.g. to close right after a message really went out.
+   */
+  whenSent(callback: () => void): void {
+    if (this.compressing === 0) callback();
+    else this.sentWaiters.push(callback);
+  }
+
+  /** One compressor output was written (or dropped, the connection being closed). */
+  private written(): void {
+    this.compressing--;
+    if (this.compressing === 0) for (const waiter of this.sentWaiters.splice(0)) waiter();
   }
 
   /** Sends raw bytes as one binary frame, bypassing compression. */

@@ -21,10 +21,12 @@ export class LocalGatewayConnection {
   /** Whether heartbeats on this connection are acknowledged. */
   acks = true;
   /**
-   * Sequence of the session's newest dispatch when the last heartbeat ACK went out on this connection (null before
-   * the first ACK, or without a session): every event up to it was sent before that ACK.
+   * Sequence of the session's newest dispatch when the last heartbeat ACK was written to this connection's socket
+   * (null before the first ACK, or without a session): every event up to it was written before that ACK.
    */
   lastAckSequence: number | null = null;
+  /** The sequence (`d`) of the heartbeat that ACK answered: what the client said it had received by then. */
+  lastAckedHeartbeat: number | null = null;
   /** Payloads received on this connection. */
   readonly frames: RecordedFrame[] = [];
   /** Close code once closed (1006 when the TCP connection dropped). */
@@ -82,16 +84,19 @@ export class LocalGatewayConnection {
     return this.ws.readyState === WebSocket.OPEN;
   }
 
-  /** Sends a payload, compressed when the client asked for zlib-stream or zstd-stream. */
-  send(payload: object): void {
-    this.sendText(JSON.stringify(payload));
+  /**
+   * Sends a payload, compressed when the client asked for zlib-stream or zstd-stream. `onWritten` runs once it was
+   * written to the socket (never when the connection closed first).
+   */
+  send(payload: object, onWritten?: () => void): void {
+    this.sendText(JSON.stringify(payload), onWritten);
   }
 
   /**
    * Sends text as one gateway message (compressed when the client asked for it), even if it is not JSON. A Buffer
    * goes out as the message's bytes as they are, even if they are not valid UTF-8 (in a text frame when uncompressed).
    */
-  sendText(text: string | Buffer): void {
+  sendText(text: string | Buffer, onWritten?: () => void): void {
     if (!this.open) return;
     if (this.zstd) {
       // zstd-stream: every WebSocket message is exactly one gateway message.
@@ -100,6 +105,7 @@ export class LocalGatewayConnection {
         if (this.open) {
           this.sentMessages.binary++;
           this.ws.send(encoded, { binary: true });
+          onWritten?.();
         }
         this.written();
       });
@@ -109,16 +115,19 @@ export class LocalGatewayConnection {
       const compress = this.payloadCompression && text.length >= PAYLOAD_COMPRESSION_MIN_BYTES;
       this.sentMessages[compress ? 'binary' : 'text']++;
       this.ws.send(compress ? deflateSync(text) : text, { binary: compress });
+      onWritten?.();
       return;
     }
     this.compressing++;
     this.deflate.write(text, (compressed) => {
       const parts = Math.max(1, Math.min(this.framesPerMessage, compressed.length));
       const size = Math.ceil(compressed.length / parts);
-      for (let offset = 0; this.open && offset < compressed.length; offset += size) {
+      const open = this.open;
+      for (let offset = 0; open && offset < compressed.length; offset += size) {
         this.sentMessages.binary++;
         this.ws.send(compressed.subarray(offset, offset + size), { binary: true });
       }
+      if (open) onWritten?.();
       this.written();
     });
   }

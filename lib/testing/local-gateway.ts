@@ -437,9 +437,13 @@ export class LocalGateway extends EventEmitter {
     }
     switch (op) {
       case GatewayOpcodes.Heartbeat:
-        if (this.behaviour.acks && connection.acks && connection.open) {
-          connection.send({ op: GatewayOpcodes.HeartbeatAck });
-          connection.lastAckSequence = connection.sessionId ? this.sessions.get(connection.sessionId)?.seq ?? null : null;
+        if (this.behaviour.acks && connection.acks) {
+          const sequence = connection.sessionId ? this.sessions.get(connection.sessionId)?.seq ?? null : null;
+          const beat = typeof payload.d === 'number' ? payload.d : null;
+          connection.send({ op: GatewayOpcodes.HeartbeatAck }, () => {
+            connection.lastAckSequence = sequence;
+            connection.lastAckedHeartbeat = beat;
+          });
         }
         return;
       case GatewayOpcodes.Identify:

@@ -145,7 +145,7 @@ void describe('LocalGateway chaos mode', () => {
     expect(gateway.duplicatesSent).toBe(0);
   });
 
-  void it('records the sequence of the newest dispatch when each heartbeat ACK went out', async () => {
+  void it('records, for the last heartbeat ACK written, the newest dispatch and the heartbeat sequence it answered', async () => {
     gateway = await startGateway({ heartbeatInterval: 60_000 });
     const first = await client();
     await identify(first, gateway);
@@ -157,6 +157,7 @@ void describe('LocalGateway chaos mode', () => {
     first.send({ op: GatewayOpcodes.Heartbeat, d: 3 });
     await ack;
     expect(connection.lastAckSequence).toBe(3);
+    expect(connection.lastAckedHeartbeat).toBe(3);
     gateway.dispatch(0, 'MESSAGE_CREATE', {});
     gateway.setAcks(0, false);
     first.send({ op: GatewayOpcodes.Heartbeat, d: 4 });
@@ -167,6 +168,7 @@ void describe('LocalGateway chaos mode', () => {
     first.send({ op: GatewayOpcodes.Heartbeat, d: 4 });
     await ack;
     expect(connection.lastAckSequence).toBe(4);
+    expect(connection.lastAckedHeartbeat).toBe(4);
   });
 
   void it("lists the given guilds in a shard's next READY only (malformNextReady)", async () => {

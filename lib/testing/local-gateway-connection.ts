@@ -33,6 +33,13 @@ export class LocalGatewayConnection {
   handshakeDone = false;
   /** Whether heartbeats on this connection are acknowledged. */
   acks = true;
+  /**
+   * Sequence of the session's newest dispatch when the last heartbeat ACK was written to this connection's socket
+   * (null before the first ACK, or without a session): every event up to it was written before that ACK.
+   */
+  lastAckSequence: number | null = null;
+  /** The sequence (`d`) of the heartbeat that ACK answered: what the client said it had received by then. */
+  lastAckedHeartbeat: number | null = null;
   /** Payloads received on this connection. */
   readonly frames: RecordedFrame[] = [];
   /** Close code once closed (1006 when the TCP connection dropped). */
@@ -42,6 +49,8 @@ export class LocalGatewayConnection {
   closedAt: number | null = null;
   /** True once the server started the close. */
   closedByServer = false;
+  /** Port of the client's end of the TCP connection. */
+  remotePort: number | null = null;
   /**
    * True once the client identified with `compress: true` on a connection without transport compression: from
    * then on, payloads of {@link PAYLOAD_COMPRESSION_MIN_BYTES} or more go out zlib-compressed one by one, in
@@ -55,6 +64,9 @@ export class LocalGatewayConnection {
 
   private readonly deflate: ZlibPipe | null;
   private readonly zstd: ZstdStreamEncoder | null;
+  /** Messages handed to a compressor whose output has not been written yet, and who waits for them. */
+  private compressing = 0;
+  private sentWaiters: (() => void)[] = [];
 
   constructor(
     /** Sequential id, from 1. */
@@ -85,23 +97,30 @@ export class LocalGatewayConnection {
     return this.ws.readyState === WebSocket.OPEN;
   }
 
-  /** Sends a payload, compressed when the client asked for zlib-stream or zstd-stream. */
-  send(payload: object): void {
-    this.sendText(JSON.stringify(payload));
+  /**
+   * Sends a payload, compressed when the client asked for zlib-stream or zstd-stream. `onWritten` runs once it was
+   * written to the socket (never when the connection closed first).
+   */
+  send(payload: object, onWritten?: () => void): void {
+    this.sendText(JSON.stringify(payload), onWritten);
   }
 
   /**
    * Sends text as one gateway message (compressed when the client asked for it), even if it is not JSON. A Buffer
    * goes out as the message's bytes as they are, even if they are not valid UTF-8 (in a text frame when uncompressed).
    */
-  sendText(text: string | Buffer): void {
+  sendText(text: string | Buffer, onWritten?: () => void): void {
     if (!this.open) return;
     if (this.zstd) {
       // zstd-stream: every WebSocket message is exactly one gateway message.
+      this.compressing++;
       this.zstd.write(text, (encoded) => {
-        if (!this.open) return;
-        this.sentMessages.binary++;
-        this.ws.send(encoded, { binary: true });
+        if (this.open) {
+          this.sentMessages.binary++;
+          this.ws.send(encoded, { binary: true });
+          onWritten?.();
+        }
+        this.written();
       });
       return;
     }
@@ -109,17 +128,36 @@ export class LocalGatewayConnection {
       const compress = this.payloadCompression && text.length >= PAYLOAD_COMPRESSION_MIN_BYTES;
       this.sentMessages[compress ? 'binary' : 'text']++;
       this.ws.send(compress ? deflateSync(text) : text, { binary: compress });
+      onWritten?.();
       return;
     }
+    this.compressing++;
     this.deflate.write(text, (compressed) => {
-      if (!this.open) return;
       const parts = Math.max(1, Math.min(this.framesPerMessage, compressed.length));
       const size = Math.ceil(compressed.length / parts);
-      for (let offset = 0; offset < compressed.length; offset += size) {
+      const open = this.open;
+      for (let offset = 0; open && offset < compressed.length; offset += size) {
         this.sentMessages.binary++;
         this.ws.send(compressed.subarray(offset, offset + size), { binary: true });
       }
+      if (open) onWritten?.();
+      this.written();
     });
+  }
+
+  /**
+   * Calls `callback` once every message handed to {@link sendText} so far has been written to the socket (at once
+   * when nothing waits for a compressor), e.g. to close right after a message really went out.
+   */
+  whenSent(callback: () => void): void {
+    if (this.compressing === 0) callback();
+    else this.sentWaiters.push(callback);
+  }
+
+  /** One compressor output was written (or dropped, the connection being closed). */
+  private written(): void {
+    this.compressing--;
+    if (this.compressing === 0) for (const waiter of this.sentWaiters.splice(0)) waiter();
   }
 
   /** Sends raw bytes as one binary frame, bypassing compression. */

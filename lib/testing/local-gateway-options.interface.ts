@@ -11,6 +11,27 @@ export interface LocalSessionStartLimit {
 }
 
 /**
+ * Chaos mode of the {@link LocalGateway}: it re-sends events a client already has, as a gateway may after a
+ * failover, so that the client's duplicate filter is exercised. Every choice comes from `random`.
+ */
+export interface LocalGatewayChaosOptions {
+  /** Random source of every choice (a seeded one makes a run repeatable). @defaultValue `Math.random` */
+  random?: () => number;
+  /**
+   * Chance that a RESUME's replay starts before the RESUME's `seq`: from 1 to `maxReplayOverlap` events the client
+   * already had are sent again ahead of the missed ones. @defaultValue `0.5`
+   */
+  replayOverlapChance?: number;
+  /** @defaultValue `20` */
+  maxReplayOverlap?: number;
+  /**
+   * Chance, per dispatch to a connected session, that one of the session's last ten dispatches (this one included)
+   * is sent again right after it. @defaultValue `0.01`
+   */
+  resendChance?: number;
+}
+
+/**
  * Options of the {@link LocalGateway}. Every field has a default that behaves like Discord, with short timings
  * where a test would otherwise wait.
  */
@@ -52,4 +73,6 @@ export interface LocalGatewayOptions {
    * comes sooner is answered with a `RATE_LIMITED` dispatch, as Discord does. @defaultValue `30000`
    */
   memberRequestCooldownMs?: number;
+  /** Chaos mode: overlapping replays on RESUME and re-sent events. @defaultValue off */
+  chaos?: LocalGatewayChaosOptions;
 }

@@ -15,7 +15,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { MAX_OUTGOING_PAYLOAD_BYTES } from '../constants/gateway.constants';
 import { LocalGatewayConnection } from './local-gateway-connection';
 import { createGuildMembers } from './payload-factories';
-import type { LocalGatewayOptions, LocalSessionStartLimit } from './local-gateway-options.interface';
+import type { LocalGatewayChaosOptions, LocalGatewayOptions, LocalSessionStartLimit } from './local-gateway-options.interface';
 import type { RecordedFrame } from './recorded-frame.interface';
 
 /** See {@link LocalGateway.rewriteDispatches}: the data to send for dispatch `t` to shard `shardId`. */
@@ -26,7 +26,7 @@ interface LocalSession {
   shardId: number;
   total: number;
   seq: number;
-  log: { s: number; text: string }[];
+  log: { s: number; t: string; text: string }[];
   connection: LocalGatewayConnection | null;
 }
 
@@ -48,6 +48,16 @@ const KNOWN_INTENTS = Object.values(GatewayIntentBits)
   .filter((value): value is number => typeof value === 'number')
   .reduce((mask, bit) => mask | bit, 0);
 
+/** A dispatch sent again to a client that had already been sent it (chaos mode). */
+export interface LocalDuplicateDispatch {
+  shardId: number;
+  sessionId: string;
+  s: number;
+  t: string;
+  /** `replay-overlap`: part of a RESUME's replay from before its `seq`; `resend`: sent again during the session. */
+  cause: 'replay-overlap' | 'resend';
+}
+
 /** Bot user the local gateway reports in READY. */
 export const LOCAL_BOT_USER = {
   id: '1000000000000000001',
@@ -64,7 +74,8 @@ export const LOCAL_BOT_USER = {
  * them on RESUME, compresses with zlib-stream, records every frame clients send, and lets a test inject
  * dispatches and faults.
  *
- * Events: `connection` (a {@link LocalGatewayConnection}), `frame` (a {@link RecordedFrame} and its connection).
+ * Events: `connection` (a {@link LocalGatewayConnection}), `frame` (a {@link RecordedFrame} and its connection),
+ * `ready` (`{ shardId, sessionId }` after READY or RESUMED), `duplicate` (a {@link LocalDuplicateDispatch}, chaos mode).
  */
 export class LocalGateway extends EventEmitter {
   /** Every payload every client sent, in arrival order. */
@@ -81,10 +92,14 @@ export class LocalGateway extends EventEmitter {
   readonly behaviour = { sendHello: true, answerHandshake: true, acks: true, refuseResume: false, dropAfterHello: false };
   /** IDENTIFYs refused for coming too early within their rate-limit key's window. */
   identifyViolations = 0;
+  /** Dispatches sent again to a client that already had them (chaos mode). */
+  duplicatesSent = 0;
+  /** Connections closed right after READY or RESUMED by {@link churnAfterReady}. */
+  churnKills = 0;
 
   private readonly channelInfo = new Map<string, GatewayChannelInfoChannel[]>();
 
-  private readonly options: Required<Omit<LocalGatewayOptions, 'sessionStartLimit' | 'resumeUrl'>> & {
+  private readonly options: Required<Omit<LocalGatewayOptions, 'sessionStartLimit' | 'resumeUrl' | 'chaos'>> & {
     resumeUrl?: string;
   };
   private readonly startLimit: LocalSessionStartLimit;
@@ -92,6 +107,9 @@ export class LocalGateway extends EventEmitter {
   private readonly lastIdentifyByKey = new Map<number, number>();
   private readonly lastFullMemberRequest = new Map<string, number>();
   private readonly membersByGuild = new Map<string, APIGuildMember[]>();
+  private readonly chaos: Required<LocalGatewayChaosOptions> | null;
+  private readonly churnUntil = new Map<number, { until: number; code: number }>();
+  private readonly nextReadyGuilds = new Map<number, unknown[]>();
   private readonly wss: WebSocketServer;
   private port = 0;
   private rewrite: DispatchRewrite | null = null;
@@ -116,6 +134,14 @@ export class LocalGateway extends EventEmitter {
       membersPerGuild: options.membersPerGuild ?? 0,
       memberRequestCooldownMs: options.memberRequestCooldownMs ?? 30_000,
     };
+    this.chaos = options.chaos
+      ? {
+          random: options.chaos.random ?? Math.random,
+          replayOverlapChance: options.chaos.replayOverlapChance ?? 0.5,
+          maxReplayOverlap: options.chaos.maxReplayOverlap ?? 20,
+          resendChance: options.chaos.resendChance ?? 0.01,
+        }
+      : null;
     this.startLimit = {
       total: 1000,
       remaining: 1000,
@@ -249,7 +275,7 @@ export class LocalGateway extends EventEmitter {
     const session = this.latestSession(shardId);
     if (!session) throw new Error(`Local gateway: shard ${shardId} has no session`);
     const s = ++session.seq;
-    this.sendLogged(session, s, `{"op":${GatewayOpcodes.Dispatch},"t":${JSON.stringify(t)},"s":${s},"d":${json}}`);
+    this.sendLogged(session, s, t, `{"op":${GatewayOpcodes.Dispatch},"t":${JSON.stringify(t)},"s":${s},"d":${json}}`);
     return s;
   }
 
@@ -310,6 +336,21 @@ export class LocalGateway extends EventEmitter {
    */
   rewriteDispatches(rewrite: DispatchRewrite | null): void {
     this.rewrite = rewrite;
+  }
+
+  /**
+   * Churn after READY: closes the shard's connection with `code` now, and for `durationMs` closes every connection
+   * of the shard with `code` right after its READY or RESUMED went out, as a gateway whose sessions die at once
+   * would. A client that retries without backing off then reconnects in a tight loop.
+   */
+  churnAfterReady(shardId: number, durationMs: number, code = 4000): void {
+    this.churnUntil.set(shardId, { until: Date.now() + durationMs, code });
+    this.requireConnection(shardId).close(code, 'churn');
+  }
+
+  /** The next READY of a shard lists `guilds` as they are instead of its unavailable guilds (malformed READYs). */
+  malformNextReady(shardId: number, guilds: unknown[]): void {
+    this.nextReadyGuilds.set(shardId, guilds);
   }
 
   /** Sends any payload to a shard as it is. */
@@ -383,6 +424,7 @@ export class LocalGateway extends EventEmitter {
       request.headers,
       this.options.compressedFramesPerMessage,
     );
+    connection.remotePort = request.socket.remotePort ?? null;
     this.connections.push(connection);
     ws.on('message', (data: Buffer) => this.onClientFrame(connection, data));
     ws.on('close', (code) => this.onClientClose(connection, code));
@@ -440,7 +482,14 @@ export class LocalGateway extends EventEmitter {
     }
     switch (op) {
       case GatewayOpcodes.Heartbeat:
-        if (this.behaviour.acks && connection.acks) connection.send({ op: GatewayOpcodes.HeartbeatAck });
+        if (this.behaviour.acks && connection.acks) {
+          const sequence = connection.sessionId ? this.sessions.get(connection.sessionId)?.seq ?? null : null;
+          const beat = typeof payload.d === 'number' ? payload.d : null;
+          connection.send({ op: GatewayOpcodes.HeartbeatAck }, () => {
+            connection.lastAckSequence = sequence;
+            connection.lastAckedHeartbeat = beat;
+          });
+        }
         return;
       case GatewayOpcodes.Identify:
         return this.onIdentify(connection, payload.d);
@@ -506,16 +555,19 @@ export class LocalGateway extends EventEmitter {
     this.sessions.set(session.id, session);
     connection.sessionId = session.id;
     const guilds = this.options.guilds.filter((id) => Number((BigInt(id) >> 22n) % BigInt(total)) === shardId);
+    const readyGuilds = this.nextReadyGuilds.get(shardId) ?? guilds.map((id) => ({ id, unavailable: true }));
+    this.nextReadyGuilds.delete(shardId);
     this.sendDispatch(session, 'READY', {
       v: 10,
       user: LOCAL_BOT_USER,
-      guilds: guilds.map((id) => ({ id, unavailable: true })),
+      guilds: readyGuilds,
       session_id: session.id,
       resume_gateway_url: this.resumeUrl,
       shard: [shardId, total],
       application: { id: LOCAL_BOT_USER.id, flags: 0 },
     });
     this.emit('ready', { shardId, sessionId: session.id });
+    const churnAfterGuilds = this.churnDue(shardId);
     for (const id of guilds) {
       this.sendDispatch(session, 'GUILD_CREATE', {
         id,
@@ -538,6 +590,7 @@ export class LocalGateway extends EventEmitter {
         joined_at: new Date(0).toISOString(),
       });
     }
+    if (churnAfterGuilds !== null) this.churnKill(connection, churnAfterGuilds);
   }
 
   private onResume(connection: LocalGatewayConnection, d: any): void {
@@ -553,9 +606,40 @@ export class LocalGateway extends EventEmitter {
     connection.handshakeDone = true;
     if (!this.behaviour.answerHandshake) return;
     session.connection = connection;
-    for (const entry of session.log) if (entry.s > seq) connection.sendText(entry.text);
+    let from = seq;
+    if (this.chaos && this.chaos.random() < this.chaos.replayOverlapChance) {
+      from = seq - 1 - Math.floor(this.chaos.random() * this.chaos.maxReplayOverlap);
+    }
+    for (const entry of session.log) {
+      if (entry.s <= from) continue;
+      connection.sendText(entry.text);
+      if (entry.s <= seq) this.countDuplicate(session, entry, 'replay-overlap');
+    }
     this.sendDispatch(session, 'RESUMED', null);
     this.emit('ready', { shardId: session.shardId, sessionId: session.id });
+    const churn = this.churnDue(session.shardId);
+    if (churn !== null) this.churnKill(connection, churn);
+  }
+
+  /** The close code to churn a shard's new session with, or null when no churn is under way. */
+  private churnDue(shardId: number): number | null {
+    const churn = this.churnUntil.get(shardId);
+    if (!churn) return null;
+    if (Date.now() < churn.until) return churn.code;
+    this.churnUntil.delete(shardId);
+    return null;
+  }
+
+  /** Closes right after READY/RESUMED (and what came before) really went out. */
+  private churnKill(connection: LocalGatewayConnection, code: number): void {
+    this.churnKills++;
+    connection.whenSent(() => connection.close(code, 'churn'));
+  }
+
+  private countDuplicate(session: LocalSession, entry: { s: number; t: string }, cause: LocalDuplicateDispatch['cause']): void {
+    this.duplicatesSent++;
+    const duplicate: LocalDuplicateDispatch = { shardId: session.shardId, sessionId: session.id, s: entry.s, t: entry.t, cause };
+    this.emit('duplicate', duplicate);
   }
 
   /**
@@ -646,14 +730,26 @@ export class LocalGateway extends EventEmitter {
   private sendDispatch(session: LocalSession, t: string, d: unknown): number {
     if (this.rewrite) d = this.rewrite(t, d, session.shardId);
     const s = ++session.seq;
-    this.sendLogged(session, s, JSON.stringify({ op: GatewayOpcodes.Dispatch, t, s, d }));
+    this.sendLogged(session, s, t, JSON.stringify({ op: GatewayOpcodes.Dispatch, t, s, d }));
     return s;
   }
 
-  /** Keeps dispatch `s` for replays on RESUME and sends it to the session's connection, if any. */
-  private sendLogged(session: LocalSession, s: number, text: string): void {
-    session.log.push({ s, text });
+  /**
+   * Keeps dispatch `s` for replays on RESUME and sends it to the session's connection, if any; in chaos mode it
+   * sometimes sends a recent dispatch again.
+   */
+  private sendLogged(session: LocalSession, s: number, t: string, text: string): void {
+    const entry = { s, t, text };
+    session.log.push(entry);
     if (session.log.length > 10_000) session.log.shift();
-    session.connection?.sendText(text);
+    const connection = session.connection;
+    if (!connection?.open) return;
+    connection.sendText(text);
+    if (this.chaos && this.chaos.random() < this.chaos.resendChance) {
+      const recent = session.log.slice(-10);
+      const again = recent[Math.floor(this.chaos.random() * recent.length)];
+      connection.sendText(again.text);
+      this.countDuplicate(session, again, 'resend');
+    }
   }
 }

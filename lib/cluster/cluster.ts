@@ -578,6 +578,10 @@ class StartOrderQueue implements IIdentifyQueue {
     });
   }
 
+  identified(shardId: number): void {
+    this.queue.identified?.(shardId);
+  }
+
   /** Puts a shard that starts later (without a session) into the start order. */
   add(shardId: number): void {
     if (this.pending.includes(shardId)) return;

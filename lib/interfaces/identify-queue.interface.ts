@@ -8,4 +8,9 @@ export interface IIdentifyQueue {
    * in which case the shard's place is given up.
    */
   acquire(shardId: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Called by the shard right after it wrote the IDENTIFY that its last grant allowed (the shard writes it as soon
+   * as `acquire` resolves). A queue shared across processes measures the window from here.
+   */
+  identified?(shardId: number): void;
 }

@@ -643,6 +643,9 @@ export class Shard {
 
   private async identify(conn: Connection): Promise<void> {
     this.setState(ShardState.Identifying);
+    // Guard first, then the grant: IDENTIFY goes out as soon as the queue grants it, so the window starts there.
+    if (this.options.handshakeGuard && !(await this.passesHandshakeGuard(conn, 'identify'))) return;
+    if (conn !== this.conn || conn.handshakeSent) return;
     const abort = new AbortController();
     conn.identifyAbort = abort;
     try {
@@ -656,7 +659,6 @@ export class Shard {
       conn.identifyAbort = null;
     }
     if (conn !== this.conn || conn.handshakeSent) return;
-    if (this.options.handshakeGuard && !(await this.passesHandshakeGuard(conn, 'identify'))) return;
     conn.handshakeSent = true;
     this.counters.identifies++;
     this.sequence = null;
@@ -674,6 +676,7 @@ export class Shard {
     };
     this.debug(`identifying as shard [${this.id}, ${this.total}]`);
     this.sendFrame(conn, payload);
+    this.options.identifyQueue.identified?.(this.id);
     this.armReadyTimer(conn);
   }
 

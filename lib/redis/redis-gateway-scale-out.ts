@@ -67,7 +67,9 @@ export class RedisGatewayScaleOut implements IGatewayScaleOut {
     }
     let store: ISessionStore | undefined = options.sessionStore;
     if (!store) {
-      this.store = new RedisSessionStore({ ...this.shared, log });
+      // Sessions of owned shards are written only while the lease is still this process's, checked by Redis.
+      const fence = this.distributed ? (shardId: number) => this.current?.writeFence(shardId) ?? null : undefined;
+      this.store = new RedisSessionStore({ ...this.shared, log, fence });
       store = this.store;
     }
     defaults.sessionStore = this.distributed

@@ -10,6 +10,7 @@ import { ShardState } from '../shard/shard-state';
 import { closeRedisClient, createRedisClient } from './create-redis-client';
 import { redisKey, redisKeyPrefix, type RedisConnectionOptions } from './redis-options.interface';
 import { RedisScript } from './redis-script';
+import type { SessionWriteFence } from './redis-session-store';
 
 /** Options of {@link ShardOwnership}. */
 export type ShardOwnershipOptions = RedisConnectionOptions & {
@@ -219,6 +220,16 @@ export class ShardOwnership {
   holds(shardId: number): boolean {
     const lease = this.leases.get(shardId);
     return !!lease && monotonicNow() < lease.validUntil;
+  }
+
+  /**
+   * The lease a session write of `shardId` must be conditional on (see `RedisSessionStoreOptions.fence`), or null
+   * when this process does not surely hold it.
+   */
+  writeFence(shardId: number): SessionWriteFence | null {
+    const lease = this.leases.get(shardId);
+    if (!lease || monotonicNow() >= lease.validUntil) return null;
+    return { key: this.leaseKey(shardId), token: lease.token };
   }
 
   /** The member that holds a shard's lease now, or null when it is free. */

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { ISessionStore } from '../interfaces/session-store.interface';
 import type { ShardSession } from '../interfaces/shard-session.interface';
-import { closeRedisClient, createRedisClient } from './create-redis-client';
+import { closeRedisClient, createRedisClient, withDeadline } from './create-redis-client';
 import { redisKey, redisKeyPrefix, type RedisConnectionOptions } from './redis-options.interface';
 
 /** Options of {@link RedisSessionStore}. */
@@ -14,6 +14,11 @@ export type RedisSessionStoreOptions = RedisConnectionOptions & {
   ttlMs?: number | null;
   /** Writes are buffered and sent in one pipeline this often, ms. @defaultValue `1000` */
   flushIntervalMs?: number;
+  /**
+   * Longest wait for one `flush()`, ms: past it `flush()` rejects and the writes are kept (and tried again), so
+   * that a shutdown never waits for an unreachable Redis. @defaultValue `5000`
+   */
+  flushTimeoutMs?: number;
   /** Receives a line when a background flush fails (the writes are kept and tried again) or a fenced write is refused. */
   log?: (message: string) => void;
   /**
@@ -67,7 +72,11 @@ export class RedisSessionStore implements ISessionStore {
   private readonly flushIntervalMs: number;
   private readonly log: (message: string) => void;
   private readonly fence: ((shardId: number) => SessionWriteFence | null) | undefined;
+  private readonly flushTimeoutMs: number;
   private readonly pending = new Map<number, StoredSession>();
+  /** The batch a flush under way sent, until Redis confirms it. */
+  private inFlight = new Map<number, StoredSession>();
+  private abandoned = false;
   /** Shards written or deleted since the flush under way took its batch. */
   private readonly touched = new Set<number>();
   private timer: NodeJS.Timeout | null = null;
@@ -84,6 +93,11 @@ export class RedisSessionStore implements ISessionStore {
     if (!Number.isInteger(flushIntervalMs) || flushIntervalMs < 1) {
       throw new Error(`RedisSessionStore: flushIntervalMs must be an integer >= 1, got ${String(flushIntervalMs)}`);
     }
+    const flushTimeoutMs = options.flushTimeoutMs ?? 5_000;
+    if (!Number.isInteger(flushTimeoutMs) || flushTimeoutMs < 1) {
+      throw new Error(`RedisSessionStore: flushTimeoutMs must be an integer >= 1, got ${String(flushTimeoutMs)}`);
+    }
+    this.flushTimeoutMs = flushTimeoutMs;
     this.keyPrefix = redisKeyPrefix(options);
     this.ttlMs = ttlMs;
     this.flushIntervalMs = flushIntervalMs;
@@ -138,8 +152,36 @@ export class RedisSessionStore implements ISessionStore {
     await this.client.del(this.key(shardId));
   }
 
-  /** Sends every buffered write now, in one pipeline. Resolves when Redis has them. */
-  async flush(): Promise<void> {
+  /** Shards whose latest session Redis has not confirmed (buffered, or sent by a flush still unanswered), ascending. */
+  unsavedShards(): number[] {
+    return [...new Set([...this.pending.keys(), ...this.inFlight.keys()])].sort((a, b) => a - b);
+  }
+
+  /**
+   * Stops sending: later flushes (and `close()`) resolve at once and leave the writes unsaved. For a shutdown
+   * while Redis is unreachable; {@link unsavedShards} then says what was not saved.
+   */
+  abandon(): void {
+    this.abandoned = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /** Undoes {@link abandon}: flushes send again. */
+  resumeWriting(): void {
+    this.abandoned = false;
+  }
+
+  /**
+   * Sends every buffered write now, in one pipeline. Resolves when Redis has them; rejects after
+   * `flushTimeoutMs` (the writes are kept and tried again).
+   */
+  flush(): Promise<void> {
+    if (this.abandoned) return Promise.resolve();
+    return withDeadline(this.flushNow(), this.flushTimeoutMs);
+  }
+
+  private async flushNow(): Promise<void> {
     while (this.flushing) await this.flushing.catch(() => undefined);
     if (this.pending.size === 0) return;
     if (this.timer) {
@@ -169,6 +211,7 @@ export class RedisSessionStore implements ISessionStore {
       }
     }
     if (fenced.length === 0) return;
+    this.inFlight = batch;
     this.flushing = pipeline.exec().then((results) => {
       const failed = results?.find(([error]) => error)?.[0];
       if (failed) throw failed;
@@ -181,7 +224,7 @@ export class RedisSessionStore implements ISessionStore {
     } catch (error) {
       // Keep what failed unless a newer write (or a delete) replaced it meanwhile, and try again later.
       for (const [shardId, session] of batch) if (!this.touched.has(shardId)) this.pending.set(shardId, session);
-      if (!this.closed && !this.timer) {
+      if (!this.closed && !this.abandoned && !this.timer) {
         this.timer = setTimeout(() => {
           this.timer = null;
           this.flush().catch((e: Error) => this.log(`Session store: flush failed (${e.message}); will retry`));
@@ -191,6 +234,7 @@ export class RedisSessionStore implements ISessionStore {
       throw error;
     } finally {
       this.flushing = null;
+      this.inFlight = new Map();
     }
   }
 

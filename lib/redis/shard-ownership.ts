@@ -7,7 +7,7 @@ import type { ISessionStore } from '../interfaces/session-store.interface';
 import type { HandshakeKind } from '../interfaces/shard-options.interface';
 import type { ShardSession } from '../interfaces/shard-session.interface';
 import { ShardState } from '../shard/shard-state';
-import { closeRedisClient, createRedisClient } from './create-redis-client';
+import { closeRedisClient, createRedisClient, withDeadline } from './create-redis-client';
 import { redisKey, redisKeyPrefix, type RedisConnectionOptions } from './redis-options.interface';
 import { RedisScript } from './redis-script';
 import type { SessionWriteFence } from './redis-session-store';
@@ -156,6 +156,8 @@ export class ShardOwnership {
   private readonly leases = new Map<number, Lease>();
   private readonly starts = new Map<number, Promise<void>>();
   private readonly eventsSubject = new Subject<OwnershipEvent>();
+  /** Shards whose lease could not be deleted on release (Redis did not answer): they expire on their own. */
+  private readonly unreleasedLeases = new Set<number>();
   private memberList: string[] = [];
   private tickTimer: NodeJS.Timeout | null = null;
   private watchdogTimer: NodeJS.Timeout | null = null;
@@ -214,6 +216,11 @@ export class ShardOwnership {
   /** Shards whose lease this process holds, ascending. */
   get owned(): number[] {
     return [...this.leases.keys()].sort((a, b) => a - b);
+  }
+
+  /** Shards whose lease could not be deleted when they were released (they expire on their own), ascending. */
+  get unreleased(): number[] {
+    return [...this.unreleasedLeases].sort((a, b) => a - b);
   }
 
   /** True while this process surely holds the lease of `shardId` (renewed recently enough). */
@@ -280,14 +287,15 @@ export class ShardOwnership {
         try {
           // Bounded: with Redis unreachable, saving a session can wait for the client's reconnects.
           const releases = Promise.all([...this.leases.values()].map((lease) => this.release(lease, resumable)));
-          await withTimeout(releases, this.leaseTtlMs).catch((error: Error) =>
-            this.log(`could not hand every shard over: ${error.message}; the leases left expire on their own`),
-          );
+          await withDeadline(releases, this.leaseTtlMs).catch((error: Error) => {
+            for (const lease of this.leases.values()) this.unreleasedLeases.add(lease.shardId);
+            this.log(`could not hand every shard over: ${error.message}; the leases left expire on their own`);
+          });
         } finally {
           clearInterval(keepAlive);
         }
-        await withTimeout(this.client.zrem(this.membersKey, this.memberId), this.leaseTtlMs).catch((error: Error) =>
-          this.log(`could not leave the members: ${error.message}`),
+        await withDeadline(this.client.zrem(this.membersKey, this.memberId), STOP_CALL_TIMEOUT_MS).catch((error: Error) =>
+          this.log(`could not leave the members (the heartbeat expires in ${this.leaseTtlMs} ms): ${error.message}`),
         );
         this.log(`member ${this.memberId} left`);
       }
@@ -314,7 +322,7 @@ export class ShardOwnership {
   }
 
   private async round(): Promise<void> {
-    const [now, flat] = await withTimeout(
+    const [now, flat] = await withDeadline(
       HEARTBEAT_SCRIPT.run<[number, string[]]>(this.client, [this.membersKey], [this.memberId, this.leaseTtlMs]),
       this.renewIntervalMs,
     );
@@ -341,7 +349,7 @@ export class ShardOwnership {
     const held = [...this.leases.values()];
     if (held.length === 0) return;
     const sentAt = monotonicNow();
-    const results = await withTimeout(
+    const results = await withDeadline(
       RENEW_SCRIPT.run<number[]>(
         this.client,
         held.map((lease) => this.leaseKey(lease.shardId)),
@@ -381,7 +389,7 @@ export class ShardOwnership {
   private async claim(count: number): Promise<void> {
     const candidates = Array.from({ length: this.cluster.total }, (_, id) => id).filter((id) => !this.leases.has(id));
     if (candidates.length === 0) return;
-    const current = await withTimeout(this.client.mget(candidates.map((id) => this.leaseKey(id))), this.renewIntervalMs);
+    const current = await withDeadline(this.client.mget(candidates.map((id) => this.leaseKey(id))), this.renewIntervalMs);
     const free = candidates.filter((_, i) => current[i] === null);
     let claimed = 0;
     for (let next = 0; next < free.length && claimed < count && this.state === 'running'; ) {
@@ -391,7 +399,7 @@ export class ShardOwnership {
       const sentAt = monotonicNow();
       const pipeline = this.client.pipeline();
       batch.forEach((id, i) => pipeline.set(this.leaseKey(id), tokens[i], 'PX', this.leaseTtlMs, 'NX'));
-      const results = (await withTimeout(pipeline.exec(), this.renewIntervalMs)) ?? [];
+      const results = (await withDeadline(pipeline.exec(), this.renewIntervalMs)) ?? [];
       batch.forEach((shardId, i) => {
         const [error, reply] = results[i] ?? [null, null];
         if (error || reply !== 'OK') return;
@@ -412,7 +420,7 @@ export class ShardOwnership {
     if (taken.length === 0 || this.expiryTimer) return;
     const pipeline = this.client.pipeline();
     for (const id of taken) pipeline.pttl(this.leaseKey(id));
-    const results = (await withTimeout(pipeline.exec(), this.renewIntervalMs)) ?? [];
+    const results = (await withDeadline(pipeline.exec(), this.renewIntervalMs)) ?? [];
     const ttls = results.map(([error, ms]) => (error ? Infinity : Number(ms))).filter((ms) => ms >= 0);
     const first = Math.min(...ttls);
     if (first < this.renewIntervalMs) this.wakeIn(first + 5);
@@ -448,7 +456,7 @@ export class ShardOwnership {
     if (this.leases.get(lease.shardId) === lease && this.state === 'running') {
       const sentAt = monotonicNow();
       try {
-        const [ok] = await withTimeout(
+        const [ok] = await withDeadline(
           RENEW_SCRIPT.run<number[]>(this.client, [this.leaseKey(lease.shardId)], [this.leaseTtlMs, lease.token]),
           Math.min(this.renewIntervalMs, lease.validUntil - sentAt),
         );
@@ -513,8 +521,9 @@ export class ShardOwnership {
     if (this.leases.get(shardId) !== lease) return;
     this.leases.delete(shardId);
     try {
-      await withTimeout(RELEASE_SCRIPT.run(this.client, [this.leaseKey(shardId)], [lease.token]), this.leaseTtlMs);
+      await withDeadline(RELEASE_SCRIPT.run(this.client, [this.leaseKey(shardId)], [lease.token]), STOP_CALL_TIMEOUT_MS);
     } catch (error) {
+      this.unreleasedLeases.add(shardId);
       this.log(`shard ${shardId}: could not delete the lease (it expires in ${this.leaseTtlMs} ms): ${(error as Error).message}`);
     }
     this.log(`released shard ${shardId}${session ? ` (session saved at sequence ${session.sequence})` : ''}`);
@@ -550,17 +559,11 @@ export class LeaseFencedSessionStore implements ISessionStore {
   }
 }
 
+/** Longest wait for one Redis call on the way out (deleting a lease, leaving the members), ms. */
+const STOP_CALL_TIMEOUT_MS = 500;
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** `promise`, or a rejection after `ms` (for Redis calls that would otherwise wait for a reconnect). */
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${Math.max(0, ms)} ms`)), Math.max(0, ms));
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Milliseconds on a clock that never jumps (unlike `Date.now()` under NTP corrections), for lease deadlines. */

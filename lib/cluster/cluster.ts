@@ -235,6 +235,19 @@ export class Cluster {
   }
 
   /**
+   * Writes the current session of each listed shard this cluster runs (every shard by default) to the session
+   * store, and flushes it. Store errors are reported on `error$` like those of the periodic saves.
+   */
+  async saveSessions(ids?: number[]): Promise<void> {
+    for (const [id, entry] of this.entries) {
+      if (ids && !ids.includes(id)) continue;
+      const session = entry.shard.session;
+      if (session) await this.storeCall(() => this.sessionStore.set(id, session));
+    }
+    await this.flushStore();
+  }
+
+  /**
    * Creates and connects every shard. Resolves when all are ready; rejects on the first fatal close, naming the
    * shard and the reason, or with a {@link SessionStartLimitError}.
    */

@@ -51,26 +51,41 @@ interface Lease {
 }
 
 /**
- * KEYS[1] the members sorted set; ARGV[1] member id, ARGV[2] TTL ms. Records the member's heartbeat at Redis's
- * clock, drops members whose last heartbeat is a TTL old, and returns `{ now, { member, heartbeat, ... } }`.
+ * KEYS[1] the members sorted set, KEYS[2] the epoch key; ARGV[1] member id, ARGV[2] TTL ms, ARGV[3] a new epoch.
+ * Records the member's heartbeat at Redis's clock, drops members whose last heartbeat is a TTL old, sets the
+ * epoch when Redis has none (first start, or Redis lost its data) and returns
+ * `{ now, { member, heartbeat, ... }, epoch }`.
  */
 const HEARTBEAT_SCRIPT = new RedisScript(`
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  redis.call('SET', KEYS[2], ARGV[3])
+  epoch = ARGV[3]
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[2])
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
 redis.call('PEXPIRE', KEYS[1], ttl * 3)
-return {now, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')}
+return {now, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES'), epoch}
 `);
 
-/** KEYS lease keys; ARGV[1] TTL ms, ARGV[i + 1] the token for KEYS[i]. Extends each lease still holding its token. */
+/**
+ * KEYS lease keys; ARGV[1] TTL ms, ARGV[i + 1] the token for KEYS[i]. Extends each lease still holding its token
+ * (1), sets again a lease Redis no longer has (2: it lost its data while the holder still held the lease, which
+ * cannot have expired yet), and leaves a lease held by another token alone (0).
+ */
 const RENEW_SCRIPT = new RedisScript(`
 local out = {}
 for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[i + 1] then
+  local token = redis.call('GET', KEYS[i])
+  if token == ARGV[i + 1] then
     redis.call('PEXPIRE', KEYS[i], ARGV[1])
     out[i] = 1
+  elseif not token then
+    redis.call('SET', KEYS[i], ARGV[i + 1], 'PX', ARGV[1])
+    out[i] = 2
   else
     out[i] = 0
   end
@@ -164,6 +179,8 @@ export class ShardOwnership {
   private expiryTimer: NodeJS.Timeout | null = null;
   private ticking: Promise<void> | null = null;
   private claimFrom = Infinity;
+  /** The epoch seen in the last round, null before the first. */
+  private epoch: string | null = null;
   private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
 
   /** Claims, graceful releases, losses and membership changes. */
@@ -201,6 +218,11 @@ export class ShardOwnership {
   /** The Redis key of a shard's lease; its value is the holder's token, `<memberId>|<random>`. */
   leaseKey(shardId: number): string {
     return shardLeaseKey(this.keyPrefix, shardId);
+  }
+
+  /** The Redis key of the epoch: a random value set when Redis has none, so that a Redis emptied by a restart is noticed. */
+  get epochKey(): string {
+    return redisKey(this.keyPrefix, 'epoch');
   }
 
   /** The Redis key of the members' heartbeats (a sorted set scored by Redis time, ms). */
@@ -322,10 +344,21 @@ export class ShardOwnership {
   }
 
   private async round(): Promise<void> {
-    const [now, flat] = await withDeadline(
-      HEARTBEAT_SCRIPT.run<[number, string[]]>(this.client, [this.membersKey], [this.memberId, this.leaseTtlMs]),
+    const [now, flat, epoch] = await withDeadline(
+      HEARTBEAT_SCRIPT.run<[number, string[], string]>(
+        this.client,
+        [this.membersKey, this.epochKey],
+        [this.memberId, this.leaseTtlMs, randomBytes(8).toString('hex')],
+      ),
       this.renewIntervalMs,
     );
+    if (this.epoch !== null && epoch !== this.epoch) {
+      // Redis lost its data (restarted empty): the live holders set their leases and sessions again at their
+      // next renewal, within a renewal interval. Claim nothing before a lease TTL has passed.
+      this.claimFrom = Math.max(this.claimFrom, monotonicNow() + this.leaseTtlMs);
+      this.log(`Redis lost its data (epoch ${this.epoch} is now ${epoch}): re-asserting the leases held; no claim for ${this.leaseTtlMs} ms`);
+    }
+    this.epoch = epoch;
     const members: string[] = [];
     let nextDeparture = Infinity;
     for (let i = 0; i < flat.length; i += 2) {
@@ -357,11 +390,18 @@ export class ShardOwnership {
       ),
       this.renewIntervalMs,
     );
+    const reasserted: number[] = [];
     held.forEach((lease, i) => {
       if (this.leases.get(lease.shardId) !== lease) return;
-      if (results[i] === 1) lease.validUntil = Math.max(lease.validUntil, sentAt + this.leaseTtlMs - this.marginMs);
+      if (results[i] === 1 || results[i] === 2) lease.validUntil = Math.max(lease.validUntil, sentAt + this.leaseTtlMs - this.marginMs);
       else this.lose(lease, 'its lease expired or is held by another process');
+      if (results[i] === 2) reasserted.push(lease.shardId);
     });
+    if (reasserted.length > 0) {
+      // Redis lost them: write the sessions of these shards again, so whoever takes them over resumes.
+      this.log(`re-asserted the leases of shards ${reasserted.join(', ')} (Redis had lost them); saving their sessions again`);
+      await this.cluster.saveSessions(reasserted);
+    }
   }
 
   /** Moves toward this member's target: releases the excess, or claims free shards in bucket order. */
@@ -460,7 +500,7 @@ export class ShardOwnership {
           RENEW_SCRIPT.run<number[]>(this.client, [this.leaseKey(lease.shardId)], [this.leaseTtlMs, lease.token]),
           Math.min(this.renewIntervalMs, lease.validUntil - sentAt),
         );
-        if (ok === 1 && this.leases.get(lease.shardId) === lease) {
+        if ((ok === 1 || ok === 2) && this.leases.get(lease.shardId) === lease) {
           lease.validUntil = Math.max(lease.validUntil, sentAt + this.leaseTtlMs - this.marginMs);
           return true;
         }

@@ -7,6 +7,7 @@ import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
 import type { IIdentifyQueue } from '../interfaces/identify-queue.interface';
 import type { ISessionStore } from '../interfaces/session-store.interface';
 import type { HandshakeKind, ShardOptions } from '../interfaces/shard-options.interface';
+import type { OwnershipEvent } from '../interfaces/shard-ownership-event.interface';
 import type { ShardSession } from '../interfaces/shard-session.interface';
 import { abortError } from '../queue/abort-error';
 import { InMemoryIdentifyQueue } from '../queue/in-memory-identify-queue';
@@ -90,6 +91,9 @@ export class Cluster {
   private readonly guildsReadySubject = new Subject<GuildsReadyEvent>();
   private readonly debugSubject = new Subject<ClusterDebugEntry>();
   private readonly errorSubject = new Subject<Error>();
+  private readonly ownershipSubject = new Subject<OwnershipEvent>();
+  /** Shards an ownership layer says this process owns; null while none reports. */
+  private owned: Set<number> | null = null;
   private saveTimer: NodeJS.Timeout | null = null;
   private starting: Promise<void> | null = null;
   private shardTotal = 0;
@@ -112,6 +116,28 @@ export class Cluster {
   readonly debug$: Observable<ClusterDebugEntry> = this.debugSubject.asObservable();
   /** Errors of the cluster and its shards. */
   readonly error$: Observable<Error> = this.errorSubject.asObservable();
+  /** Claims, releases and losses of shards, and membership changes, as an ownership layer reports them. */
+  readonly ownership$: Observable<OwnershipEvent> = this.ownershipSubject.asObservable();
+
+  /**
+   * The shards this process owns, ascending: those an ownership layer reported claimed and not yet released or
+   * lost, or, without an ownership layer, every shard this cluster runs.
+   */
+  get ownedShards(): number[] {
+    const ids = this.owned ?? new Set(this.entries.keys());
+    return [...ids].sort((a, b) => a - b);
+  }
+
+  /**
+   * Records an ownership change; called by the ownership layer (`ShardOwnership` does), then emitted on
+   * {@link ownership$}. From the first call on, {@link ownedShards} follows these reports.
+   */
+  recordOwnership(event: OwnershipEvent): void {
+    this.owned ??= new Set();
+    if (event.type === 'claimed') this.owned.add(event.shardId);
+    else if (event.type === 'released' || event.type === 'lost') this.owned.delete(event.shardId);
+    this.ownershipSubject.next(event);
+  }
 
   /** @throws {@link GatewayOptionsError} naming the first invalid option. */
   constructor(options: ClusterOptions) {

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Optional, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { Counter, Gauge, Histogram, register as defaultRegistry, type Metric, type Registry } from 'prom-client';
+import type { Subscription } from 'rxjs';
 import { Cluster } from '../cluster/cluster';
 import { GatewayEventRouter, type GatewayHandlerOutcome } from '../gateway-event-router';
 import type { Shard } from '../shard/shard';
@@ -46,6 +47,8 @@ const STATES: ShardState[] = [
  * | `discord_gateway_payload_bytes_total` | counter | `shard` (after decompression) |
  * | `discord_gateway_shard_state` | gauge | `shard`, `state` (1 for the current state) |
  * | `discord_gateway_event_lag_seconds` | gauge | `shard` (backpressure pause) |
+ * | `discord_gateway_owned_shards` | gauge | none (shards this process owns) |
+ * | `discord_gateway_ownership_events_total` | counter | `type` (`claimed`, `released`, `lost`) |
  *
  * Shard counters start at zero with each shard object, so they restart (as a counter reset) when the cluster is
  * brought down and up again in the same process.
@@ -58,6 +61,8 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
   private readonly metricsList: Metric[] = [];
   private readonly handlerDuration: Histogram<'event' | 'handler'>;
   private readonly handlerErrors: Counter<'event' | 'handler'>;
+  private readonly ownershipEvents: Counter<'type'>;
+  private ownershipSubscription: Subscription | null = null;
   private cluster: Cluster | null = null;
   private unobserve: (() => void) | null = null;
 
@@ -205,6 +210,25 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
         },
       }),
     );
+    const cluster = (): Cluster | null => this.cluster;
+    add(
+      new Gauge({
+        name: `${prefix}owned_shards`,
+        help: 'Shards this process owns (with shard ownership: whose lease it holds).',
+        registers,
+        collect() {
+          this.set(cluster()?.ownedShards.length ?? 0);
+        },
+      }),
+    );
+    this.ownershipEvents = add(
+      new Counter({
+        name: `${prefix}ownership_events_total`,
+        help: 'Shards this process claimed, released (handed over) and lost (lease expired or taken).',
+        labelNames: ['type'],
+        registers,
+      }),
+    );
   }
 
   onModuleInit(): void {
@@ -222,7 +246,11 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
    */
   bind(cluster: Cluster, router?: GatewayEventRouter): this {
     this.unobserve?.();
+    this.ownershipSubscription?.unsubscribe();
     this.cluster = cluster;
+    this.ownershipSubscription = cluster.ownership$.subscribe((event) => {
+      if (event.type !== 'members') this.ownershipEvents.inc({ type: event.type });
+    });
     this.unobserve = router ? router.observe({ handlerSettled: (outcome) => this.onHandler(outcome) }) : null;
     return this;
   }
@@ -231,6 +259,8 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
   remove(): void {
     this.unobserve?.();
     this.unobserve = null;
+    this.ownershipSubscription?.unsubscribe();
+    this.ownershipSubscription = null;
     for (const metric of this.metricsList.splice(0)) this.registry.removeSingleMetric((metric as unknown as { name: string }).name);
   }
 

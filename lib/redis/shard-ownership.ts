@@ -5,6 +5,7 @@ import { Subject, type Observable } from 'rxjs';
 import type { Cluster } from '../cluster/cluster';
 import type { ISessionStore } from '../interfaces/session-store.interface';
 import type { HandshakeKind } from '../interfaces/shard-options.interface';
+import type { OwnershipEvent } from '../interfaces/shard-ownership-event.interface';
 import type { ShardSession } from '../interfaces/shard-session.interface';
 import { ShardState } from '../shard/shard-state';
 import { closeRedisClient, createRedisClient, withDeadline } from './create-redis-client';
@@ -34,12 +35,7 @@ export type ShardOwnershipOptions = RedisConnectionOptions & {
   log?: (message: string) => void;
 };
 
-/** A change of what this process owns, or of who the members are. */
-export type OwnershipEvent =
-  | { type: 'claimed'; shardId: number }
-  | { type: 'released'; shardId: number }
-  | { type: 'lost'; shardId: number; reason: string }
-  | { type: 'members'; members: string[] };
+export type { OwnershipEvent };
 
 interface Lease {
   shardId: number;
@@ -213,6 +209,8 @@ export class ShardOwnership {
     this.client = client;
     this.ownsClient = owned;
     if (owned) client.on('error', (error: Error) => this.log(`Redis: ${error.message}`));
+    // The cluster (the core) reports them too: ClusterService.ownedShards and ownership$, and the metrics.
+    this.events$.subscribe((event) => this.cluster.recordOwnership(event));
   }
 
   /** The Redis key of a shard's lease; its value is the holder's token, `<memberId>|<random>`. */

@@ -4,6 +4,7 @@ import { Cluster, type ClusterShardInfo, type ResumableSessions } from '../clust
 import type { GuildsReadyEvent } from '../cluster/guild-availability';
 import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
 import type { GatewayEventData } from '../interfaces/gateway-events.interface';
+import type { OwnershipEvent } from '../interfaces/shard-ownership-event.interface';
 import { GATEWAY_SCALE_OUT, type IGatewayScaleOut } from '../interfaces/gateway-scale-out.interface';
 import { ShardState } from '../shard/shard-state';
 
@@ -47,6 +48,19 @@ export class ClusterService {
   /** Shard count of the whole bot (0 before the cluster starts). */
   get total(): number {
     return this.cluster.total;
+  }
+
+  /**
+   * The shards this process owns, ascending. With `shards: { ownership: 'redis' }`, those whose lease it holds;
+   * otherwise every shard it runs.
+   */
+  ownedShards(): number[] {
+    return this.cluster.ownedShards;
+  }
+
+  /** Claims, releases and losses of this process's shards, and membership changes (with shard ownership). */
+  get ownership$(): Observable<OwnershipEvent> {
+    return this.cluster.ownership$;
   }
 
   /** A snapshot of every shard. */

@@ -308,8 +308,11 @@ export class ShardOwnership {
           // Bounded: with Redis unreachable, saving a session can wait for the client's reconnects.
           const releases = Promise.all([...this.leases.values()].map((lease) => this.release(lease, resumable)));
           await withDeadline(releases, this.leaseTtlMs).catch((error: Error) => {
-            for (const lease of this.leases.values()) this.unreleasedLeases.add(lease.shardId);
             this.log(`could not hand every shard over: ${error.message}; the leases left expire on their own`);
+            for (const lease of [...this.leases.values()]) {
+              this.unreleasedLeases.add(lease.shardId);
+              this.forget(lease, 'not handed over before the shutdown deadline');
+            }
           });
         } finally {
           clearInterval(keepAlive);

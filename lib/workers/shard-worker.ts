@@ -87,6 +87,9 @@ const identifyQueue: IIdentifyQueue = {
       post({ type: 'acquire', id, shardId });
     });
   },
+  identified(shardId: number): void {
+    post({ type: 'identified', shardId });
+  },
 };
 
 function reportSession(shard: Shard): void {

@@ -42,6 +42,8 @@ export type FromWorker =
   | { type: 'error'; shardId: number | null; message: string; name: string }
   | { type: 'acquire'; id: number; shardId: number }
   | { type: 'abort-acquire'; id: number }
+  /** The shard wrote the IDENTIFY its grant allowed (`IIdentifyQueue.identified`). */
+  | { type: 'identified'; shardId: number }
   | { type: 'reply'; id: number; ok: boolean; value?: unknown; error?: string; errorName?: string }
   | { type: 'pong'; id: number; info: ShardInfo[] }
   | { type: 'hello' }

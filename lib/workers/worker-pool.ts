@@ -300,6 +300,9 @@ export class WorkerPool {
         );
         break;
       }
+      case 'identified':
+        slot.shards.get(message.shardId)?.identifyQueue.identified?.(message.shardId);
+        break;
       case 'abort-acquire':
         slot.acquires.get(message.id)?.abort();
         slot.acquires.delete(message.id);

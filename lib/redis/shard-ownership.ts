@@ -127,8 +127,11 @@ export function defaultMemberId(): string {
  *   with a compare-and-renew script. A member above its target releases shards gracefully: the shard closes
  *   resumably, its session is written to the store and flushed, then the lease is deleted; the member that claims
  *   it next resumes the session.
- * - Fencing: every IDENTIFY and RESUME first renews the lease with its token (the shard's `handshakeGuard`), so a
- *   process whose lease was taken over never connects the session. A process that cannot renew a lease before
+ * - Fencing: every IDENTIFY (before the identify queue is asked) and RESUME first renews the lease with its token
+ *   (the shard's `handshakeGuard`), so a process whose lease was taken over never connects the session; session
+ *   writes are checked against the lease token again at flush, by Redis ({@link writeFence}).
+ * - Redis emptied: an epoch key reveals it; holders set their leases again and re-save their sessions, and nobody
+ *   claims for a lease TTL. A process that cannot renew a lease before
  *   its local deadline (a little before Redis would expire it) closes the shard resumably without touching the
  *   stored session, which may already be someone else's.
  *

@@ -740,7 +740,7 @@ export class Shard {
       this.sequence = null;
     }
     if (!this.acceptSequence(t, s)) return;
-    this.dispatchSubject.next({ shardId: this.id, t, s, d });
+    this.dispatchSubject.next({ shardId: this.id, t, s, d, sessionId: this.sessionData?.sessionId });
     if (t === GatewayDispatchEvents.Ready || t === GatewayDispatchEvents.Resumed) this.onSessionReady(conn, t);
   }
 

@@ -528,7 +528,7 @@ export class WorkerShard {
     }
     if (session && message.t !== 'READY') session.sequence = message.s;
     this.counters.countEvent(message.t);
-    this.dispatchSubject.next({ shardId: this.id, t: message.t, s: message.s, d: JSON.parse(message.d) as unknown });
+    this.dispatchSubject.next({ shardId: this.id, t: message.t, s: message.s, d: JSON.parse(message.d) as unknown, sessionId: session?.sessionId });
   }
 
   /** @internal */

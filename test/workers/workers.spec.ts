@@ -16,6 +16,7 @@ interface Handled {
   shardId: number;
   sequence: number;
   content: string;
+  sessionId: string | null;
 }
 
 /** Records every MESSAGE_CREATE its @OnEvent handler receives. */
@@ -25,7 +26,7 @@ class MessageRecorder {
 
   @OnEvent('MESSAGE_CREATE')
   onMessage(data: { content: string }, context: GatewayEventContext): void {
-    this.handled.push({ shardId: context.shardId, sequence: context.sequence, content: data.content });
+    this.handled.push({ shardId: context.shardId, sequence: context.sequence, content: data.content, sessionId: context.sessionId });
   }
 
   of(shardId: number): number[] {
@@ -75,6 +76,7 @@ void describe('Shards in worker threads', () => {
       const handled = recorder.handled.find((h) => h.shardId === shardId)!;
       expect(handled.sequence).toBe(sequence);
       expect(handled.content).toBe((createMessage(shardId + 1) as { content: string }).content);
+      expect(handled.sessionId).toBe(gateway.sessionOf(shardId));
     }
   });
 

@@ -31,6 +31,7 @@ export * from './interfaces/gateway-info.interface';
 export * from './interfaces/identify-queue.interface';
 export * from './interfaces/session-store.interface';
 export * from './interfaces/shard-options.interface';
+export * from './interfaces/shard-ownership-event.interface';
 export * from './interfaces/shard-session.interface';
 export * from './queue/in-memory-identify-queue';
 export * from './session/in-memory-session-store';

@@ -151,7 +151,7 @@ export class GatewayEventRouter {
       return;
     }
     if (!list) return;
-    const context: GatewayEventContext = { event: event.t, shardId: event.shardId, sequence: event.s };
+    const context: GatewayEventContext = { event: event.t, shardId: event.shardId, sequence: event.s, sessionId: event.sessionId ?? null };
     for (const handler of list) {
       try {
         const result = handler.invoke(event.d, context);
@@ -164,7 +164,7 @@ export class GatewayEventRouter {
 
   /** `route` with observers: times each handler and reports each handler run and the event once all settle. */
   private routeObserved(event: GatewayDispatch, list: GatewayHandler[]): void {
-    const context: GatewayEventContext = { event: event.t, shardId: event.shardId, sequence: event.s };
+    const context: GatewayEventContext = { event: event.t, shardId: event.shardId, sequence: event.s, sessionId: event.sessionId ?? null };
     const errors: Error[] = [];
     let left = list.length + 1;
     const done = () => {

@@ -241,5 +241,9 @@ function createScaleOut(options: GatewayModuleOptions): IGatewayScaleOut | null 
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { RedisGatewayScaleOut } = require('./redis/redis-gateway-scale-out') as typeof import('./redis/redis-gateway-scale-out');
   const logger = new Logger('GatewayRedis');
-  return new RedisGatewayScaleOut(options, (message) => logger.debug(message));
+  return new RedisGatewayScaleOut(
+    options,
+    (message) => logger.debug(message),
+    (message) => logger.warn(message),
+  );
 }

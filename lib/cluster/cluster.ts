@@ -9,6 +9,7 @@ import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
 import type { IIdentifyQueue } from '../interfaces/identify-queue.interface';
 import type { ISessionStore } from '../interfaces/session-store.interface';
 import type { HandshakeKind, ShardOptions } from '../interfaces/shard-options.interface';
+import type { OwnershipEvent } from '../interfaces/shard-ownership-event.interface';
 import type { ShardSession } from '../interfaces/shard-session.interface';
 import { abortError } from '../queue/abort-error';
 import { InMemoryIdentifyQueue } from '../queue/in-memory-identify-queue';
@@ -99,6 +100,9 @@ export class Cluster {
   private readonly guildsReadySubject = new Subject<GuildsReadyEvent>();
   private readonly debugSubject = new Subject<ClusterDebugEntry>();
   private readonly errorSubject = new Subject<Error>();
+  private readonly ownershipSubject = new Subject<OwnershipEvent>();
+  /** Shards an ownership layer says this process owns; null while none reports. */
+  private owned: Set<number> | null = null;
   private saveTimer: NodeJS.Timeout | null = null;
   private starting: Promise<void> | null = null;
   private shardTotal = 0;
@@ -128,6 +132,28 @@ export class Cluster {
   readonly debug$: Observable<ClusterDebugEntry> = this.debugSubject.asObservable();
   /** Errors of the cluster and its shards. */
   readonly error$: Observable<Error> = this.errorSubject.asObservable();
+  /** Claims, releases and losses of shards, and membership changes, as an ownership layer reports them. */
+  readonly ownership$: Observable<OwnershipEvent> = this.ownershipSubject.asObservable();
+
+  /**
+   * The shards this process owns, ascending: those an ownership layer reported claimed and not yet released or
+   * lost, or, without an ownership layer, every shard this cluster runs.
+   */
+  get ownedShards(): number[] {
+    const ids = this.owned ?? new Set(this.entries.keys());
+    return [...ids].sort((a, b) => a - b);
+  }
+
+  /**
+   * Records an ownership change; called by the ownership layer (`ShardOwnership` does), then emitted on
+   * {@link ownership$}. From the first call on, {@link ownedShards} follows these reports.
+   */
+  recordOwnership(event: OwnershipEvent): void {
+    this.owned ??= new Set();
+    if (event.type === 'claimed') this.owned.add(event.shardId);
+    else if (event.type === 'released' || event.type === 'lost') this.owned.delete(event.shardId);
+    this.ownershipSubject.next(event);
+  }
 
   /** @throws {@link GatewayOptionsError} naming the first invalid option. */
   constructor(options: ClusterOptions) {
@@ -234,6 +260,19 @@ export class Cluster {
     }
     this.debug(`removed shard ${id}${session ? ` (resumable at sequence ${session.sequence})` : ''}`);
     return session;
+  }
+
+  /**
+   * Writes the current session of each listed shard this cluster runs (every shard by default) to the session
+   * store, and flushes it. Store errors are reported on `error$` like those of the periodic saves.
+   */
+  async saveSessions(ids?: number[]): Promise<void> {
+    for (const [id, entry] of this.entries) {
+      if (ids && !ids.includes(id)) continue;
+      const session = entry.shard.session;
+      if (session) await this.storeCall(() => this.sessionStore.set(id, session));
+    }
+    await this.flushStore();
   }
 
   /**
@@ -733,6 +772,10 @@ class StartOrderQueue implements IIdentifyQueue {
 
   refund(shardId: number): void {
     this.queue.refund?.(shardId);
+  }
+
+  identified(shardId: number): void {
+    this.queue.identified?.(shardId);
   }
 
   /** Puts a shard that starts later (without a session) into the start order. */

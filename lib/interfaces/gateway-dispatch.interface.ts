@@ -9,6 +9,8 @@ export interface GatewayDispatch<T = unknown> {
   t: string;
   /** Sequence number of the event. */
   s: number;
+  /** Id of the session the event belongs to, when a shard emitted it. */
+  sessionId?: string;
   /** Event data. */
   d: T;
 }

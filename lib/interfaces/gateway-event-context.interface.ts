@@ -8,4 +8,9 @@ export interface GatewayEventContext {
   shardId: number;
   /** Sequence number of the event within its session. */
   sequence: number;
+  /**
+   * Id of the session the event belongs to (null for an event no shard emitted). With `sequence` it identifies the
+   * event: a handler can deduplicate on `(sessionId, sequence)` what a RESUME after a crash delivers again.
+   */
+  sessionId: string | null;
 }

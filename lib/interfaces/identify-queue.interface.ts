@@ -14,4 +14,10 @@ export interface IIdentifyQueue {
    * one that keeps none may leave this out.
    */
   refund?(shardId: number): void;
+
+  /**
+   * Called by the shard right after it wrote the IDENTIFY that its last grant allowed (the shard writes it as soon
+   * as `acquire` resolves). A queue shared across processes measures the window from here.
+   */
+  identified?(shardId: number): void;
 }

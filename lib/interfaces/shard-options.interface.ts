@@ -125,7 +125,7 @@ export interface ShardOptions {
   /** Which dispatch events are decoded and emitted; the others only advance the sequence. @defaultValue every event */
   dispatchFilter?: DispatchFilter;
   /**
-   * Asked right before each IDENTIFY (after the identify queue's grant) and each RESUME. When it resolves to
+   * Asked before each IDENTIFY (before the identify queue is asked, so that the IDENTIFY goes out the moment it is granted) and right before each RESUME. When it resolves to
    * anything but `true`, or rejects, the handshake is not sent: the shard closes resumably, stops (its session is
    * kept, `connect()` rejects) and says so on `debug$`. Used to fence a shard whose ownership is held elsewhere,
    * e.g. by a lease in Redis. It should settle promptly: the connection waits for it.

@@ -54,6 +54,8 @@ const STATES: ShardState[] = [
  * | `discord_gateway_shard_state` | gauge | `shard`, `state` (1 for the current state) |
  * | `discord_gateway_event_lag_seconds` | gauge | `shard` (backpressure pause) |
  * | `discord_gateway_malformed_payloads_total` | counter | `shard`, `event` |
+ * | `discord_gateway_owned_shards` | gauge | none (shards this process owns) |
+ * | `discord_gateway_ownership_events_total` | counter | `type` (`claimed`, `released`, `lost`) |
  *
  * With the `gateways` option, every metric also has a `gateway` label.
  *
@@ -74,6 +76,7 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
   private readonly labelled: boolean;
   private readonly clusters = new Map<string, Cluster>();
   private readonly unobservers = new Map<string, () => void>();
+  private readonly ownershipEvents: Counter<string>;
 
   constructor(
     @Optional() @Inject(GATEWAY_METRICS_OPTIONS) options: GatewayMetricsOptions | null = null,
@@ -252,6 +255,29 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
         },
       }),
     );
+    add(
+      new Gauge({
+        name: `${prefix}owned_shards`,
+        help: 'Shards this process owns (with shard ownership: whose lease it holds).',
+        labelNames: names(),
+        registers,
+        collect() {
+          this.reset();
+          for (const [gateway, cluster] of clusters) {
+            if (labelled) this.set({ gateway }, cluster.ownedShards.length);
+            else this.set(cluster.ownedShards.length);
+          }
+        },
+      }),
+    );
+    this.ownershipEvents = add(
+      new Counter({
+        name: `${prefix}ownership_events_total`,
+        help: 'Shards this process claimed, released (handed over) and lost (lease expired or taken).',
+        labelNames: names('type'),
+        registers,
+      }),
+    );
   }
 
   onModuleInit(): void {
@@ -274,7 +300,14 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
     this.unobservers.get(gateway)?.();
     this.unobservers.delete(gateway);
     this.clusters.set(gateway, cluster);
-    if (router) this.unobservers.set(gateway, router.observe({ handlerSettled: (outcome) => this.onHandler(gateway, outcome) }));
+    const ownership = cluster.ownership$.subscribe((event) => {
+      if (event.type !== 'members') this.ownershipEvents.inc(this.labelled ? { gateway, type: event.type } : { type: event.type });
+    });
+    const unobserveRouter = router ? router.observe({ handlerSettled: (outcome) => this.onHandler(gateway, outcome) }) : null;
+    this.unobservers.set(gateway, () => {
+      ownership.unsubscribe();
+      unobserveRouter?.();
+    });
     return this;
   }
 

@@ -44,16 +44,31 @@ export function createRedisClient(options: RedisConnectionOptions): RedisClientH
   return { client: new Redis(url, { ...redisOptions, lazyConnect: true }), owned: true };
 }
 
-/** Quits a client politely (or drops it when it never connected, or QUIT fails). */
+/** Longest wait for Redis to answer QUIT before the connection is dropped, ms. */
+const QUIT_TIMEOUT_MS = 1_000;
+
+/**
+ * Quits a client politely when it is connected (dropping it if QUIT is not answered within a second), and drops it
+ * at once when it is not: a client waiting to reconnect to an unreachable Redis never delays a shutdown.
+ */
 export async function closeRedisClient(client: Redis): Promise<void> {
   if (client.status === 'end') return;
-  if (client.status === 'wait' || client.status === 'close') {
+  if (client.status !== 'ready') {
     client.disconnect();
     return;
   }
   try {
-    await client.quit();
+    await withDeadline(client.quit(), QUIT_TIMEOUT_MS);
   } catch {
     client.disconnect();
   }
+}
+
+/** `promise`, or a rejection naming the wait after `ms`: for Redis calls that would otherwise wait for a reconnect. */
+export function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${Math.max(0, ms)} ms`)), Math.max(0, ms));
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -15,6 +15,9 @@ import { redisKeyPrefix, type RedisConnectionOptions } from './redis-options.int
 import { RedisSessionStore } from './redis-session-store';
 import { defaultMemberId, LeaseFencedSessionStore, ShardOwnership, shardLeaseOwner } from './shard-ownership';
 
+/** Longest wait for one session flush, ms: short, so that a shutdown with Redis unreachable stays bounded. */
+const SESSION_FLUSH_TIMEOUT_MS = 500;
+
 /** Sessions are saved (and flushed to Redis) this often by default when Redis keeps them, ms. */
 export const REDIS_SESSION_SAVE_INTERVAL_MS = 1_000;
 
@@ -38,10 +41,13 @@ export class RedisGatewayScaleOut implements IGatewayScaleOut {
   private cluster: Cluster | null = null;
   private handler: RemoteShardHandler | null = null;
   private starting: Promise<void> | null = null;
+  /** Shards whose lease could not be deleted at the last stop. */
+  private unreleased: number[] = [];
 
   constructor(
     private readonly options: GatewayModuleOptions,
     private readonly log: (message: string) => void = () => undefined,
+    private readonly warn: (message: string) => void = log,
   ) {
     const shards = options.shards;
     this.distributed = typeof shards === 'object' && shards !== null && 'ownership' in shards;
@@ -67,7 +73,9 @@ export class RedisGatewayScaleOut implements IGatewayScaleOut {
     }
     let store: ISessionStore | undefined = options.sessionStore;
     if (!store) {
-      this.store = new RedisSessionStore({ ...this.shared, log });
+      // Sessions of owned shards are written only while the lease is still this process's, checked by Redis.
+      const fence = this.distributed ? (shardId: number) => this.current?.writeFence(shardId) ?? null : undefined;
+      this.store = new RedisSessionStore({ ...this.shared, log, fence, flushTimeoutMs: SESSION_FLUSH_TIMEOUT_MS });
       store = this.store;
     }
     defaults.sessionStore = this.distributed
@@ -99,9 +107,13 @@ export class RedisGatewayScaleOut implements IGatewayScaleOut {
     await this.starting?.catch(() => undefined);
     const ownership = this.current;
     this.starting = null;
-    if (!ownership) return;
-    await ownership.stop({ resumable: mode !== 'end-sessions' });
-    if (this.current === ownership) this.current = null;
+    if (ownership) {
+      await ownership.stop({ resumable: mode !== 'end-sessions' });
+      this.unreleased = ownership.unreleased;
+      if (this.current === ownership) this.current = null;
+    }
+    // Redis unreachable: what is left to save would wait for a reconnect; the shutdown must not.
+    if (this.client.status !== 'ready') this.store?.abandon();
   }
 
   async close(): Promise<void> {
@@ -109,7 +121,14 @@ export class RedisGatewayScaleOut implements IGatewayScaleOut {
     await this.bus?.close();
     this.bus = null;
     await this.queue?.close();
-    await this.store?.close();
+    await this.store?.close().catch((error: Error) => this.log(`session store: ${error.message}`));
+    const unsaved = this.store?.unsavedShards() ?? [];
+    const lost: string[] = [];
+    if (unsaved.length > 0) lost.push(`the sessions of shards ${unsaved.join(', ')} (their next owner resumes from an older sequence, or identifies)`);
+    if (this.unreleased.length > 0) {
+      lost.push(`the release of the leases of shards ${this.unreleased.join(', ')} (they expire within ${this.options.leaseTtlMs ?? 10_000} ms)`);
+    }
+    if (lost.length > 0) this.warn(`Redis did not answer during shutdown; not saved: ${lost.join('; ')}`);
     if (this.ownsClient) await closeRedisClient(this.client);
   }
 
@@ -139,6 +158,7 @@ export class RedisGatewayScaleOut implements IGatewayScaleOut {
       });
       await this.bus.start();
     }
+    this.store?.resumeWriting();
     this.current = this.ownershipFor(cluster);
     await this.current.start();
   }

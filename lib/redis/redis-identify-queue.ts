@@ -24,6 +24,13 @@ export type RedisIdentifyQueueOptions = RedisConnectionOptions & {
   log?: (message: string) => void;
   /** Delay before retrying after a Redis error, ms. @defaultValue `1000` */
   retryDelayMs?: number;
+  /**
+   * Longest time from asking Redis for a grant to using it, ms. A grant key lives `spacing + grantHoldMs` until
+   * the shard reports its IDENTIFY written (`identified`), then `spacing` from that moment; a grant whose answer
+   * took longer than this is given back unused, so a slow Redis or a slow process never shortens the window.
+   * @defaultValue `windowMs`
+   */
+  grantHoldMs?: number;
 };
 
 /** The time between two grants of one rate-limit key: the window plus a margin (5 %, from 50 to 250 ms). */
@@ -38,7 +45,7 @@ const BUDGET_PERIOD_MS = 86_400_000;
 
 /**
  * KEYS[1] grant key of the rate-limit key, KEYS[2] budget key.
- * ARGV[1] owner, ARGV[2] spacing ms, ARGV[3] '1' when the budget is enforced, ARGV[4] budget total, ARGV[5] budget period ms.
+ * ARGV[1] owner, ARGV[2] lifetime of a new grant ms (spacing + hold), ARGV[3] '1' when the budget is enforced, ARGV[4] budget total, ARGV[5] budget period ms.
  * Returns { 1, spacing, reset } on a grant, { 0, ms until the grant key expires, 0 } while it is held,
  * { -1, ms until the budget resets, reset } while the budget is spent; `reset` is 1 when the budget was re-initialised.
  */
@@ -69,6 +76,16 @@ if ARGV[3] == '1' then
 end
 redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
 return {1, tonumber(ARGV[2]), reset}
+`);
+
+/**
+ * KEYS[1] grant key; ARGV[1] owner, ARGV[2] spacing ms. The IDENTIFY of the grant was written just before this
+ * reached Redis: the window starts now. Returns 1, or 0 when the grant is no longer the owner's.
+ */
+const REARM_SCRIPT = new RedisScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
 `);
 
 /**
@@ -103,9 +120,12 @@ interface Lane {
  * An {@link IIdentifyQueue} shared by every process that uses the same Redis and key prefix: one IDENTIFY per
  * rate-limit key (`shardId % maxConcurrency`) per window across all of them, and one session-start budget.
  *
- * Each grant is a key set atomically with `SET NX PX window+margin`; it is never released, so the window holds
- * even if the IDENTIFY was sent just before the process died, and a dead process delays others at most until its
- * key expires. Waiters of one process ask in shard-id order and sleep for the key's remaining time in between.
+ * Each grant is a key set atomically with `SET NX PX spacing+hold`, where spacing is the window plus a margin.
+ * The window is measured from the moment the IDENTIFY is written: the shard sends it as soon as the grant
+ * arrives (a grant that took longer than `grantHoldMs` to arrive is given back unused) and then reports it with
+ * `identified()`, which re-arms the key to expire `spacing` after that moment. A used grant is never released, so
+ * the window holds even if the IDENTIFY was sent just before the process died, and a dead process delays others
+ * at most until its key expires. Waiters of one process ask in shard-id order and sleep in between.
  *
  * ```ts
  * const identifyQueue = new RedisIdentifyQueue({ url: 'redis://127.0.0.1:6379', keyPrefix: 'ndg:my-bot', maxConcurrency: 16 });
@@ -117,6 +137,8 @@ export class RedisIdentifyQueue implements IIdentifyQueue {
   readonly maxConcurrency: number;
   /** Time between two grants of one rate-limit key, ms. */
   readonly spacingMs: number;
+  /** Longest time from asking for a grant to using it, ms. */
+  readonly grantHoldMs: number;
   /** The prefix of every key this queue writes. */
   readonly keyPrefix: string;
   private readonly client: Redis;
@@ -126,6 +148,9 @@ export class RedisIdentifyQueue implements IIdentifyQueue {
   private readonly retryDelayMs: number;
   private readonly instanceId = randomUUID();
   private readonly lanes = new Map<number, Lane>();
+  /** The owner string of the last grant handed to each shard, until the shard reports its IDENTIFY written. */
+  private readonly granted = new Map<number, string>();
+  private lateGrantLogged = false;
   private budgetInit: Promise<void> | null = null;
   private attempt = 0;
   private closed = false;
@@ -161,7 +186,12 @@ export class RedisIdentifyQueue implements IIdentifyQueue {
       }
     }
     this.maxConcurrency = maxConcurrency;
+    const hold = options.grantHoldMs ?? windowMs;
+    if (!Number.isInteger(hold) || hold < 1) {
+      throw new Error(`RedisIdentifyQueue: grantHoldMs must be an integer >= 1, got ${String(hold)}`);
+    }
     this.spacingMs = identifySpacingMs(windowMs);
+    this.grantHoldMs = hold;
     this.keyPrefix = redisKeyPrefix(options);
     this.log = options.log ?? (() => undefined);
     this.budget = budget ? { ...budget } : undefined;
@@ -219,6 +249,21 @@ export class RedisIdentifyQueue implements IIdentifyQueue {
   }
 
   /**
+   * Re-arms the grant `shardId` used so that it expires `spacingMs` after now, the moment its IDENTIFY was
+   * written. Without this call a grant lives `spacingMs + grantHoldMs`.
+   */
+  identified(shardId: number): void {
+    const owner = this.granted.get(shardId);
+    if (owner === undefined) return;
+    this.granted.delete(shardId);
+    if (this.closed) return;
+    const key = this.grantKey(shardId % this.maxConcurrency);
+    REARM_SCRIPT.run(this.client, [key], [owner, this.spacingMs]).catch((error: Error) =>
+      this.log(`Identify queue: could not re-arm the grant of shard ${shardId} (${error.message}); it expires ${this.grantHoldMs} ms later`),
+    );
+  }
+
+  /**
    * Rejects every waiting request and, when the client was created from a `url`, quits it. Grants already made
    * stay in Redis until they expire.
    */
@@ -255,6 +300,7 @@ export class RedisIdentifyQueue implements IIdentifyQueue {
   private pump(lane: Lane): void {
     if (this.closed || lane.busy || lane.timer || lane.waiters.length === 0) return;
     lane.busy = true;
+    const askedAt = performance.now();
     const owner = `${this.instanceId}:${lane.waiters[0].shardId}:${++this.attempt}`;
     const keys = [this.grantKey(lane.key), this.budgetKey];
     const enforce = this.budget ? '1' : '0';
@@ -262,7 +308,7 @@ export class RedisIdentifyQueue implements IIdentifyQueue {
       .then(() =>
         GRANT_SCRIPT.run<[number, number, number]>(this.client, keys, [
           owner,
-          this.spacingMs,
+          this.spacingMs + this.grantHoldMs,
           enforce,
           this.budget?.total ?? 0,
           BUDGET_PERIOD_MS,
@@ -280,9 +326,24 @@ export class RedisIdentifyQueue implements IIdentifyQueue {
               RELEASE_SCRIPT.run(this.client, keys, [owner, enforce]).catch(() => undefined);
               return;
             }
+            const late = performance.now() - askedAt;
+            if (late > this.grantHoldMs) {
+              // Too late to use: the key may expire less than a window after an IDENTIFY sent now.
+              lane.waiters.unshift(waiter);
+              if (!this.lateGrantLogged) {
+                this.lateGrantLogged = true;
+                this.log(`Identify queue: a grant took ${Math.round(late)} ms to arrive (over grantHoldMs ${this.grantHoldMs}); given back and asked again`);
+              }
+              RELEASE_SCRIPT.run(this.client, keys, [owner, enforce]).then(
+                () => this.pump(lane),
+                () => this.wake(lane, this.retryDelayMs),
+              );
+              return;
+            }
             if (waiter.onAbort) waiter.signal?.removeEventListener('abort', waiter.onAbort);
+            this.granted.set(waiter.shardId, owner);
             waiter.resolve();
-            this.wake(lane, ms);
+            this.wake(lane, this.spacingMs);
           } else if (status === -1) {
             if (!lane.budgetWaitLogged && lane.waiters.length > 0) {
               lane.budgetWaitLogged = true;
@@ -290,7 +351,8 @@ export class RedisIdentifyQueue implements IIdentifyQueue {
             }
             this.wake(lane, Math.min(ms, MAX_BUDGET_POLL_MS));
           } else {
-            this.wake(lane, ms + 1);
+            // A key in its hold time is usually re-armed to a window soon: look again a window later at most.
+            this.wake(lane, Math.min(ms, this.spacingMs) + 1);
           }
         },
         (error: unknown) => {

@@ -5,11 +5,13 @@ import { Subject, type Observable } from 'rxjs';
 import type { Cluster } from '../cluster/cluster';
 import type { ISessionStore } from '../interfaces/session-store.interface';
 import type { HandshakeKind } from '../interfaces/shard-options.interface';
+import type { OwnershipEvent } from '../interfaces/shard-ownership-event.interface';
 import type { ShardSession } from '../interfaces/shard-session.interface';
 import { ShardState } from '../shard/shard-state';
-import { closeRedisClient, createRedisClient } from './create-redis-client';
+import { closeRedisClient, createRedisClient, withDeadline } from './create-redis-client';
 import { redisKey, redisKeyPrefix, type RedisConnectionOptions } from './redis-options.interface';
 import { RedisScript } from './redis-script';
+import type { SessionWriteFence } from './redis-session-store';
 
 /** Options of {@link ShardOwnership}. */
 export type ShardOwnershipOptions = RedisConnectionOptions & {
@@ -33,12 +35,7 @@ export type ShardOwnershipOptions = RedisConnectionOptions & {
   log?: (message: string) => void;
 };
 
-/** A change of what this process owns, or of who the members are. */
-export type OwnershipEvent =
-  | { type: 'claimed'; shardId: number }
-  | { type: 'released'; shardId: number }
-  | { type: 'lost'; shardId: number; reason: string }
-  | { type: 'members'; members: string[] };
+export type { OwnershipEvent };
 
 interface Lease {
   shardId: number;
@@ -50,26 +47,41 @@ interface Lease {
 }
 
 /**
- * KEYS[1] the members sorted set; ARGV[1] member id, ARGV[2] TTL ms. Records the member's heartbeat at Redis's
- * clock, drops members whose last heartbeat is a TTL old, and returns `{ now, { member, heartbeat, ... } }`.
+ * KEYS[1] the members sorted set, KEYS[2] the epoch key; ARGV[1] member id, ARGV[2] TTL ms, ARGV[3] a new epoch.
+ * Records the member's heartbeat at Redis's clock, drops members whose last heartbeat is a TTL old, sets the
+ * epoch when Redis has none (first start, or Redis lost its data) and returns
+ * `{ now, { member, heartbeat, ... }, epoch }`.
  */
 const HEARTBEAT_SCRIPT = new RedisScript(`
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  redis.call('SET', KEYS[2], ARGV[3])
+  epoch = ARGV[3]
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[2])
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl)
 redis.call('PEXPIRE', KEYS[1], ttl * 3)
-return {now, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')}
+return {now, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES'), epoch}
 `);
 
-/** KEYS lease keys; ARGV[1] TTL ms, ARGV[i + 1] the token for KEYS[i]. Extends each lease still holding its token. */
+/**
+ * KEYS lease keys; ARGV[1] TTL ms, ARGV[i + 1] the token for KEYS[i]. Extends each lease still holding its token
+ * (1), sets again a lease Redis no longer has (2: it lost its data while the holder still held the lease, which
+ * cannot have expired yet), and leaves a lease held by another token alone (0).
+ */
 const RENEW_SCRIPT = new RedisScript(`
 local out = {}
 for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[i + 1] then
+  local token = redis.call('GET', KEYS[i])
+  if token == ARGV[i + 1] then
     redis.call('PEXPIRE', KEYS[i], ARGV[1])
     out[i] = 1
+  elseif not token then
+    redis.call('SET', KEYS[i], ARGV[i + 1], 'PX', ARGV[1])
+    out[i] = 2
   else
     out[i] = 0
   end
@@ -115,8 +127,11 @@ export function defaultMemberId(): string {
  *   with a compare-and-renew script. A member above its target releases shards gracefully: the shard closes
  *   resumably, its session is written to the store and flushed, then the lease is deleted; the member that claims
  *   it next resumes the session.
- * - Fencing: every IDENTIFY and RESUME first renews the lease with its token (the shard's `handshakeGuard`), so a
- *   process whose lease was taken over never connects the session. A process that cannot renew a lease before
+ * - Fencing: every IDENTIFY (before the identify queue is asked) and RESUME first renews the lease with its token
+ *   (the shard's `handshakeGuard`), so a process whose lease was taken over never connects the session; session
+ *   writes are checked against the lease token again at flush, by Redis ({@link writeFence}).
+ * - Redis emptied: an epoch key reveals it; holders set their leases again and re-save their sessions, and nobody
+ *   claims for a lease TTL. A process that cannot renew a lease before
  *   its local deadline (a little before Redis would expire it) closes the shard resumably without touching the
  *   stored session, which may already be someone else's.
  *
@@ -155,12 +170,16 @@ export class ShardOwnership {
   private readonly leases = new Map<number, Lease>();
   private readonly starts = new Map<number, Promise<void>>();
   private readonly eventsSubject = new Subject<OwnershipEvent>();
+  /** Shards whose lease could not be deleted on release (Redis did not answer): they expire on their own. */
+  private readonly unreleasedLeases = new Set<number>();
   private memberList: string[] = [];
   private tickTimer: NodeJS.Timeout | null = null;
   private watchdogTimer: NodeJS.Timeout | null = null;
   private expiryTimer: NodeJS.Timeout | null = null;
   private ticking: Promise<void> | null = null;
   private claimFrom = Infinity;
+  /** The epoch seen in the last round, null before the first. */
+  private epoch: string | null = null;
   private state: 'idle' | 'running' | 'stopping' | 'stopped' = 'idle';
 
   /** Claims, graceful releases, losses and membership changes. */
@@ -193,11 +212,18 @@ export class ShardOwnership {
     this.client = client;
     this.ownsClient = owned;
     if (owned) client.on('error', (error: Error) => this.log(`Redis: ${error.message}`));
+    // The cluster (the core) reports them too: ClusterService.ownedShards and ownership$, and the metrics.
+    this.events$.subscribe((event) => this.cluster.recordOwnership(event));
   }
 
   /** The Redis key of a shard's lease; its value is the holder's token, `<memberId>|<random>`. */
   leaseKey(shardId: number): string {
     return shardLeaseKey(this.keyPrefix, shardId);
+  }
+
+  /** The Redis key of the epoch: a random value set when Redis has none, so that a Redis emptied by a restart is noticed. */
+  get epochKey(): string {
+    return redisKey(this.keyPrefix, 'epoch');
   }
 
   /** The Redis key of the members' heartbeats (a sorted set scored by Redis time, ms). */
@@ -215,10 +241,25 @@ export class ShardOwnership {
     return [...this.leases.keys()].sort((a, b) => a - b);
   }
 
+  /** Shards whose lease could not be deleted when they were released (they expire on their own), ascending. */
+  get unreleased(): number[] {
+    return [...this.unreleasedLeases].sort((a, b) => a - b);
+  }
+
   /** True while this process surely holds the lease of `shardId` (renewed recently enough). */
   holds(shardId: number): boolean {
     const lease = this.leases.get(shardId);
     return !!lease && monotonicNow() < lease.validUntil;
+  }
+
+  /**
+   * The lease a session write of `shardId` must be conditional on (see `RedisSessionStoreOptions.fence`), or null
+   * when this process does not surely hold it.
+   */
+  writeFence(shardId: number): SessionWriteFence | null {
+    const lease = this.leases.get(shardId);
+    if (!lease || monotonicNow() >= lease.validUntil) return null;
+    return { key: this.leaseKey(shardId), token: lease.token };
   }
 
   /** The member that holds a shard's lease now, or null when it is free. */
@@ -269,14 +310,18 @@ export class ShardOwnership {
         try {
           // Bounded: with Redis unreachable, saving a session can wait for the client's reconnects.
           const releases = Promise.all([...this.leases.values()].map((lease) => this.release(lease, resumable)));
-          await withTimeout(releases, this.leaseTtlMs).catch((error: Error) =>
-            this.log(`could not hand every shard over: ${error.message}; the leases left expire on their own`),
-          );
+          await withDeadline(releases, this.leaseTtlMs).catch((error: Error) => {
+            this.log(`could not hand every shard over: ${error.message}; the leases left expire on their own`);
+            for (const lease of [...this.leases.values()]) {
+              this.unreleasedLeases.add(lease.shardId);
+              this.forget(lease, 'not handed over before the shutdown deadline');
+            }
+          });
         } finally {
           clearInterval(keepAlive);
         }
-        await withTimeout(this.client.zrem(this.membersKey, this.memberId), this.leaseTtlMs).catch((error: Error) =>
-          this.log(`could not leave the members: ${error.message}`),
+        await withDeadline(this.client.zrem(this.membersKey, this.memberId), STOP_CALL_TIMEOUT_MS).catch((error: Error) =>
+          this.log(`could not leave the members (the heartbeat expires in ${this.leaseTtlMs} ms): ${error.message}`),
         );
         this.log(`member ${this.memberId} left`);
       }
@@ -303,10 +348,21 @@ export class ShardOwnership {
   }
 
   private async round(): Promise<void> {
-    const [now, flat] = await withTimeout(
-      HEARTBEAT_SCRIPT.run<[number, string[]]>(this.client, [this.membersKey], [this.memberId, this.leaseTtlMs]),
+    const [now, flat, epoch] = await withDeadline(
+      HEARTBEAT_SCRIPT.run<[number, string[], string]>(
+        this.client,
+        [this.membersKey, this.epochKey],
+        [this.memberId, this.leaseTtlMs, randomBytes(8).toString('hex')],
+      ),
       this.renewIntervalMs,
     );
+    if (this.epoch !== null && epoch !== this.epoch) {
+      // Redis lost its data (restarted empty): the live holders set their leases and sessions again at their
+      // next renewal, within a renewal interval. Claim nothing before a lease TTL has passed.
+      this.claimFrom = Math.max(this.claimFrom, monotonicNow() + this.leaseTtlMs);
+      this.log(`Redis lost its data (epoch ${this.epoch} is now ${epoch}): re-asserting the leases held; no claim for ${this.leaseTtlMs} ms`);
+    }
+    this.epoch = epoch;
     const members: string[] = [];
     let nextDeparture = Infinity;
     for (let i = 0; i < flat.length; i += 2) {
@@ -330,7 +386,7 @@ export class ShardOwnership {
     const held = [...this.leases.values()];
     if (held.length === 0) return;
     const sentAt = monotonicNow();
-    const results = await withTimeout(
+    const results = await withDeadline(
       RENEW_SCRIPT.run<number[]>(
         this.client,
         held.map((lease) => this.leaseKey(lease.shardId)),
@@ -338,11 +394,18 @@ export class ShardOwnership {
       ),
       this.renewIntervalMs,
     );
+    const reasserted: number[] = [];
     held.forEach((lease, i) => {
       if (this.leases.get(lease.shardId) !== lease) return;
-      if (results[i] === 1) lease.validUntil = Math.max(lease.validUntil, sentAt + this.leaseTtlMs - this.marginMs);
+      if (results[i] === 1 || results[i] === 2) lease.validUntil = Math.max(lease.validUntil, sentAt + this.leaseTtlMs - this.marginMs);
       else this.lose(lease, 'its lease expired or is held by another process');
+      if (results[i] === 2) reasserted.push(lease.shardId);
     });
+    if (reasserted.length > 0) {
+      // Redis lost them: write the sessions of these shards again, so whoever takes them over resumes.
+      this.log(`re-asserted the leases of shards ${reasserted.join(', ')} (Redis had lost them); saving their sessions again`);
+      await this.cluster.saveSessions(reasserted);
+    }
   }
 
   /** Moves toward this member's target: releases the excess, or claims free shards in bucket order. */
@@ -370,7 +433,7 @@ export class ShardOwnership {
   private async claim(count: number): Promise<void> {
     const candidates = Array.from({ length: this.cluster.total }, (_, id) => id).filter((id) => !this.leases.has(id));
     if (candidates.length === 0) return;
-    const current = await withTimeout(this.client.mget(candidates.map((id) => this.leaseKey(id))), this.renewIntervalMs);
+    const current = await withDeadline(this.client.mget(candidates.map((id) => this.leaseKey(id))), this.renewIntervalMs);
     const free = candidates.filter((_, i) => current[i] === null);
     let claimed = 0;
     for (let next = 0; next < free.length && claimed < count && this.state === 'running'; ) {
@@ -380,7 +443,7 @@ export class ShardOwnership {
       const sentAt = monotonicNow();
       const pipeline = this.client.pipeline();
       batch.forEach((id, i) => pipeline.set(this.leaseKey(id), tokens[i], 'PX', this.leaseTtlMs, 'NX'));
-      const results = (await withTimeout(pipeline.exec(), this.renewIntervalMs)) ?? [];
+      const results = (await withDeadline(pipeline.exec(), this.renewIntervalMs)) ?? [];
       batch.forEach((shardId, i) => {
         const [error, reply] = results[i] ?? [null, null];
         if (error || reply !== 'OK') return;
@@ -401,7 +464,7 @@ export class ShardOwnership {
     if (taken.length === 0 || this.expiryTimer) return;
     const pipeline = this.client.pipeline();
     for (const id of taken) pipeline.pttl(this.leaseKey(id));
-    const results = (await withTimeout(pipeline.exec(), this.renewIntervalMs)) ?? [];
+    const results = (await withDeadline(pipeline.exec(), this.renewIntervalMs)) ?? [];
     const ttls = results.map(([error, ms]) => (error ? Infinity : Number(ms))).filter((ms) => ms >= 0);
     const first = Math.min(...ttls);
     if (first < this.renewIntervalMs) this.wakeIn(first + 5);
@@ -437,11 +500,11 @@ export class ShardOwnership {
     if (this.leases.get(lease.shardId) === lease && this.state === 'running') {
       const sentAt = monotonicNow();
       try {
-        const [ok] = await withTimeout(
+        const [ok] = await withDeadline(
           RENEW_SCRIPT.run<number[]>(this.client, [this.leaseKey(lease.shardId)], [this.leaseTtlMs, lease.token]),
           Math.min(this.renewIntervalMs, lease.validUntil - sentAt),
         );
-        if (ok === 1 && this.leases.get(lease.shardId) === lease) {
+        if ((ok === 1 || ok === 2) && this.leases.get(lease.shardId) === lease) {
           lease.validUntil = Math.max(lease.validUntil, sentAt + this.leaseTtlMs - this.marginMs);
           return true;
         }
@@ -502,8 +565,9 @@ export class ShardOwnership {
     if (this.leases.get(shardId) !== lease) return;
     this.leases.delete(shardId);
     try {
-      await withTimeout(RELEASE_SCRIPT.run(this.client, [this.leaseKey(shardId)], [lease.token]), this.leaseTtlMs);
+      await withDeadline(RELEASE_SCRIPT.run(this.client, [this.leaseKey(shardId)], [lease.token]), STOP_CALL_TIMEOUT_MS);
     } catch (error) {
+      this.unreleasedLeases.add(shardId);
       this.log(`shard ${shardId}: could not delete the lease (it expires in ${this.leaseTtlMs} ms): ${(error as Error).message}`);
     }
     this.log(`released shard ${shardId}${session ? ` (session saved at sequence ${session.sequence})` : ''}`);
@@ -539,17 +603,11 @@ export class LeaseFencedSessionStore implements ISessionStore {
   }
 }
 
+/** Longest wait for one Redis call on the way out (deleting a lease, leaving the members), ms. */
+const STOP_CALL_TIMEOUT_MS = 500;
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** `promise`, or a rejection after `ms` (for Redis calls that would otherwise wait for a reconnect). */
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${Math.max(0, ms)} ms`)), Math.max(0, ms));
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Milliseconds on a clock that never jumps (unlike `Date.now()` under NTP corrections), for lease deadlines. */

@@ -4,6 +4,7 @@ import { Cluster, type ClusterDebugEntry, type ClusterShardInfo, type ResumableS
 import type { GuildsReadyEvent } from '../cluster/guild-availability';
 import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
 import type { GatewayEventData } from '../interfaces/gateway-events.interface';
+import type { OwnershipEvent } from '../interfaces/shard-ownership-event.interface';
 import { GATEWAY_SCALE_OUT, type IGatewayScaleOut } from '../interfaces/gateway-scale-out.interface';
 import { ShardState } from '../shard/shard-state';
 
@@ -60,6 +61,19 @@ export class ClusterService {
   /** Shard count of the whole bot (0 before the cluster starts). */
   get total(): number {
     return this.cluster.total;
+  }
+
+  /**
+   * The shards this process owns, ascending. With `shards: { ownership: 'redis' }`, those whose lease it holds;
+   * otherwise every shard it runs.
+   */
+  ownedShards(): number[] {
+    return this.cluster.ownedShards;
+  }
+
+  /** Claims, releases and losses of this process's shards, and membership changes (with shard ownership). */
+  get ownership$(): Observable<OwnershipEvent> {
+    return this.cluster.ownership$;
   }
 
   /** A snapshot of every shard. With worker threads, the figures are the workers' last reports (up to 5 s old). */

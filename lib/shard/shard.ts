@@ -703,6 +703,9 @@ export class Shard {
 
   private async identify(conn: Connection): Promise<void> {
     this.setState(ShardState.Identifying);
+    // Guard first, then the grant: IDENTIFY goes out as soon as the queue grants it, so the window starts there.
+    if (this.options.handshakeGuard && !(await this.passesHandshakeGuard(conn, 'identify'))) return;
+    if (conn !== this.conn || conn.handshakeSent) return;
     const abort = new AbortController();
     conn.identifyAbort = abort;
     try {
@@ -716,10 +719,6 @@ export class Shard {
       conn.identifyAbort = null;
     }
     if (conn !== this.conn || conn.handshakeSent) {
-      this.identifyNotSent();
-      return;
-    }
-    if (this.options.handshakeGuard && !(await this.passesHandshakeGuard(conn, 'identify'))) {
       this.identifyNotSent();
       return;
     }
@@ -744,6 +743,7 @@ export class Shard {
     conn.identified = true;
     this.counters.identifies++;
     this.sequence = null;
+    this.options.identifyQueue.identified?.(this.id);
     this.armReadyTimer(conn);
   }
 
@@ -819,7 +819,7 @@ export class Shard {
       this.sequence = null;
     }
     if (!this.acceptSequence(conn, t, s)) return;
-    this.dispatchSubject.next({ shardId: this.id, t, s, d });
+    this.dispatchSubject.next({ shardId: this.id, t, s, d, sessionId: this.sessionData?.sessionId });
     if (t === GatewayDispatchEvents.Ready || t === GatewayDispatchEvents.Resumed) this.onSessionReady(conn, t);
   }
 

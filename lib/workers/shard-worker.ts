@@ -96,6 +96,9 @@ const identifyQueue: IIdentifyQueue = {
   refund(shardId: number): void {
     post({ type: 'refund-identify', shardId });
   },
+  identified(shardId: number): void {
+    post({ type: 'identified', shardId });
+  },
 };
 
 function reportSession(shard: Shard): void {

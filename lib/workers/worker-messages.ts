@@ -45,6 +45,8 @@ export type FromWorker =
   | { type: 'acquire'; id: number; shardId: number }
   | { type: 'abort-acquire'; id: number }
   | { type: 'refund-identify'; shardId: number }
+  /** The shard wrote the IDENTIFY its grant allowed (`IIdentifyQueue.identified`). */
+  | { type: 'identified'; shardId: number }
   | { type: 'reply'; id: number; ok: boolean; value?: unknown; error?: string; errorName?: string }
   | { type: 'pong'; id: number; info: ShardInfo[] }
   | { type: 'hello' }

@@ -307,6 +307,9 @@ export class WorkerPool {
         );
         break;
       }
+      case 'identified':
+        slot.shards.get(message.shardId)?.identifyQueue.identified?.(message.shardId);
+        break;
       case 'abort-acquire':
         slot.acquires.get(message.id)?.abort();
         slot.acquires.delete(message.id);
@@ -530,7 +533,7 @@ export class WorkerShard {
   /** @internal */
   onDispatch(message: { t: string; s: number; d: string }): void {
     if (!this.accept(message)) return;
-    this.dispatchSubject.next({ shardId: this.id, t: message.t, s: message.s, d: JSON.parse(message.d) as unknown });
+    this.dispatchSubject.next({ shardId: this.id, t: message.t, s: message.s, d: JSON.parse(message.d) as unknown, sessionId: this.lastSession?.sessionId });
   }
 
   /**
@@ -588,7 +591,7 @@ export class WorkerShard {
     return true;
   }
 
-    private newer(session: ShardSession | null): ShardSession | null {
+  private newer(session: ShardSession | null): ShardSession | null {
     const known = this.lastSession;
     if (!session) return null;
     if (known && known.sessionId === session.sessionId && (known.sequence ?? -1) > (session.sequence ?? -1)) {

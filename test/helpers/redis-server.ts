@@ -87,8 +87,8 @@ function waitForExit(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
-async function startOnce(): Promise<RunningRedisServer> {
-  const port = await freePort();
+async function startOnce(fixedPort?: number): Promise<RunningRedisServer> {
+  const port = fixedPort ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'ndg-redis-'));
   const child = spawn(
     'redis-server',
@@ -145,16 +145,16 @@ async function startOnce(): Promise<RunningRedisServer> {
 }
 
 /**
- * Starts a throw-away redis-server on a free 127.0.0.1 port with no persistence, in a temporary directory.
+ * Starts a throw-away redis-server on a free 127.0.0.1 port (or on `port`, to restart one empty) with no persistence, in a temporary directory.
  * Resolves once it answers PING. The server is killed by `stop()` or, failing that, when this process exits.
  */
-export async function startRedisServer(): Promise<RunningRedisServer> {
+export async function startRedisServer(options: { port?: number } = {}): Promise<RunningRedisServer> {
   // The port may be taken between picking and binding it; retry a few times on an early exit.
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce();
+      return await startOnce(options.port);
     } catch (error) {
-      if (attempt >= 3 || !(error as { exited?: boolean }).exited) throw error;
+      if (attempt >= 3 || options.port !== undefined || !(error as { exited?: boolean }).exited) throw error;
     }
   }
 }

@@ -293,8 +293,8 @@ void describe('GatewayModule enhancers', () => {
     for (const call of guardCalls) expect(call.type).toBe(GATEWAY_CONTEXT_TYPE);
     expect(methodGuard.map((c) => c.handler)).toEqual(['guarded', 'guarded']);
     expect(methodGuard.map((c) => c.context)).toEqual([
-      { event: 'MESSAGE_CREATE', shardId: 0, sequence: s1 },
-      { event: 'MESSAGE_CREATE', shardId: 0, sequence: s2 },
+      { event: 'MESSAGE_CREATE', shardId: 0, sequence: s1, sessionId: expect.any(String) },
+      { event: 'MESSAGE_CREATE', shardId: 0, sequence: s2, sessionId: expect.any(String) },
     ]);
     expect((methodGuard[0].data as Message).content).toBe('blocked');
   });
@@ -321,7 +321,7 @@ void describe('GatewayModule enhancers', () => {
     await eventually(() => Object.keys(received).length === 5, 3_000, 'five handlers');
     await sleep(50);
 
-    const context = { event: 'MESSAGE_CREATE', shardId: 0, sequence: s };
+    const context = { event: 'MESSAGE_CREATE', shardId: 0, sequence: s, sessionId: expect.any(String) };
     expect(received.usePipes).toEqual([{ content: '  MIXED CASE  ', context }]);
     expect(received.paramPipe).toEqual([{ content: '  MIXED CASE  ', context }]);
     expect(received.propertyPipes).toEqual(['MIXED CASE']);
@@ -346,7 +346,7 @@ void describe('GatewayModule enhancers', () => {
         content: 'picked apart',
         sequence: s,
         messageId: message.id,
-        context: { event: 'MESSAGE_CREATE', shardId: 0, sequence: s },
+        context: { event: 'MESSAGE_CREATE', shardId: 0, sequence: s, sessionId: expect.any(String) },
       },
     ]);
   });

@@ -152,7 +152,7 @@ void describe('GatewayModule: a failing handler is isolated', () => {
     expect(sync).toContain('sync failure on "first"');
     expect(async).toContain('async failure on "first"');
     expect(intercepted).toContain('intercepted failure on "first"');
-    expect(seen.healthy).toEqual([{ content: 'first', context: { event: 'MESSAGE_CREATE', shardId: 1, sequence: s1 } }]);
+    expect(seen.healthy).toEqual([{ content: 'first', context: { event: 'MESSAGE_CREATE', shardId: 1, sequence: s1, sessionId: expect.any(String) } }]);
 
     // The shards stay ready, and later events on both shards reach every handler, the failing ones included.
     await sleep(350);
@@ -192,9 +192,9 @@ void describe('GatewayModule: request-scoped providers', () => {
     expect(seen.scoped).toHaveLength(3);
     const bySequence = new Map(seen.scoped.map((entry) => [`${entry.context.shardId}:${entry.context.sequence}`, entry]));
     const expected = [
-      { event: 'MESSAGE_CREATE', shardId: 0, sequence: s1 },
-      { event: 'MESSAGE_CREATE', shardId: 1, sequence: s2 },
-      { event: 'MESSAGE_CREATE', shardId: 0, sequence: s3 },
+      { event: 'MESSAGE_CREATE', shardId: 0, sequence: s1, sessionId: expect.any(String) },
+      { event: 'MESSAGE_CREATE', shardId: 1, sequence: s2, sessionId: expect.any(String) },
+      { event: 'MESSAGE_CREATE', shardId: 0, sequence: s3, sessionId: expect.any(String) },
     ];
     for (const context of expected) {
       const entry = bySequence.get(`${context.shardId}:${context.sequence}`);

@@ -159,8 +159,9 @@ void describe('GatewayModule: routing events to @OnEvent handlers', () => {
     for (const received of [seen.messagesA, seen.messagesB]) {
       const byContent = Object.fromEntries(received.map((r) => [r.content, r.context]));
       expect(received).toHaveLength(2);
-      expect(byContent['on shard zero']).toEqual({ event: 'MESSAGE_CREATE', shardId: 0, sequence: s0 });
-      expect(byContent['on shard one']).toEqual({ event: 'MESSAGE_CREATE', shardId: 1, sequence: s1 });
+      // The session id with the sequence identifies the event, for handlers that deduplicate.
+      expect(byContent['on shard zero']).toEqual({ event: 'MESSAGE_CREATE', shardId: 0, sequence: s0, sessionId: gateway.sessionOf(0) });
+      expect(byContent['on shard one']).toEqual({ event: 'MESSAGE_CREATE', shardId: 1, sequence: s1, sessionId: gateway.sessionOf(1) });
     }
   });
 
@@ -187,7 +188,7 @@ void describe('GatewayModule: routing events to @OnEvent handlers', () => {
       ['CHANNEL_DELETE', deleted],
     ]);
     expect(seen.brandNew).toEqual([
-      { data: { shiny: true, nested: { list: [1, 2] } }, context: { event: 'BRAND_NEW_EVENT', shardId: 0, sequence: brandNew } },
+      { data: { shiny: true, nested: { list: [1, 2] } }, context: { event: 'BRAND_NEW_EVENT', shardId: 0, sequence: brandNew, sessionId: expect.any(String) } },
     ]);
   });
 });
@@ -220,7 +221,7 @@ void describe('GatewayModule: registration', () => {
 
     const s = gateway.dispatch(0, 'MESSAGE_CREATE', createMessage(1, { content: 'async options' }));
     await eventually(() => seen.messagesA.length === 1, 3_000, 'a message');
-    expect(seen.messagesA[0]).toEqual({ content: 'async options', context: { event: 'MESSAGE_CREATE', shardId: 0, sequence: s } });
+    expect(seen.messagesA[0]).toEqual({ content: 'async options', context: { event: 'MESSAGE_CREATE', shardId: 0, sequence: s, sessionId: expect.any(String) } });
   });
 
   void it('forRootAsync builds the options with useClass, the class getting its own dependencies from imports', async () => {
@@ -350,6 +351,6 @@ void describe('GatewayModule: autoConnect', () => {
 
     const s = gateway.dispatch(1, 'MESSAGE_CREATE', createMessage(1, { guildId: GUILD_ON_SHARD_1, content: 'after up' }));
     await eventually(() => seen.messagesA.length === 1, 3_000, 'a message');
-    expect(seen.messagesA[0].context).toEqual({ event: 'MESSAGE_CREATE', shardId: 1, sequence: s });
+    expect(seen.messagesA[0].context).toEqual({ event: 'MESSAGE_CREATE', shardId: 1, sequence: s, sessionId: gateway.sessionOf(1) });
   });
 });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import Redis from 'ioredis';
 import { identifySpacingMs, RedisIdentifyQueue, type RedisIdentifyQueueOptions } from '../../lib/redis';
+import { startRedisDelayProxy } from '../helpers/redis-delay-proxy';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 
 const WINDOW_MS = 200;
@@ -155,10 +156,52 @@ void describe('RedisIdentifyQueue across instances', () => {
         expect(mine.map((g) => g.shardId)).toEqual(mine.map((g) => g.shardId).sort((x, y) => x - y));
       }
     }
-    // Each grant is a key in Redis that expires after the window plus its margin.
+    // Each grant is a key in Redis that lives the window, its margin and the hold time until its IDENTIFY is reported.
     const ttl = await redis.pttl(a.grantKey(0));
     expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(SPACING_MS + a.grantHoldMs);
+  });
+
+  void it('measures the window from the reported IDENTIFY: identified() re-arms the grant to expire a spacing later', async () => {
+    const queue = queueOn({ keyPrefix: freshPrefix(), grantHoldMs: 5_000 });
+    await queue.acquire(0);
+    expect(await redis.pttl(queue.grantKey(0))).toBeGreaterThan(SPACING_MS + 4_000);
+    queue.identified(0);
+    // The re-arm goes out on the same connection before this GET, and is done when it answers.
+    await queue.sessionStartsLeft();
+    const ttl = await redis.pttl(queue.grantKey(0));
+    expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(SPACING_MS);
+    // A second report for the same grant changes nothing.
+    queue.identified(0);
+    await queue.sessionStartsLeft();
+    expect(await redis.pttl(queue.grantKey(0))).toBeLessThanOrEqual(ttl);
+  });
+
+  void it('gives a grant back unused when its answer took longer than grantHoldMs, and asks again', async () => {
+    const log: string[] = [];
+    let slowAnswers = true;
+    const slow = await startRedisDelayProxy(server.port, { toClient: () => (slowAnswers ? 150 : 0) });
+    try {
+      const queue = queueOn({
+        url: slow.url,
+        keyPrefix: freshPrefix(),
+        grantHoldMs: 50,
+        log: (line) => {
+          log.push(line);
+          // Redis is fast again from the moment the late grant is noticed.
+          if (line.includes('given back')) slowAnswers = false;
+        },
+      });
+      await queue.acquire(0);
+      expect(log.filter((line) => line.includes('given back and asked again'))).toHaveLength(1);
+      expect(log[0]).toMatch(/a grant took \d+ ms to arrive \(over grantHoldMs 50\)/);
+      // The grant in Redis is a later attempt's: the late one was deleted before asking again.
+      const owner = await redis.get(queue.grantKey(0));
+      expect(Number(owner!.split(':').pop())).toBeGreaterThan(1);
+    } finally {
+      await slow.close();
+    }
   });
 
   void it('keeps bots with different key prefixes independent on one Redis', async () => {
@@ -185,7 +228,8 @@ void describe('RedisIdentifyQueue across instances', () => {
     await survivor.acquire(1);
     const waited = Date.now() - grantedAt;
     expect(waited).toBeGreaterThanOrEqual(WINDOW_MS);
-    expect(waited).toBeLessThanOrEqual(SPACING_MS + SLACK_MS);
+    // Its IDENTIFY was never reported, so the grant lives its hold time too.
+    expect(waited).toBeLessThanOrEqual(SPACING_MS + dying.grantHoldMs + SLACK_MS);
   });
 
   void it('serves waiters of one instance in shard-id order whatever order they asked in', async () => {
@@ -265,7 +309,8 @@ void describe('RedisIdentifyQueue cancellation', () => {
     await next;
     expect(grants.map((g) => g.shardId)).toEqual([2]);
     expect(grants[0].at - grantedAt).toBeGreaterThanOrEqual(WINDOW_MS);
-    expect(grants[0].at - grantedAt).toBeLessThanOrEqual(SPACING_MS + SLACK_MS);
+    // The first grant was never reported as used: it lives its hold time (the window, by default) too.
+    expect(grants[0].at - grantedAt).toBeLessThanOrEqual(SPACING_MS + WINDOW_MS + SLACK_MS);
   });
 
   void it('rejects at once when the signal is already aborted, without taking a grant', async () => {
@@ -340,6 +385,6 @@ void describe('RedisIdentifyQueue in separate processes', () => {
     await survivor.acquire(1);
     const waited = Date.now() - grantedAt;
     expect(waited).toBeGreaterThanOrEqual(WINDOW_MS);
-    expect(waited).toBeLessThanOrEqual(SPACING_MS + SLACK_MS);
+    expect(waited).toBeLessThanOrEqual(SPACING_MS + WINDOW_MS + SLACK_MS);
   });
 });

@@ -8,7 +8,7 @@ import type { ShardSession } from '../../lib/interfaces/shard-session.interface'
 import { RedisSessionStore, type RedisSessionStoreOptions } from '../../lib/redis';
 import { ShardState } from '../../lib/shard/shard-state';
 import type { LocalGateway, RecordedFrame } from '../../lib/testing';
-import { eventually, sleep, startGateway } from '../helpers/gateway-test-kit';
+import { SHORT_SHARD_TIMINGS, eventually, sleep, startGateway } from '../helpers/gateway-test-kit';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 
 const OP_IDENTIFY = GatewayOpcodes.Identify;
@@ -49,11 +49,7 @@ function clusterOn(gateway: LocalGateway, options: Partial<ClusterOptions>): Clu
     intents: GatewayIntentBits.Guilds,
     apiUrl: gateway.apiUrl,
     identifyWindowMs: 100,
-    helloTimeout: 2_000,
-    readyTimeout: 2_000,
-    closeTimeout: 500,
-    backoff: { baseMs: 20, maxMs: 200 },
-    invalidSessionDelay: { minMs: 10, maxMs: 30 },
+    ...SHORT_SHARD_TIMINGS,
     random: () => 0.5,
     ...options,
   });
@@ -318,3 +314,41 @@ async function newStoreGet(keyPrefix: string, shardId: number): Promise<ShardSes
     await store.close();
   }
 }
+
+void describe('RedisSessionStore fenced writes (lease checked at flush, by Redis)', () => {
+  void it('writes only while the lease key holds the token: a lease taken over before the flush keeps the new owner’s session', async () => {
+    const keyPrefix = freshPrefix();
+    const leaseKey = `${keyPrefix}:shard:0:lease`;
+    await redis.set(leaseKey, 'old-owner|a');
+    const log: string[] = [];
+    const store = storeOn({ keyPrefix, flushIntervalMs: 60_000, fence: () => ({ key: leaseKey, token: 'old-owner|a' }), log: (l) => log.push(l) });
+    await store.set(0, session(1));
+    // Between the buffered write and its flush, another process claims the shard and saves its session.
+    await redis.set(leaseKey, 'new-owner|b');
+    await redis.set(store.key(0), JSON.stringify(session(2)));
+    await store.flush();
+
+    expect(JSON.parse((await redis.get(store.key(0)))!)).toMatchObject({ sessionId: 'session-2' });
+    expect(store.fencedWrites).toBe(1);
+    expect(log).toEqual(['Session store: the session of shard 0 was not written: its lease is held by another process or expired']);
+    expect(store.pendingWrites).toBe(0);
+  });
+
+  void it('writes with the TTL while the lease is held, and drops the write when the fence says the lease is gone', async () => {
+    const keyPrefix = freshPrefix();
+    const leaseKey = `${keyPrefix}:shard:1:lease`;
+    await redis.set(leaseKey, 'me|x');
+    let holding = true;
+    const store = storeOn({ keyPrefix, flushIntervalMs: 60_000, ttlMs: 30_000, fence: () => (holding ? { key: leaseKey, token: 'me|x' } : null) });
+    await store.set(1, session(3));
+    await store.flush();
+    expect(JSON.parse((await redis.get(store.key(1)))!)).toMatchObject({ sessionId: 'session-3', sequence: 30 });
+    expect(await redis.pttl(store.key(1))).toBeGreaterThan(29_000);
+
+    await store.set(1, session(4));
+    holding = false;
+    await store.flush();
+    expect(JSON.parse((await redis.get(store.key(1)))!)).toMatchObject({ sessionId: 'session-3' });
+    expect(store.fencedWrites).toBe(1);
+  });
+});

@@ -5,7 +5,7 @@ import Redis from 'ioredis';
 import { Cluster, ShardState } from '../../lib/core';
 import { LeaseFencedSessionStore, RedisSessionStore, ShardOwnership, type OwnershipEvent } from '../../lib/redis';
 import type { LocalGateway } from '../../lib/testing';
-import { eventually, sleep, startGateway } from '../helpers/gateway-test-kit';
+import { SHORT_SHARD_TIMINGS, eventually, sleep, startGateway } from '../helpers/gateway-test-kit';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 
 const LEASE_TTL_MS = 900;
@@ -43,10 +43,8 @@ async function member(memberId: string, keyPrefix: string): Promise<Member> {
     sessionStore: new LeaseFencedSessionStore(store, (shardId) => fence.ownership?.holds(shardId) ?? false),
     sessionSaveIntervalMs: 100,
     identifyWindowMs: 100,
-    helloTimeout: 2_000,
-    readyTimeout: 2_000,
+    ...SHORT_SHARD_TIMINGS,
     closeTimeout: 300,
-    backoff: { baseMs: 20, maxMs: 200 },
     random: () => 0.5,
   });
   const ownership = new ShardOwnership({ client, keyPrefix, cluster, memberId, leaseTtlMs: LEASE_TTL_MS, joinDelayMs: 0 });

@@ -69,23 +69,29 @@ void describe('Shard handshake guard (fencing)', () => {
     gateway = null;
   });
 
-  void it('is asked before IDENTIFY, after the identify queue granted it; IDENTIFY follows only an approval', async () => {
+  void it('is asked before IDENTIFY, before the identify queue: the IDENTIFY goes out as soon as it is granted', async () => {
+    const asked: number[] = [];
     const granted: number[] = [];
+    const reported: number[] = [];
     const queue: IIdentifyQueue = {
       acquire: async () => {
+        asked.push(Date.now());
         await sleep(50);
         granted.push(Date.now());
       },
+      identified: (shardId) => reported.push(shardId),
     };
     const { guard, calls } = recordingGuard(true);
     const { gw, shard } = await shardWith({ handshakeGuard: guard, identifyQueue: queue });
     await shard.connect();
 
     expect(calls.map((c) => c.kind)).toEqual(['identify']);
-    expect(calls[0].at).toBeGreaterThanOrEqual(granted[0]);
+    expect(asked[0]).toBeGreaterThanOrEqual(calls[0].at);
     const identify = gw.framesOf(OP_IDENTIFY, 0);
     expect(identify).toHaveLength(1);
-    expect(identify[0].at).toBeGreaterThanOrEqual(calls[0].at);
+    expect(identify[0].at).toBeGreaterThanOrEqual(granted[0]);
+    // The queue hears that the IDENTIFY was written, once.
+    expect(reported).toEqual([0]);
   });
 
   void it('is asked with "resume" before each RESUME, on reconnects too', async () => {

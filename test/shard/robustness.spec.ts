@@ -76,8 +76,8 @@ void describe('Shard robustness', () => {
       await eventually(() => received.events.length >= 2, 2_000, 'two dispatches');
       received.stop();
       expect(received.events).toEqual([
-        { shardId: 0, t: 'SOMETHING_NEW_2027', s, d },
-        { shardId: 0, t: 'MESSAGE_CREATE', s: s2, d: { n: 1 } },
+        { shardId: 0, t: 'SOMETHING_NEW_2027', s, d, sessionId: gateway.sessionOf(0) },
+        { shardId: 0, t: 'MESSAGE_CREATE', s: s2, d: { n: 1 }, sessionId: gateway.sessionOf(0) },
       ]);
       expect(shard.state).toBe(ShardState.Ready);
       expect(gateway.connections).toHaveLength(1);

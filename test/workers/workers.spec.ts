@@ -3,7 +3,7 @@ import { expect } from 'expect';
 import { Injectable } from '@nestjs/common';
 import { GatewayOpcodes, PresenceUpdateStatus } from 'discord-api-types/v10';
 import { Cluster, GatewayModule, OnEvent, ShardService, type GatewayEventContext, type GatewayModuleOptions } from '../../lib';
-import { GatewayOptionsError, ShardCommandError, ShardState } from '../../lib/core';
+import { GatewayOptionsError, ShardCommandError, ShardState, type IIdentifyQueue } from '../../lib/core';
 import { createMessage, type LocalGateway } from '../../lib/testing';
 import type { WorkerPool } from '../../lib/workers/worker-pool';
 import { eventually, sleep } from '../helpers/gateway-test-kit';
@@ -16,6 +16,7 @@ interface Handled {
   shardId: number;
   sequence: number;
   content: string;
+  sessionId: string | null;
 }
 
 /** Records every MESSAGE_CREATE its @OnEvent handler receives. */
@@ -25,7 +26,7 @@ class MessageRecorder {
 
   @OnEvent('MESSAGE_CREATE')
   onMessage(data: { content: string }, context: GatewayEventContext): void {
-    this.handled.push({ shardId: context.shardId, sequence: context.sequence, content: data.content });
+    this.handled.push({ shardId: context.shardId, sequence: context.sequence, content: data.content, sessionId: context.sessionId });
   }
 
   of(shardId: number): number[] {
@@ -75,6 +76,7 @@ void describe('Shards in worker threads', () => {
       const handled = recorder.handled.find((h) => h.shardId === shardId)!;
       expect(handled.sequence).toBe(sequence);
       expect(handled.content).toBe((createMessage(shardId + 1) as { content: string }).content);
+      expect(handled.sessionId).toBe(gateway.sessionOf(shardId));
     }
   });
 
@@ -141,6 +143,17 @@ void describe('Shards in worker threads', () => {
     const error = await rejectionOf(cluster.send(1, tooBig as never));
     expect(error).toBeInstanceOf(ShardCommandError);
     expect((error as ShardCommandError).shardId).toBe(1);
+  });
+
+  void it('tells the identify queue on the main thread when a worker has written each IDENTIFY', async () => {
+    const gateway = await harness.gateway({ shards: 4 });
+    const identified: number[] = [];
+    const identifyQueue: IIdentifyQueue = { acquire: async () => undefined, identified: (shardId) => identified.push(shardId) };
+    const options = moduleOptions(gateway, { strategy: { type: 'workers', shardsPerWorker: 2 }, identifyQueue });
+    await harness.app({ imports: [GatewayModule.forRoot(options)] }, new CapturingLogger());
+    await eventually(() => identified.length === 4, 5_000, 'a report per shard');
+    expect(identified.sort()).toEqual([0, 1, 2, 3]);
+    expect(gateway.framesOf(GatewayOpcodes.Identify)).toHaveLength(4);
   });
 
   void it('routes ShardService commands to the right worker', async () => {

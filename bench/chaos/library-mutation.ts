@@ -22,8 +22,9 @@ export const LIBRARY_MUTATIONS: readonly LibraryMutation[] = [
   {
     name: 'drop-event',
     description: 'drop an event: the shard never emits MESSAGE_CREATE #50 of a session',
-    anchor: 'this.dispatchSubject.next({ shardId: this.id, t, s, d });',
-    replacement: "if (!(t === 'MESSAGE_CREATE' && s === 50)) this.dispatchSubject.next({ shardId: this.id, t, s, d });",
+    anchor: 'this.dispatchSubject.next({ shardId: this.id, t, s, d, sessionId: this.sessionData?.sessionId });',
+    replacement:
+      "if (!(t === 'MESSAGE_CREATE' && s === 50)) this.dispatchSubject.next({ shardId: this.id, t, s, d, sessionId: this.sessionData?.sessionId });",
   },
   {
     name: 'no-rate-limiter',
@@ -34,8 +35,8 @@ export const LIBRARY_MUTATIONS: readonly LibraryMutation[] = [
   {
     name: 'no-duplicate-filter',
     description: 'disable the duplicate filter: events already received are emitted again',
-    anchor: 'private acceptSequence(t: string, s: number): boolean {',
-    replacement: 'private acceptSequence(t: string, s: number): boolean {\n    this.sequence = s;\n    return true;',
+    anchor: 'private acceptSequence(conn: Connection, t: string, s: number): boolean {',
+    replacement: 'private acceptSequence(conn: Connection, t: string, s: number): boolean {\n    this.sequence = s;\n    return true;',
   },
   {
     name: 'no-identify-spacing',

@@ -12,7 +12,7 @@ void afterEach(async () => {
 
 void describe('session-start budget', () => {
   for (const workers of [false, true]) {
-    void it(`is not spent by a gateway that drops every connection right after HELLO${workers ? ' (shards in a worker thread)' : ''}`, { timeout: 30_000 }, async () => {
+    void it(`is not spent by a gateway that drops every connection right after HELLO${workers ? ' (shards in a worker thread)' : ''}`, { timeout: 90_000 }, async () => {
       // One session start left, and connections that end before an IDENTIFY can be written: one wasted grant would
       // use the budget up for the day.
       const gateway = await harness.gatewayWith({ sessionStartLimit: { remaining: 1, total: 1000 } });
@@ -22,11 +22,11 @@ void describe('session-start budget', () => {
       cluster.debug$.subscribe((entry) => debug.push(entry.message));
       const notWritten = () => debug.filter((line) => line.includes('IDENTIFY was not sent')).length;
 
-      const fifth = gateway.waitForConnection((c) => c.id === 5, 10_000);
+      const fifth = gateway.waitForConnection((c) => c.id === 5, 30_000);
       cluster.up().catch(() => undefined);
       await fifth;
       gateway.behaviour.dropAfterHello = false;
-      await gateway.waitForReady(0, 10_000);
+      await gateway.waitForReady(0, 30_000);
 
       expect(gateway.framesOf(GatewayOpcodes.Identify)).toHaveLength(1);
       // Grants went to connections that were gone before the IDENTIFY could be written (others were still waiting

@@ -1,8 +1,7 @@
-import type { Redis } from 'ioredis';
 import type { ISessionStore } from '../interfaces/session-store.interface';
 import type { ShardSession } from '../interfaces/shard-session.interface';
 import { closeRedisClient, createRedisClient, withDeadline } from './create-redis-client';
-import { redisKey, redisKeyPrefix, type RedisConnectionOptions } from './redis-options.interface';
+import { redisKey, redisKeyPrefix, type RedisClient, type RedisConnectionOptions } from './redis-options.interface';
 
 /** Options of {@link RedisSessionStore}. */
 export type RedisSessionStoreOptions = RedisConnectionOptions & {
@@ -66,7 +65,7 @@ interface StoredSession {
 export class RedisSessionStore implements ISessionStore {
   /** The prefix of every key this store writes. */
   readonly keyPrefix: string;
-  private readonly client: Redis;
+  private readonly client: RedisClient;
   private readonly ownsClient: boolean;
   private readonly ttlMs: number | null;
   private readonly flushIntervalMs: number;

@@ -5,6 +5,7 @@ import { GatewayOpcodes } from 'discord-api-types/v10';
 import Redis from 'ioredis';
 import { ClusterService, GatewayModule, OnEvent, type GatewayEventContext, type GatewayModuleOptions } from '../../lib';
 import { ShardState } from '../../lib/core';
+import { redisKey, shardLeaseKey } from '../../lib/redis';
 import { createMessage, type LocalGateway } from '../../lib/testing';
 import { eventually } from '../helpers/gateway-test-kit';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
@@ -71,8 +72,8 @@ void describe('Redis restarted empty mid-run', { timeout: 60_000 }, () => {
     redis = new Redis(second.url);
 
     // Each lease and each session is back in Redis, held by the process that held it before.
-    const leaseKeys = Array.from({ length: TOTAL }, (_, id) => `${KEY_PREFIX}:shard:${id}:lease`);
-    const sessionKeys = Array.from({ length: TOTAL }, (_, id) => `${KEY_PREFIX}:session:${id}`);
+    const leaseKeys = Array.from({ length: TOTAL }, (_, id) => shardLeaseKey(KEY_PREFIX, id));
+    const sessionKeys = Array.from({ length: TOTAL }, (_, id) => redisKey(KEY_PREFIX, 'session', id));
     let leases: (string | null)[] = [];
     let saved: (string | null)[] = [];
     const deadline = Date.now() + 10_000;

@@ -44,7 +44,15 @@ export function createRedisClient(options: RedisConnectionOptions): RedisClientH
     const { Redis } = loadIoredis();
     const sentinel: RedisSentinelConnection = options;
     return {
-      client: new Redis({ ...sentinel.redisOptions, sentinels: sentinel.sentinels, name: sentinel.name, lazyConnect: true }),
+      // failoverDetector: the sentinels' +switch-master moves the client to the new primary at once, instead of
+      // when the old one is reconfigured (writes to it meanwhile would be lost).
+      client: new Redis({
+        failoverDetector: true,
+        ...sentinel.redisOptions,
+        sentinels: sentinel.sentinels,
+        name: sentinel.name,
+        lazyConnect: true,
+      }),
       owned: true,
     };
   }
@@ -75,8 +83,10 @@ export async function closeRedisClient(client: RedisClient): Promise<void> {
   try {
     await withDeadline(client.quit(), QUIT_TIMEOUT_MS);
   } catch {
-    client.disconnect();
+    // dropped below
   }
+  // Also after a QUIT: a sentinel client's failover detector keeps its own connections to the sentinels until then.
+  client.disconnect();
 }
 
 /** `promise`, or a rejection naming the wait after `ms`: for Redis calls that would otherwise wait for a reconnect. */

@@ -20,7 +20,10 @@ export interface RedisSentinelConnection {
   sentinels: { host: string; port: number }[];
   /** The name the sentinels monitor the primary under (`sentinel monitor <name> ...`). */
   name: string;
-  /** Further ioredis `RedisOptions` (for example `password`, `sentinelPassword`, `db`). */
+  /**
+   * Further ioredis `RedisOptions` (for example `password`, `sentinelPassword`, `db`). `failoverDetector` is on
+   * unless set to false here.
+   */
   redisOptions?: RedisOptions;
 }
 

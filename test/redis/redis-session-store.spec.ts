@@ -5,7 +5,7 @@ import Redis from 'ioredis';
 import { Cluster } from '../../lib/cluster/cluster';
 import type { ClusterOptions } from '../../lib/interfaces/cluster-options.interface';
 import type { ShardSession } from '../../lib/interfaces/shard-session.interface';
-import { RedisSessionStore, shardLeaseKey, type RedisSessionStoreOptions } from '../../lib/redis';
+import { RedisSessionStore, redisKey, shardLeaseKey, type RedisSessionStoreOptions } from '../../lib/redis';
 import { ShardState } from '../../lib/shard/shard-state';
 import type { LocalGateway, RecordedFrame } from '../../lib/testing';
 import { SHORT_SHARD_TIMINGS, eventually, sleep, startGateway } from '../helpers/gateway-test-kit';
@@ -95,7 +95,7 @@ void describe('RedisSessionStore batching', () => {
     extraClients.push(monitor);
     const commands: { at: number; args: string[] }[] = [];
     monitor.on('monitor', (_time: string, args: string[]) => {
-      if (args[1]?.startsWith(keyPrefix)) commands.push({ at: Date.now(), args });
+      if (args[1]?.startsWith(redisKey(keyPrefix, ''))) commands.push({ at: Date.now(), args });
     });
     const store = storeOn({ keyPrefix, flushIntervalMs: FLUSH_MS });
     // Make sure the store's connection is up, so that timing below is about batching, not connecting.

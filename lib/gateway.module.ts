@@ -4,6 +4,8 @@ import { Cluster, validateClusterOptions } from './cluster/cluster';
 import { GATEWAY_MODULE_OPTIONS } from './constants/gateway-module.constants';
 import { getGatewayToken, resolveGatewayName, type GatewayProviderClass } from './constants/gateway-tokens';
 import { GatewayOptionsError } from './errors/gateway-options.error';
+// Types only from ioredis: this loads nothing of it.
+import { keyPrefixProblem } from './redis/redis-options.interface';
 import { DispatchFilter } from './shard/dispatch-filter';
 import { GatewayEventRouter } from './gateway-event-router';
 import { GatewayHandlerExplorer } from './gateway-handler.explorer';
@@ -195,9 +197,8 @@ function validateRedisOptions(options: GatewayModuleOptions): void {
     throw new GatewayOptionsError('redis', `is needed by shards: { ownership: 'redis' } (give { url } or { client })`);
   }
   if (options.keyPrefix !== undefined) {
-    if (typeof options.keyPrefix !== 'string' || options.keyPrefix === '' || /[{}]/.test(options.keyPrefix)) {
-      throw new GatewayOptionsError('keyPrefix', 'must be a non-empty string without "{" or "}" (it is the hash tag of every key)');
-    }
+    const problem = keyPrefixProblem(options.keyPrefix);
+    if (problem) throw new GatewayOptionsError('keyPrefix', problem);
     if (redis === undefined) throw new GatewayOptionsError('keyPrefix', 'needs redis');
   }
   const needOwnership = (key: string) => {

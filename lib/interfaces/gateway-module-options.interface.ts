@@ -43,7 +43,8 @@ export interface GatewayModuleOptions extends ClusterOptions {
   redis?: GatewayRedisConnection;
   /**
    * Prefix of every Redis key and channel; one per bot. Keys are `{<keyPrefix>}:...`, so the prefix is their hash
-   * tag (one Redis Cluster slot per bot) and may not contain `{` or `}`. Needs `redis`. @defaultValue `'ndg'`
+   * tag (one Redis Cluster slot per bot); a prefix with a hash tag of its own (`'{ndg:my-bot}'`) is used as it is.
+   * Needs `redis`. @defaultValue `'ndg'`
    */
   keyPrefix?: string;
   /**

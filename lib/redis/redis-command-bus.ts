@@ -46,7 +46,7 @@ interface Pending {
 
 /**
  * Commands for shards that another process owns, over Redis pub/sub. Each member listens on its own channel
- * (`${keyPrefix}:bus:<memberId>`); a request names the shard, the method and its arguments (JSON) and carries a
+ * (`{<keyPrefix>}:bus:<memberId>`); a request names the shard, the method and its arguments (JSON) and carries a
  * correlation id, and the owner answers on the requester's channel with the result or the error.
  *
  * Requests fail with a {@link ShardCommandError} that says why: no process owns the shard, its owner is not

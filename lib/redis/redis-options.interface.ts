@@ -37,8 +37,9 @@ export interface RedisSentinelConnection {
  * - `{ client }`: an existing ioredis client (`Redis` or `Cluster`) is used and left open; its lifetime stays the
  *   caller's.
  *
- * Every key is `{<keyPrefix>}:...`: the prefix is a hash tag, so that all keys of one bot live in one Redis Cluster
- * slot and every script touches keys of one slot only. The prefix names one bot: processes of one bot must share
+ * Every key is `{<keyPrefix>}:...` (or `<keyPrefix>:...` when the prefix has a hash tag of its own, like
+ * `'{ndg:my-bot}'`): all keys of one bot live in one Redis Cluster slot, and every script touches keys of one slot
+ * only. The prefix names one bot: processes of one bot must share
  * it, and different bots sharing a Redis must each use their own (for example `ndg:<application id>`).
  */
 export type RedisConnectionOptions = (
@@ -47,23 +48,38 @@ export type RedisConnectionOptions = (
   | RedisSentinelConnection
   | { client: RedisClient }
 ) & {
-  /** Must not contain `{` or `}`. @defaultValue `'ndg'` */
+  /** Wrapped in `{}` (a hash tag) unless it has a hash tag of its own. @defaultValue `'ndg'` */
   keyPrefix?: string;
 };
 
 /**
+ * Why `prefix` cannot be a key prefix, or null when it can: a `{` in it must open a non-empty hash tag that the
+ * prefix closes, so that every key of the bot gets the same tag.
+ */
+export function keyPrefixProblem(prefix: unknown): string | null {
+  if (typeof prefix !== 'string' || prefix === '') return 'must be a non-empty string';
+  const open = prefix.indexOf('{');
+  if (open >= 0 && prefix.indexOf('}', open + 1) <= open + 1) return 'may contain "{" only to open a non-empty hash tag closed in it, like "{ndg:my-bot}"';
+  return null;
+}
+
+/**
  * The key prefix of `options`, with the default applied.
- * @throws when it contains `{` or `}` (it is used as a Redis Cluster hash tag).
+ * @throws when it cannot be a key prefix (see {@link keyPrefixProblem}).
  */
 export function redisKeyPrefix(options: { keyPrefix?: string }): string {
   const prefix = options.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX;
-  if (typeof prefix !== 'string' || prefix === '' || /[{}]/.test(prefix)) {
-    throw new Error(`keyPrefix must be a non-empty string without "{" or "}", got ${JSON.stringify(prefix)}`);
-  }
+  const problem = keyPrefixProblem(prefix);
+  if (problem) throw new Error(`keyPrefix ${problem}, got ${JSON.stringify(prefix)}`);
   return prefix;
 }
 
-/** `{prefix}:part:part…`, the layout of every key written: the braces make the prefix the key's hash tag. */
+/**
+ * `{prefix}:part:part…`, the layout of every key written: the braces make the prefix the key's hash tag. A prefix
+ * that has a hash tag of its own (`ndg:{my-bot}`) is used as it is.
+ */
 export function redisKey(prefix: string, ...parts: (string | number)[]): string {
-  return [`{${prefix}}`, ...parts].join(':');
+  const open = prefix.indexOf('{');
+  const tagged = open >= 0 && prefix.indexOf('}', open + 1) > open + 1;
+  return [tagged ? prefix : `{${prefix}}`, ...parts].join(':');
 }

@@ -58,7 +58,7 @@ interface StoredSession {
 
 /**
  * An {@link ISessionStore} in Redis, so that a restarted process (or another one taking a shard over) resumes.
- * Each shard's session is one JSON string under `${keyPrefix}:session:<shard id>`, expiring `ttlMs` after its
+ * Each shard's session is one JSON string under `{<keyPrefix>}:session:<shard id>`, expiring `ttlMs` after its
  * last write. `set()` only buffers: the writes of every shard go out together every `flushIntervalMs`, or on
  * `flush()`, which the cluster calls when it closes. `get()` sees buffered writes.
  */

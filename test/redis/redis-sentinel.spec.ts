@@ -134,6 +134,7 @@ void describe('Redis Sentinel: the primary fails over during a run', { timeout: 
     const handled = () => [...a.get(Recorder).handled, ...b.get(Recorder).handled];
     await eventually(() => sent.every((key) => handled().includes(key)), 15_000, `all ${sent.length} events handled`);
     expect(handled().filter((key) => sent.includes(key)).sort()).toEqual([...sent].sort());
+    t.diagnostic(`${sent.length} events dispatched during the two failovers, each handled once`);
     // Nobody lost, released or claimed a shard, and no shard connected again.
     expect([a, b].map((app) => app.get(ClusterService).ownedShards())).toEqual(ownedBefore);
     expect([a, b].map((app, i) => app.get(Recorder).ownership.slice(eventsBefore[i]).filter((e) => e.type !== 'members'))).toEqual([[], []]);

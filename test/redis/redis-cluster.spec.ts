@@ -1,30 +1,21 @@
 import { describe, it, before, after, afterEach } from 'node:test';
 import { expect } from 'expect';
-import { Injectable, type INestApplication } from '@nestjs/common';
+import type { INestApplication } from '@nestjs/common';
 import { GatewayOpcodes } from 'discord-api-types/v10';
 import { Cluster as RedisCluster } from 'ioredis';
-import { ClusterService, GatewayModule, OnEvent, ShardService, type GatewayEventContext, type GatewayModuleOptions } from '../../lib';
+import { ClusterService, GatewayModule, ShardService, type GatewayModuleOptions } from '../../lib';
 import { ShardState } from '../../lib/core';
 import { redisKey, shardLeaseKey } from '../../lib/redis';
 import { createMessage, type LocalGateway } from '../../lib/testing';
 import { overlappingConnections } from '../helpers/gateway-connections';
 import { eventually } from '../helpers/gateway-test-kit';
+import { HandledEvents } from '../helpers/handled-events';
 import { startRedisCluster, type RunningRedisCluster } from '../helpers/redis-server';
 import { CapturingLogger, moduleOptions, NestHarness } from '../module/nest-test-kit';
 
 const harness = new NestHarness();
 const TOTAL = 4;
 const KEY_PREFIX = `ndg-test:cluster:${process.pid}`;
-
-@Injectable()
-class HandledEvents {
-  readonly handled: string[] = [];
-
-  @OnEvent('MESSAGE_CREATE')
-  onMessage(_data: unknown, context: GatewayEventContext): void {
-    this.handled.push(`${context.shardId}#${context.sequence}`);
-  }
-}
 
 function appWith(gateway: LocalGateway, redis: GatewayModuleOptions['redis'], memberId: string, logger: CapturingLogger): Promise<INestApplication> {
   const options: Partial<GatewayModuleOptions> = {

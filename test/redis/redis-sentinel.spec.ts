@@ -1,14 +1,16 @@
 import { describe, it, before, after, afterEach } from 'node:test';
 import { expect } from 'expect';
-import { Injectable, type INestApplication } from '@nestjs/common';
+import type { INestApplication } from '@nestjs/common';
 import { GatewayOpcodes } from 'discord-api-types/v10';
 import Redis from 'ioredis';
-import { ClusterService, GatewayModule, OnEvent, type GatewayEventContext, type GatewayModuleOptions } from '../../lib';
-import { ShardState, type OwnershipEvent } from '../../lib/core';
+import { ClusterService, GatewayModule, type GatewayModuleOptions } from '../../lib';
+import { ShardState } from '../../lib/core';
 import { redisKey, shardLeaseKey } from '../../lib/redis';
 import { createMessage, type LocalGateway } from '../../lib/testing';
 import { overlappingConnections } from '../helpers/gateway-connections';
 import { eventually, sleep } from '../helpers/gateway-test-kit';
+import { HandledEvents } from '../helpers/handled-events';
+import { OwnershipRecorder } from '../helpers/ownership-recorder';
 import { startRedisSentinelGroup, type RunningSentinelGroup } from '../helpers/redis-server';
 import { CapturingLogger, moduleOptions, NestHarness } from '../module/nest-test-kit';
 
@@ -16,21 +18,6 @@ const harness = new NestHarness();
 const TOTAL = 4;
 const KEY_PREFIX = `ndg-test:sentinel:${process.pid}`;
 const LEASE_TTL_MS = 10_000;
-
-@Injectable()
-class Recorder {
-  readonly handled: string[] = [];
-  readonly ownership: OwnershipEvent[] = [];
-
-  constructor(clusterService: ClusterService) {
-    clusterService.ownership$.subscribe((event) => this.ownership.push(event));
-  }
-
-  @OnEvent('MESSAGE_CREATE')
-  onMessage(_data: unknown, context: GatewayEventContext): void {
-    this.handled.push(`${context.shardId}#${context.sequence}`);
-  }
-}
 
 function ready(app: INestApplication): number[] {
   return app.get(ClusterService).info().filter((s) => s.state === ShardState.Ready).map((s) => s.id);
@@ -58,7 +45,7 @@ void describe('Redis Sentinel: the primary fails over during a run', { timeout: 
       leaseTtlMs: LEASE_TTL_MS,
       sessionSaveIntervalMs: 100,
     };
-    return harness.app({ imports: [GatewayModule.forRoot(moduleOptions(gateway, options))], providers: [Recorder] }, new CapturingLogger());
+    return harness.app({ imports: [GatewayModule.forRoot(moduleOptions(gateway, options))], providers: [HandledEvents, OwnershipRecorder] }, new CapturingLogger());
   }
 
   /** A client of the server on `port` (not through the sentinels), closed after the suite. */
@@ -100,7 +87,7 @@ void describe('Redis Sentinel: the primary fails over during a run', { timeout: 
     const b = await appWith(gateway, 'b');
     await eventually(() => ready(a).length === TOTAL / 2 && ready(b).length === TOTAL / 2, 20_000, 'two shards each');
     const ownedBefore = [a, b].map((app) => app.get(ClusterService).ownedShards());
-    const eventsBefore = [a, b].map((app) => app.get(Recorder).ownership.length);
+    const eventsBefore = [a, b].map((app) => app.get(OwnershipRecorder).events.length);
     const framesBefore = gateway.frames.length;
 
     // Events flow all along, one per shard every 20 ms.
@@ -131,13 +118,13 @@ void describe('Redis Sentinel: the primary fails over during a run', { timeout: 
       clearInterval(stream);
     }
 
-    const handled = () => [...a.get(Recorder).handled, ...b.get(Recorder).handled];
+    const handled = () => [...a.get(HandledEvents).handled, ...b.get(HandledEvents).handled];
     await eventually(() => sent.every((key) => handled().includes(key)), 15_000, `all ${sent.length} events handled`);
     expect(handled().filter((key) => sent.includes(key)).sort()).toEqual([...sent].sort());
     t.diagnostic(`${sent.length} events dispatched during the two failovers, each handled once`);
     // Nobody lost, released or claimed a shard, and no shard connected again.
     expect([a, b].map((app) => app.get(ClusterService).ownedShards())).toEqual(ownedBefore);
-    expect([a, b].map((app, i) => app.get(Recorder).ownership.slice(eventsBefore[i]).filter((e) => e.type !== 'members'))).toEqual([[], []]);
+    expect([a, b].map((app, i) => app.get(OwnershipRecorder).events.slice(eventsBefore[i]).filter((e) => e.type !== 'members'))).toEqual([[], []]);
     expect(gateway.frames.slice(framesBefore).filter((f) => f.op === GatewayOpcodes.Identify || f.op === GatewayOpcodes.Resume)).toEqual([]);
     expect(overlappingConnections(gateway)).toEqual([]);
   });

@@ -51,7 +51,8 @@ interface Pending {
  *
  * Requests fail with a {@link ShardCommandError} that says why: no process owns the shard, its owner is not
  * listening (known at once on a single Redis; on a Redis Cluster, where PUBLISH reaches every node but counts the
- * listeners of one, it shows as the timeout), or it did not answer within the timeout. Errors raised on the owner come back with their message.
+ * listeners of one, it shows as the timeout), or it did not answer within the timeout. Errors raised on the owner
+ * come back with their message.
  */
 export class RedisCommandBus {
   /** This process's member id. */

@@ -4,6 +4,8 @@ import { Cluster, validateClusterOptions } from './cluster/cluster';
 import { GATEWAY_MODULE_OPTIONS } from './constants/gateway-module.constants';
 import { getGatewayToken, resolveGatewayName, type GatewayProviderClass } from './constants/gateway-tokens';
 import { GatewayOptionsError } from './errors/gateway-options.error';
+// Types only from ioredis: this loads nothing of it.
+import { keyPrefixProblem } from './redis/redis-options.interface';
 import { DispatchFilter } from './shard/dispatch-filter';
 import { GatewayEventRouter } from './gateway-event-router';
 import { GatewayHandlerExplorer } from './gateway-handler.explorer';
@@ -185,20 +187,7 @@ function validateModuleOptions(options: GatewayModuleOptions, name: string): Gat
 /** Checks `redis`, `keyPrefix`, `leaseTtlMs`, `commandTimeoutMs` and `memberId`, and what they need. */
 function validateRedisOptions(options: GatewayModuleOptions): void {
   const redis = options.redis as unknown;
-  if (redis !== undefined) {
-    if (typeof redis !== 'object' || redis === null) throw new GatewayOptionsError('redis', 'must be { url } or { client }');
-    if ('client' in redis) {
-      const client = (redis as { client?: { duplicate?: unknown } }).client;
-      if (typeof client !== 'object' || client === null || typeof client.duplicate !== 'function') {
-        throw new GatewayOptionsError('redis.client', 'must be an ioredis client');
-      }
-    } else {
-      const url = (redis as { url?: unknown }).url;
-      if (typeof url !== 'string' || !/^rediss?:\/\/./.test(url)) {
-        throw new GatewayOptionsError('redis.url', 'must be a redis:// or rediss:// URL (or give redis.client instead)');
-      }
-    }
-  }
+  if (redis !== undefined) validateRedisConnection(redis);
   const shards = options.shards as unknown;
   const distributed = typeof shards === 'object' && shards !== null && 'ownership' in shards;
   if (distributed && (options.strategy as { type?: unknown } | undefined)?.type === 'workers') {
@@ -208,7 +197,8 @@ function validateRedisOptions(options: GatewayModuleOptions): void {
     throw new GatewayOptionsError('redis', `is needed by shards: { ownership: 'redis' } (give { url } or { client })`);
   }
   if (options.keyPrefix !== undefined) {
-    if (typeof options.keyPrefix !== 'string' || options.keyPrefix === '') throw new GatewayOptionsError('keyPrefix', 'must be a non-empty string');
+    const problem = keyPrefixProblem(options.keyPrefix);
+    if (problem) throw new GatewayOptionsError('keyPrefix', problem);
     if (redis === undefined) throw new GatewayOptionsError('keyPrefix', 'needs redis');
   }
   const needOwnership = (key: string) => {
@@ -230,6 +220,65 @@ function validateRedisOptions(options: GatewayModuleOptions): void {
     }
     needOwnership('memberId');
   }
+}
+
+/** Checks `redis`: exactly one of `{ url }`, `{ nodes }` (Redis Cluster), `{ sentinels, name }` (Sentinel), `{ client }`. */
+function validateRedisConnection(redis: unknown): void {
+  const forms = '{ url }, { nodes } (Redis Cluster), { sentinels, name } (Redis Sentinel) or { client }';
+  if (typeof redis !== 'object' || redis === null) throw new GatewayOptionsError('redis', `must be ${forms}`);
+  const given = ['url', 'nodes', 'sentinels', 'client'].filter((key) => key in redis);
+  if (given.length !== 1) {
+    throw new GatewayOptionsError('redis', `must be ${forms}: ${given.length === 0 ? 'none of them was' : `${given.join(' and ')} were`} given`);
+  }
+  const value = redis as Record<string, unknown>;
+  const optionsObject = (key: string) => {
+    const inner = value[key];
+    if (inner !== undefined && (typeof inner !== 'object' || inner === null)) throw new GatewayOptionsError(`redis.${key}`, 'must be an object');
+  };
+  switch (given[0]) {
+    case 'client': {
+      const client = value.client as { duplicate?: unknown } | null;
+      if (typeof client !== 'object' || client === null || typeof client.duplicate !== 'function') {
+        throw new GatewayOptionsError('redis.client', 'must be an ioredis client (Redis or Cluster)');
+      }
+      return;
+    }
+    case 'url':
+      if (typeof value.url !== 'string' || !/^rediss?:\/\/./.test(value.url)) {
+        throw new GatewayOptionsError('redis.url', 'must be a redis:// or rediss:// URL (or give redis.nodes, redis.sentinels or redis.client instead)');
+      }
+      optionsObject('redisOptions');
+      return;
+    case 'nodes':
+      checkRedisNodes(value.nodes, 'redis.nodes', true);
+      optionsObject('clusterOptions');
+      return;
+    default:
+      checkRedisNodes(value.sentinels, 'redis.sentinels', false);
+      if (typeof value.name !== 'string' || value.name === '') {
+        throw new GatewayOptionsError('redis.name', 'must be the name the sentinels monitor the primary under (sentinel monitor <name> ...)');
+      }
+      optionsObject('redisOptions');
+  }
+}
+
+/** Checks a non-empty list of `{ host, port }` (or, when `strings` is true, `'host:port'`) Redis addresses. */
+function checkRedisNodes(nodes: unknown, option: string, strings: boolean): void {
+  const shape = strings ? `{ host, port } or 'host:port'` : '{ host, port }';
+  if (!Array.isArray(nodes) || nodes.length === 0) throw new GatewayOptionsError(option, `must be a non-empty array of ${shape}`);
+  nodes.forEach((node: unknown, i) => {
+    let host: unknown;
+    let port: unknown;
+    if (strings && typeof node === 'string') {
+      const match = /^(.+):(\d+)$/.exec(node);
+      [host, port] = match ? [match[1], Number(match[2])] : ['', NaN];
+    } else if (typeof node === 'object' && node !== null) {
+      ({ host, port } = node as { host?: unknown; port?: unknown });
+    }
+    if (typeof host !== 'string' || host === '' || !Number.isInteger(port) || (port as number) < 1 || (port as number) > 65_535) {
+      throw new GatewayOptionsError(`${option}[${i}]`, `must be ${shape} with a port from 1 to 65535, got ${JSON.stringify(node)}`);
+    }
+  });
 }
 
 /**

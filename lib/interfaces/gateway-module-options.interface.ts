@@ -33,13 +33,19 @@ export interface GatewayModuleOptions extends ClusterOptions {
   /** Minimum time between two full-list member requests for one guild, ms (Discord allows one per 30 s). @defaultValue `30000` */
   memberRequestCooldownMs?: number;
   /**
-   * Redis shared by the bot's processes: `{ url }` (a connection is made and closed with the app) or `{ client }`
-   * (an ioredis client, left open). With it, the identify queue and the session store default to the Redis ones
-   * (`RedisIdentifyQueue`, `RedisSessionStore`), and `shards: { total, ownership: 'redis' }` divides the shards
-   * among the processes. Needs the optional dependency `ioredis`, loaded only when this is set.
+   * Redis shared by the bot's processes: `{ url }` (one server), `{ nodes, clusterOptions? }` (a Redis Cluster),
+   * `{ sentinels, name }` (a primary watched by Redis Sentinel, followed across failovers) — for these a connection
+   * is made and closed with the app — or `{ client }` (an ioredis `Redis` or `Cluster` client, left open). With it,
+   * the identify queue and the session store default to the Redis ones (`RedisIdentifyQueue`,
+   * `RedisSessionStore`), and `shards: { total, ownership: 'redis' }` divides the shards among the processes. Needs
+   * the optional dependency `ioredis`, loaded only when this is set.
    */
   redis?: GatewayRedisConnection;
-  /** Prefix of every Redis key and channel; one per bot. Needs `redis`. @defaultValue `'ndg'` */
+  /**
+   * Prefix of every Redis key and channel; one per bot. Keys are `{<keyPrefix>}:...`, so the prefix is their hash
+   * tag (one Redis Cluster slot per bot); a prefix with a hash tag of its own (`'{ndg:my-bot}'`) is used as it is.
+   * Needs `redis`. @defaultValue `'ndg'`
+   */
   keyPrefix?: string;
   /**
    * How long a shard lease (and a process heartbeat) lasts without renewal, ms: a crashed process's shards are
@@ -53,11 +59,16 @@ export interface GatewayModuleOptions extends ClusterOptions {
 }
 
 /**
- * How `GatewayModule` reaches Redis: a URL (with ioredis `RedisOptions`), or an ioredis client the application
- * owns. Typed loosely here so that the main entry does not need ioredis's types; `nestjs-discord-gateway/redis`
- * has the exact types.
+ * How `GatewayModule` reaches Redis: a URL (with ioredis `RedisOptions`), Redis Cluster nodes (with ioredis
+ * `ClusterOptions`), Redis Sentinel addresses and the monitored primary's name (with `RedisOptions`), or an
+ * ioredis client the application owns. Typed loosely here so that the main entry does not need ioredis's types;
+ * `nestjs-discord-gateway/redis` has the exact types (`RedisConnectionOptions`).
  */
-export type GatewayRedisConnection = { url: string; redisOptions?: Record<string, unknown> } | { client: object };
+export type GatewayRedisConnection =
+  | { url: string; redisOptions?: Record<string, unknown> }
+  | { nodes: (string | { host: string; port: number })[]; clusterOptions?: Record<string, unknown> }
+  | { sentinels: { host: string; port: number }[]; name: string; redisOptions?: Record<string, unknown> }
+  | { client: object };
 
 /** A class that creates the module options, for `forRootAsync({ useClass })`. */
 export interface GatewayOptionsFactory {

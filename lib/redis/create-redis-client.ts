@@ -1,10 +1,10 @@
-import type { Redis } from 'ioredis';
-import type { RedisConnectionOptions } from './redis-options.interface';
+import type { RedisOptions } from 'ioredis';
+import type { RedisClient, RedisClusterConnection, RedisConnectionOptions, RedisSentinelConnection } from './redis-options.interface';
 
 /** A client and whether its creator owns it (and must therefore quit it). */
 export interface RedisClientHandle {
-  client: Redis;
-  /** True when the client was created from a `url`: whoever holds the handle quits it. */
+  client: RedisClient;
+  /** True when the client was created here (not given as `client`): whoever holds the handle quits it. */
   owned: boolean;
 }
 
@@ -30,17 +30,40 @@ export function loadIoredis(): typeof import('ioredis') {
 }
 
 /**
- * The client `options` describe: the given `client` (not owned), or a new one for `url` with `lazyConnect`
- * (owned; it connects on its first command).
+ * The client `options` describe: the given `client` (not owned), or a new one (owned, with `lazyConnect`: it
+ * connects on its first command) for a `url`, cluster `nodes` or `sentinels`.
  */
 export function createRedisClient(options: RedisConnectionOptions): RedisClientHandle {
   if ('client' in options && options.client) return { client: options.client, owned: false };
+  if ('nodes' in options && options.nodes) {
+    const { Cluster } = loadIoredis();
+    const cluster: RedisClusterConnection = options;
+    return { client: new Cluster(cluster.nodes, { ...cluster.clusterOptions, lazyConnect: true }), owned: true };
+  }
+  if ('sentinels' in options && options.sentinels) {
+    const { Redis } = loadIoredis();
+    const sentinel: RedisSentinelConnection = options;
+    return {
+      // failoverDetector: the sentinels' +switch-master moves the client to the new primary at once, instead of
+      // when the old one is reconfigured (writes to it meanwhile would be lost).
+      client: new Redis({
+        failoverDetector: true,
+        ...sentinel.redisOptions,
+        sentinels: sentinel.sentinels,
+        name: sentinel.name,
+        lazyConnect: true,
+      }),
+      owned: true,
+    };
+  }
   const url = (options as { url?: unknown }).url;
   if (typeof url !== 'string' || url === '') {
-    throw new Error('Redis connection options need either `client` (an ioredis client) or `url` (redis://host:port)');
+    throw new Error(
+      'Redis connection options need `url` (redis://host:port), `nodes` (a Redis Cluster), `sentinels` and `name` (Redis Sentinel) or `client` (an ioredis client)',
+    );
   }
   const { Redis } = loadIoredis();
-  const redisOptions = (options as { redisOptions?: import('ioredis').RedisOptions }).redisOptions;
+  const redisOptions = (options as { redisOptions?: RedisOptions }).redisOptions;
   return { client: new Redis(url, { ...redisOptions, lazyConnect: true }), owned: true };
 }
 
@@ -51,7 +74,7 @@ const QUIT_TIMEOUT_MS = 1_000;
  * Quits a client politely when it is connected (dropping it if QUIT is not answered within a second), and drops it
  * at once when it is not: a client waiting to reconnect to an unreachable Redis never delays a shutdown.
  */
-export async function closeRedisClient(client: Redis): Promise<void> {
+export async function closeRedisClient(client: RedisClient): Promise<void> {
   if (client.status === 'end') return;
   if (client.status !== 'ready') {
     client.disconnect();
@@ -60,8 +83,10 @@ export async function closeRedisClient(client: Redis): Promise<void> {
   try {
     await withDeadline(client.quit(), QUIT_TIMEOUT_MS);
   } catch {
-    client.disconnect();
+    // dropped below
   }
+  // Also after a QUIT: a sentinel client's failover detector keeps its own connections to the sentinels until then.
+  client.disconnect();
 }
 
 /** `promise`, or a rejection naming the wait after `ms`: for Redis calls that would otherwise wait for a reconnect. */

@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { GatewayOptionsError } from '../errors/gateway-options.error';
 import { ShardCommandError } from '../errors/shard-command.error';
 import { closeRedisClient, createRedisClient } from './create-redis-client';
-import { redisKey, redisKeyPrefix, type RedisConnectionOptions } from './redis-options.interface';
+import { redisKey, redisKeyPrefix, type RedisClient, type RedisConnectionOptions } from './redis-options.interface';
 
 /** Runs a command for a shard this process owns, on behalf of another process. */
 export type ShardCommandHandler = (method: string, shardId: number, args: unknown) => Promise<unknown>;
@@ -47,24 +46,26 @@ interface Pending {
 
 /**
  * Commands for shards that another process owns, over Redis pub/sub. Each member listens on its own channel
- * (`${keyPrefix}:bus:<memberId>`); a request names the shard, the method and its arguments (JSON) and carries a
+ * (`{<keyPrefix>}:bus:<memberId>`); a request names the shard, the method and its arguments (JSON) and carries a
  * correlation id, and the owner answers on the requester's channel with the result or the error.
  *
  * Requests fail with a {@link ShardCommandError} that says why: no process owns the shard, its owner is not
- * listening, or it did not answer within the timeout. Errors raised on the owner come back with their message.
+ * listening (known at once on a single Redis; on a Redis Cluster, where PUBLISH reaches every node but counts the
+ * listeners of one, it shows as the timeout), or it did not answer within the timeout. Errors raised on the owner
+ * come back with their message.
  */
 export class RedisCommandBus {
   /** This process's member id. */
   readonly memberId: string;
   /** The prefix of every channel used. */
   readonly keyPrefix: string;
-  private readonly publisher: Redis;
+  private readonly publisher: RedisClient;
   private readonly ownsClient: boolean;
   private readonly ownerOf: (shardId: number) => Promise<string | null>;
   private readonly timeoutMs: number;
   private readonly log: (message: string) => void;
   private readonly pending = new Map<string, Pending>();
-  private subscriber: Redis | null = null;
+  private subscriber: RedisClient | null = null;
   private handler: ShardCommandHandler | null = null;
   private counter = 0;
   private readonly idPrefix = randomBytes(6).toString('hex');
@@ -131,7 +132,9 @@ export class RedisCommandBus {
       this.settle(id, (p) => p.reject(new ShardCommandError(shardId, `could not reach its owner (${owner}): ${(error as Error).message}`)));
       return (await reply) as T;
     }
-    if (receivers === 0) {
+    // On a Redis Cluster, PUBLISH counts the receivers of the node it reached only (the message goes to every node):
+    // there, a 0 is not proof that the owner is deaf, and a silent owner is found by the timeout.
+    if (receivers === 0 && !this.publisher.isCluster) {
       this.settle(id, (p) => p.reject(new ShardCommandError(shardId, `its owner (${owner}) is not listening for commands`)));
     }
     return (await reply) as T;

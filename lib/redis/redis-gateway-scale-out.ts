@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import type { Cluster } from '../cluster/cluster';
 import type { ClusterOptions, IdentifyQueueFactoryOptions } from '../interfaces/cluster-options.interface';
 import type { GatewayModuleOptions } from '../interfaces/gateway-module-options.interface';
@@ -11,7 +10,7 @@ import type { ISessionStore } from '../interfaces/session-store.interface';
 import { closeRedisClient, createRedisClient } from './create-redis-client';
 import { RedisCommandBus } from './redis-command-bus';
 import { RedisIdentifyQueue } from './redis-identify-queue';
-import { redisKeyPrefix, type RedisConnectionOptions } from './redis-options.interface';
+import { redisKeyPrefix, type RedisClient, type RedisConnectionOptions } from './redis-options.interface';
 import { RedisSessionStore } from './redis-session-store';
 import { defaultMemberId, LeaseFencedSessionStore, ShardOwnership, shardLeaseOwner } from './shard-ownership';
 
@@ -31,7 +30,7 @@ export class RedisGatewayScaleOut implements IGatewayScaleOut {
   readonly clusterDefaults: Partial<ClusterOptions>;
   /** This process's member id. */
   readonly memberId: string;
-  private readonly client: Redis;
+  private readonly client: RedisClient;
   private readonly ownsClient: boolean;
   private readonly shared: RedisConnectionOptions;
   private readonly store: RedisSessionStore | null = null;

@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { RESTGetAPIGatewayBotResult } from 'discord-api-types/v10';
-import type { Redis } from 'ioredis';
 import type { IIdentifyQueue } from '../interfaces/identify-queue.interface';
 import { abortError } from '../queue/abort-error';
 import type { SessionStartBudget } from '../queue/in-memory-identify-queue';
 import { closeRedisClient, createRedisClient } from './create-redis-client';
-import { redisKey, redisKeyPrefix, type RedisConnectionOptions } from './redis-options.interface';
+import { redisKey, redisKeyPrefix, type RedisClient, type RedisConnectionOptions } from './redis-options.interface';
 import { RedisScript } from './redis-script';
 
 /** Options of {@link RedisIdentifyQueue}. */
@@ -141,7 +140,7 @@ export class RedisIdentifyQueue implements IIdentifyQueue {
   readonly grantHoldMs: number;
   /** The prefix of every key this queue writes. */
   readonly keyPrefix: string;
-  private readonly client: Redis;
+  private readonly client: RedisClient;
   private readonly ownsClient: boolean;
   private readonly log: (message: string) => void;
   private readonly budget: SessionStartBudget | undefined;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-options.interface';
 
 /**
  * A Lua script run with `EVALSHA`, loaded with `EVAL` the first time a server does not know it. Works with any
@@ -12,7 +12,7 @@ export class RedisScript {
     this.sha = createHash('sha1').update(source).digest('hex');
   }
 
-  async run<T = unknown>(client: Redis, keys: string[], args: (string | number)[]): Promise<T> {
+  async run<T = unknown>(client: RedisClient, keys: string[], args: (string | number)[]): Promise<T> {
     try {
       return (await client.evalsha(this.sha, keys.length, ...keys, ...args)) as T;
     } catch (error) {

@@ -1,8 +1,7 @@
-import type { Redis } from 'ioredis';
 import type { ISessionStore } from '../interfaces/session-store.interface';
 import type { ShardSession } from '../interfaces/shard-session.interface';
 import { closeRedisClient, createRedisClient, withDeadline } from './create-redis-client';
-import { redisKey, redisKeyPrefix, type RedisConnectionOptions } from './redis-options.interface';
+import { redisKey, redisKeyPrefix, type RedisClient, type RedisConnectionOptions } from './redis-options.interface';
 
 /** Options of {@link RedisSessionStore}. */
 export type RedisSessionStoreOptions = RedisConnectionOptions & {
@@ -59,14 +58,14 @@ interface StoredSession {
 
 /**
  * An {@link ISessionStore} in Redis, so that a restarted process (or another one taking a shard over) resumes.
- * Each shard's session is one JSON string under `${keyPrefix}:session:<shard id>`, expiring `ttlMs` after its
+ * Each shard's session is one JSON string under `{<keyPrefix>}:session:<shard id>`, expiring `ttlMs` after its
  * last write. `set()` only buffers: the writes of every shard go out together every `flushIntervalMs`, or on
  * `flush()`, which the cluster calls when it closes. `get()` sees buffered writes.
  */
 export class RedisSessionStore implements ISessionStore {
   /** The prefix of every key this store writes. */
   readonly keyPrefix: string;
-  private readonly client: Redis;
+  private readonly client: RedisClient;
   private readonly ownsClient: boolean;
   private readonly ttlMs: number | null;
   private readonly flushIntervalMs: number;

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Redis } from 'ioredis';
 import { Subject, type Observable } from 'rxjs';
 import type { Cluster } from '../cluster/cluster';
 import type { ISessionStore } from '../interfaces/session-store.interface';
@@ -9,7 +8,7 @@ import type { OwnershipEvent } from '../interfaces/shard-ownership-event.interfa
 import type { ShardSession } from '../interfaces/shard-session.interface';
 import { ShardState } from '../shard/shard-state';
 import { closeRedisClient, createRedisClient, withDeadline } from './create-redis-client';
-import { redisKey, redisKeyPrefix, type RedisConnectionOptions } from './redis-options.interface';
+import { redisKey, redisKeyPrefix, type RedisClient, type RedisConnectionOptions } from './redis-options.interface';
 import { RedisScript } from './redis-script';
 import type { SessionWriteFence } from './redis-session-store';
 
@@ -101,7 +100,7 @@ export function shardLeaseKey(keyPrefix: string, shardId: number): string {
 }
 
 /** The member that holds a shard's lease now (per Redis), or null when it is free. */
-export async function shardLeaseOwner(client: Redis, keyPrefix: string, shardId: number): Promise<string | null> {
+export async function shardLeaseOwner(client: RedisClient, keyPrefix: string, shardId: number): Promise<string | null> {
   const token = await client.get(shardLeaseKey(keyPrefix, shardId));
   return token === null ? null : leaseOwner(token);
 }
@@ -160,7 +159,7 @@ export class ShardOwnership {
   readonly keyPrefix: string;
 
   private readonly cluster: Cluster;
-  private readonly client: Redis;
+  private readonly client: RedisClient;
   private readonly ownsClient: boolean;
   private readonly renewIntervalMs: number;
   private readonly joinDelayMs: number;

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,14 +87,17 @@ function waitForExit(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('exit', () => resolve()));
 }
 
-async function startOnce(fixedPort?: number): Promise<RunningRedisServer> {
-  const port = fixedPort ?? (await freePort());
+/** The arguments of a redis-server listening on `port` with its files in `dir`. */
+type ServerArgs = (port: number, dir: string) => string[];
+
+const plainServer = (extra: string[]): ServerArgs => (port, dir) => [
+  '--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', ...extra,
+];
+
+async function startOnce(fixedPort: number | undefined, args: ServerArgs, portFree = freePort): Promise<RunningRedisServer> {
+  const port = fixedPort ?? (await portFree());
   const dir = mkdtempSync(join(tmpdir(), 'ndg-redis-'));
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = spawn('redis-server', args(port, dir), { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output = (output + chunk.toString('utf8')).slice(-4_000)));
   child.stderr?.on('data', (chunk: Buffer) => (output = (output + chunk.toString('utf8')).slice(-4_000)));
@@ -148,13 +151,196 @@ async function startOnce(fixedPort?: number): Promise<RunningRedisServer> {
  * Starts a throw-away redis-server on a free 127.0.0.1 port (or on `port`, to restart one empty) with no persistence, in a temporary directory.
  * Resolves once it answers PING. The server is killed by `stop()` or, failing that, when this process exits.
  */
-export async function startRedisServer(options: { port?: number } = {}): Promise<RunningRedisServer> {
-  // The port may be taken between picking and binding it; retry a few times on an early exit.
+export async function startRedisServer(options: { port?: number; args?: string[] } = {}): Promise<RunningRedisServer> {
+  return startWithRetries(options.port, plainServer(options.args ?? []));
+}
+
+/** The port may be taken between picking and binding it; retry a few times on an early exit. */
+async function startWithRetries(port: number | undefined, args: ServerArgs, portFree?: () => Promise<number>): Promise<RunningRedisServer> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce(options.port);
+      return await startOnce(port, args, portFree);
     } catch (error) {
-      if (attempt >= 3 || options.port !== undefined || !(error as { exited?: boolean }).exited) throw error;
+      if (attempt >= 3 || port !== undefined || !(error as { exited?: boolean }).exited) throw error;
     }
+  }
+}
+
+/** Sends one command in the inline protocol and resolves with the raw reply once `done(reply)` says it is whole. */
+function rawCommand(port: number, command: string, done: (reply: string) => boolean = (r) => r.endsWith('\r\n')): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection({ host: HOST, port });
+    let reply = '';
+    socket.setTimeout(2_000, () => {
+      socket.destroy();
+      reject(new Error(`no answer to ${command} on port ${port}`));
+    });
+    socket.once('error', reject);
+    socket.once('connect', () => socket.write(`${command}\r\n`));
+    socket.on('data', (chunk) => {
+      reply += chunk.toString('utf8');
+      if (done(reply)) {
+        socket.destroy();
+        resolve(reply);
+      }
+    });
+  });
+}
+
+/** Resolves once `check` holds for the reply to `command` on `port`, polling every 50 ms for at most `ms`. */
+async function waitForReply(port: number, command: string, check: (reply: string) => boolean, what: string, ms = 20_000): Promise<string> {
+  const deadline = Date.now() + ms;
+  let last = '';
+  for (;;) {
+    last = await rawCommand(port, command, (r) => r.length > 0 && /\r\n$/.test(r) && bulkComplete(r)).catch((error: Error) => error.message);
+    if (check(last)) return last;
+    if (Date.now() > deadline) throw new Error(`${what} not reached within ${ms} ms on port ${port}; last reply to ${command}: ${last}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** True when a RESP reply that starts with a bulk string (`$n`) has all its bytes. */
+function bulkComplete(reply: string): boolean {
+  const match = /^\$(\d+)\r\n/.exec(reply);
+  return !match || Buffer.byteLength(reply) >= match[0].length + Number(match[1]) + 2;
+}
+
+/** A free port whose cluster bus port (port + 10000) is free too. */
+async function freeClusterPort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await freePort();
+    if (port + 10_000 > 65_535) continue;
+    const busFree = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port + 10_000, HOST, () => server.close(() => resolve(true)));
+    });
+    if (busFree) return port;
+  }
+  throw new Error('no free port pair for a cluster node');
+}
+
+/** Redis Cluster nodes started by this process. */
+export interface RunningRedisCluster {
+  /** `{ host, port }` of every primary. */
+  readonly nodes: { host: string; port: number }[];
+  readonly servers: RunningRedisServer[];
+  /** Kills every node (by PID). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `count` (at least 3) `redis-server --cluster-enabled yes` primaries on 127.0.0.1, joins them into one cluster
+ * with `redis-cli --cluster create` (slots spread evenly, no replicas) and resolves once every node reports
+ * `cluster_state:ok`.
+ */
+export async function startRedisCluster(count = 3): Promise<RunningRedisCluster> {
+  const servers: RunningRedisServer[] = [];
+  const stop = async () => {
+    for (const server of servers) await server.stop();
+  };
+  try {
+    for (let i = 0; i < count; i++) {
+      servers.push(
+        await startWithRetries(
+          undefined,
+          plainServer(['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000']),
+          freeClusterPort,
+        ),
+      );
+    }
+    const addresses = servers.map((s) => `${HOST}:${s.port}`);
+    await new Promise<void>((resolve, reject) => {
+      const cli = spawn('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', '0', '--cluster-yes'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      cli.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+      cli.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+      cli.once('error', reject);
+      cli.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`redis-cli --cluster create exited with ${code}:\n${output}`))));
+    });
+    for (const server of servers) {
+      await waitForReply(server.port, 'CLUSTER INFO', (r) => r.includes('cluster_state:ok'), 'cluster_state:ok');
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { nodes: servers.map((s) => ({ host: HOST, port: s.port })), servers, stop };
+}
+
+/** A primary, its replica and sentinels watching them, started by this process. */
+export interface RunningSentinelGroup {
+  /** The name the sentinels monitor the primary under. */
+  readonly name: string;
+  readonly primary: RunningRedisServer;
+  readonly replica: RunningRedisServer;
+  readonly sentinels: RunningRedisServer[];
+  /** `{ host, port }` of every sentinel. */
+  readonly sentinelAddresses: { host: string; port: number }[];
+  /** The port of the primary the first sentinel names now. */
+  primaryPort(): Promise<number>;
+  /** Kills every process of the group (by PID). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a primary, a replica (`--replicaof`) and `sentinelCount` sentinels (`redis-server <conf> --sentinel`,
+ * quorum 1, `down-after-milliseconds` 1000) on 127.0.0.1, and resolves once the replica is in sync and every
+ * sentinel knows it, so that a failover can promote it.
+ */
+export async function startRedisSentinelGroup(sentinelCount = 1, name = 'ndg-primary'): Promise<RunningSentinelGroup> {
+  const started: RunningRedisServer[] = [];
+  const stop = async () => {
+    for (const server of started.reverse()) await server.stop();
+  };
+  try {
+    const primary = await startRedisServer();
+    started.push(primary);
+    const replica = await startRedisServer({ args: ['--replicaof', HOST, String(primary.port)] });
+    started.push(replica);
+    await waitForReply(replica.port, 'INFO replication', (r) => r.includes('master_link_status:up'), 'replica in sync');
+    const sentinels: RunningRedisServer[] = [];
+    for (let i = 0; i < sentinelCount; i++) {
+      const sentinel = await startWithRetries(undefined, (port, dir) => {
+        const file = join(dir, 'sentinel.conf');
+        writeFileSync(
+          file,
+          [
+            `port ${port}`,
+            `bind ${HOST}`,
+            `dir ${dir}`,
+            `sentinel monitor ${name} ${HOST} ${primary.port} 1`,
+            `sentinel down-after-milliseconds ${name} 1000`,
+            `sentinel failover-timeout ${name} 10000`,
+            `sentinel parallel-syncs ${name} 1`,
+            '',
+          ].join('\n'),
+        );
+        return [file, '--sentinel'];
+      });
+      started.push(sentinel);
+      sentinels.push(sentinel);
+    }
+    for (const sentinel of sentinels) {
+      await waitForReply(sentinel.port, `SENTINEL REPLICAS ${name}`, (r) => r.includes(String(replica.port)), 'sentinel knows the replica');
+    }
+    const primaryPort = async () => {
+      const reply = await rawCommand(sentinels[0].port, `SENTINEL GET-MASTER-ADDR-BY-NAME ${name}`, (r) => /\r\n\$\d+\r\n\d+\r\n$/.test(r));
+      return Number(/(\d+)\r\n$/.exec(reply)![1]);
+    };
+    return {
+      name,
+      primary,
+      replica,
+      sentinels,
+      sentinelAddresses: sentinels.map((s) => ({ host: HOST, port: s.port })),
+      primaryPort,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
   }
 }

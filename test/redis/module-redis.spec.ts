@@ -40,9 +40,9 @@ void describe('GatewayModule with redis', () => {
     const keyPrefix = freshPrefix();
     const options = { redis: { url: server.url }, keyPrefix, shards: { total: 2, from: 0, to: 1 }, sessionSaveIntervalMs: 100 };
     const first = await appWith(gateway, options);
-    expect(await redis.exists(`${keyPrefix}:identify:grant:0`)).toBe(1);
+    expect(await redis.exists(`{${keyPrefix}}:identify:grant:0`)).toBe(1);
     await harness.closeApp(first);
-    const saved = JSON.parse((await redis.get(`${keyPrefix}:session:1`))!);
+    const saved = JSON.parse((await redis.get(`{${keyPrefix}}:session:1`))!);
     expect(saved.sessionId).toBe(gateway.sessionOf(1));
 
     await appWith(gateway, options);

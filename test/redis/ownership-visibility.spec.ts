@@ -1,27 +1,18 @@
 import { describe, it, before, after, afterEach } from 'node:test';
 import { expect } from 'expect';
-import { Injectable, type INestApplication } from '@nestjs/common';
+import type { INestApplication } from '@nestjs/common';
 import { Registry } from 'prom-client';
 import { ClusterService, GatewayModule, type GatewayModuleOptions } from '../../lib';
-import { Cluster, type OwnershipEvent } from '../../lib/core';
+import { Cluster } from '../../lib/core';
 import { GatewayMetrics } from '../../lib/metrics';
 import type { LocalGateway } from '../../lib/testing';
 import { eventually } from '../helpers/gateway-test-kit';
+import { OwnershipRecorder } from '../helpers/ownership-recorder';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 import { CapturingLogger, moduleOptions, NestHarness } from '../module/nest-test-kit';
 
 const harness = new NestHarness();
 let server: RunningRedisServer;
-
-/** Records the ownership events of its app from the start. */
-@Injectable()
-class OwnershipRecorder {
-  readonly events: OwnershipEvent[] = [];
-
-  constructor(clusterService: ClusterService) {
-    clusterService.ownership$.subscribe((event) => this.events.push(event));
-  }
-}
 
 function appWith(gateway: LocalGateway, memberId: string): Promise<INestApplication> {
   const options: Partial<GatewayModuleOptions> = {

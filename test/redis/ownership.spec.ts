@@ -5,8 +5,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { GatewayOpcodes } from 'discord-api-types/v10';
 import Redis from 'ioredis';
+import { shardLeaseKey } from '../../lib/redis';
 import { createMessage, type LocalGateway, type LocalGatewayConnection } from '../../lib/testing';
 import { eventually, sleep, startGateway } from '../helpers/gateway-test-kit';
+import { overlappingConnections } from '../helpers/gateway-connections';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 
 const ROOT = join(__dirname, '..', '..');
@@ -106,7 +108,7 @@ function startProcess(memberId: string): BotProcess {
 
 /** The member holding each shard's lease (null when free), as Redis has it now. */
 async function leaseOwners(): Promise<(string | null)[]> {
-  const keys = Array.from({ length: TOTAL }, (_, id) => `${KEY_PREFIX}:shard:${id}:lease`);
+  const keys = Array.from({ length: TOTAL }, (_, id) => shardLeaseKey(KEY_PREFIX, id));
   const tokens = await redis.mget(keys);
   return tokens.map((token) => (token === null ? null : token.slice(0, token.lastIndexOf('|'))));
 }
@@ -207,29 +209,9 @@ function expectSequencesIncrease(shardIds: number[]): void {
   }
 }
 
-/**
- * Per the gateway's connection log: no shard ever had two connections at once whose IDENTIFY or RESUME was
- * accepted (from the handshake until the server saw the connection close).
- */
+/** No shard ever had two connections at once whose IDENTIFY or RESUME was accepted. */
 function expectNoOverlappingConnections(): void {
-  const spans = new Map<number, { id: number; from: number; to: number }[]>();
-  for (const connection of gateway.connections) {
-    const handshake = connection.frames.find((f) => f.op === GatewayOpcodes.Identify || f.op === GatewayOpcodes.Resume);
-    if (!handshake || handshake.shardId === null || !connection.handshakeDone) continue;
-    const list = spans.get(handshake.shardId) ?? [];
-    list.push({ id: connection.id, from: handshake.at, to: connection.closedAt ?? Infinity });
-    spans.set(handshake.shardId, list);
-  }
-  const overlaps: string[] = [];
-  for (const [shardId, list] of spans) {
-    list.sort((a, b) => a.from - b.from);
-    for (let i = 1; i < list.length; i++) {
-      if (list[i].from < list[i - 1].to) {
-        overlaps.push(`shard ${shardId}: connection ${list[i].id} started at ${list[i].from} before ${list[i - 1].id} closed at ${list[i - 1].to}`);
-      }
-    }
-  }
-  expect(overlaps).toEqual([]);
+  expect(overlappingConnections(gateway)).toEqual([]);
 }
 
 function framesAfter(op: number, at: number): { shardId: number | null; at: number; connectionId: number; d: any }[] {

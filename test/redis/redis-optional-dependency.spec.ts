@@ -71,7 +71,7 @@ void describe('createRedisClient', () => {
   });
 
   void it('refuses options with neither a client nor a url, and invalid queue settings', () => {
-    expect(() => createRedisClient({} as never)).toThrow(/either `client`.*or `url`/);
+    expect(() => createRedisClient({} as never)).toThrow(/need `url`.*`nodes`.*`sentinels`.*`client`/);
     expect(() => new RedisIdentifyQueue({ url: 'redis://127.0.0.1:1', maxConcurrency: 0 })).toThrow(/maxConcurrency/);
     expect(
       () => new RedisIdentifyQueue({ url: 'redis://127.0.0.1:1', sessionStartLimit: { remaining: -1, total: 1, resetAfter: 1 } }),

@@ -1,28 +1,20 @@
 import { describe, it, afterEach } from 'node:test';
 import { expect } from 'expect';
-import { Injectable, type INestApplication } from '@nestjs/common';
+import type { INestApplication } from '@nestjs/common';
 import { GatewayOpcodes } from 'discord-api-types/v10';
 import Redis from 'ioredis';
-import { ClusterService, GatewayModule, OnEvent, type GatewayEventContext, type GatewayModuleOptions } from '../../lib';
+import { ClusterService, GatewayModule, type GatewayModuleOptions } from '../../lib';
 import { ShardState } from '../../lib/core';
+import { redisKey, shardLeaseKey } from '../../lib/redis';
 import { createMessage, type LocalGateway } from '../../lib/testing';
 import { eventually } from '../helpers/gateway-test-kit';
+import { HandledEvents } from '../helpers/handled-events';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 import { CapturingLogger, moduleOptions, NestHarness } from '../module/nest-test-kit';
 
 const harness = new NestHarness();
 const TOTAL = 4;
 const KEY_PREFIX = `ndg-test:restart:${process.pid}`;
-
-@Injectable()
-class HandledEvents {
-  readonly handled: string[] = [];
-
-  @OnEvent('MESSAGE_CREATE')
-  onMessage(_data: unknown, context: GatewayEventContext): void {
-    this.handled.push(`${context.shardId}#${context.sequence}`);
-  }
-}
 
 function appWith(gateway: LocalGateway, redisUrl: string, memberId: string): Promise<INestApplication> {
   const options: Partial<GatewayModuleOptions> = {
@@ -71,8 +63,8 @@ void describe('Redis restarted empty mid-run', { timeout: 60_000 }, () => {
     redis = new Redis(second.url);
 
     // Each lease and each session is back in Redis, held by the process that held it before.
-    const leaseKeys = Array.from({ length: TOTAL }, (_, id) => `${KEY_PREFIX}:shard:${id}:lease`);
-    const sessionKeys = Array.from({ length: TOTAL }, (_, id) => `${KEY_PREFIX}:session:${id}`);
+    const leaseKeys = Array.from({ length: TOTAL }, (_, id) => shardLeaseKey(KEY_PREFIX, id));
+    const sessionKeys = Array.from({ length: TOTAL }, (_, id) => redisKey(KEY_PREFIX, 'session', id));
     let leases: (string | null)[] = [];
     let saved: (string | null)[] = [];
     const deadline = Date.now() + 10_000;

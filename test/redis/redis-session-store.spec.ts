@@ -5,7 +5,7 @@ import Redis from 'ioredis';
 import { Cluster } from '../../lib/cluster/cluster';
 import type { ClusterOptions } from '../../lib/interfaces/cluster-options.interface';
 import type { ShardSession } from '../../lib/interfaces/shard-session.interface';
-import { RedisSessionStore, type RedisSessionStoreOptions } from '../../lib/redis';
+import { RedisSessionStore, redisKey, shardLeaseKey, type RedisSessionStoreOptions } from '../../lib/redis';
 import { ShardState } from '../../lib/shard/shard-state';
 import type { LocalGateway, RecordedFrame } from '../../lib/testing';
 import { SHORT_SHARD_TIMINGS, eventually, sleep, startGateway } from '../helpers/gateway-test-kit';
@@ -95,7 +95,7 @@ void describe('RedisSessionStore batching', () => {
     extraClients.push(monitor);
     const commands: { at: number; args: string[] }[] = [];
     monitor.on('monitor', (_time: string, args: string[]) => {
-      if (args[1]?.startsWith(keyPrefix)) commands.push({ at: Date.now(), args });
+      if (args[1]?.startsWith(redisKey(keyPrefix, ''))) commands.push({ at: Date.now(), args });
     });
     const store = storeOn({ keyPrefix, flushIntervalMs: FLUSH_MS });
     // Make sure the store's connection is up, so that timing below is about batching, not connecting.
@@ -318,7 +318,7 @@ async function newStoreGet(keyPrefix: string, shardId: number): Promise<ShardSes
 void describe('RedisSessionStore fenced writes (lease checked at flush, by Redis)', () => {
   void it('writes only while the lease key holds the token: a lease taken over before the flush keeps the new owner’s session', async () => {
     const keyPrefix = freshPrefix();
-    const leaseKey = `${keyPrefix}:shard:0:lease`;
+    const leaseKey = shardLeaseKey(keyPrefix, 0);
     await redis.set(leaseKey, 'old-owner|a');
     const log: string[] = [];
     const store = storeOn({ keyPrefix, flushIntervalMs: 60_000, fence: () => ({ key: leaseKey, token: 'old-owner|a' }), log: (l) => log.push(l) });
@@ -336,7 +336,7 @@ void describe('RedisSessionStore fenced writes (lease checked at flush, by Redis
 
   void it('writes with the TTL while the lease is held, and drops the write when the fence says the lease is gone', async () => {
     const keyPrefix = freshPrefix();
-    const leaseKey = `${keyPrefix}:shard:1:lease`;
+    const leaseKey = shardLeaseKey(keyPrefix, 1);
     await redis.set(leaseKey, 'me|x');
     let holding = true;
     const store = storeOn({ keyPrefix, flushIntervalMs: 60_000, ttlMs: 30_000, fence: () => (holding ? { key: leaseKey, token: 'me|x' } : null) });

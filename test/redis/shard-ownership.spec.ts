@@ -3,7 +3,7 @@ import { expect } from 'expect';
 import { GatewayIntentBits, GatewayOpcodes } from 'discord-api-types/v10';
 import Redis from 'ioredis';
 import { Cluster, ShardState } from '../../lib/core';
-import { LeaseFencedSessionStore, RedisSessionStore, ShardOwnership, type OwnershipEvent } from '../../lib/redis';
+import { LeaseFencedSessionStore, RedisSessionStore, redisKey, ShardOwnership, shardLeaseKey, type OwnershipEvent } from '../../lib/redis';
 import type { LocalGateway } from '../../lib/testing';
 import { SHORT_SHARD_TIMINGS, eventually, sleep, startGateway } from '../helpers/gateway-test-kit';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
@@ -63,7 +63,7 @@ async function member(memberId: string, keyPrefix: string): Promise<Member> {
 }
 
 function leaseKey(prefix: string, shardId: number): string {
-  return `${prefix}:shard:${shardId}:lease`;
+  return shardLeaseKey(prefix, shardId);
 }
 
 void describe('ShardOwnership', () => {
@@ -91,7 +91,7 @@ void describe('ShardOwnership', () => {
     gateway.dispatch(0, 'MESSAGE_CREATE', { content: 'x' });
     await eventually(() => a.cluster.shards.get(0)?.session?.sequence === 2, 2_000, 'the event');
     await sleep(300);
-    const stored = await redis.get(`${prefix}:session:0`);
+    const stored = await redis.get(redisKey(prefix, 'session', 0));
     expect(JSON.parse(stored!).sequence).toBe(2);
     const connection = gateway.connectionOf(0)!;
 
@@ -111,7 +111,7 @@ void describe('ShardOwnership', () => {
     expect(a.ownership.owned).not.toContain(0);
     await sleep(300);
     // The session in Redis is still the one written while the lease was held.
-    expect(JSON.parse((await redis.get(`${prefix}:session:0`))!).sequence).toBe(2);
+    expect(JSON.parse((await redis.get(redisKey(prefix, 'session', 0)))!).sequence).toBe(2);
     expect(a.cluster.has(0)).toBe(false);
 
     // Once the lease is free again, the process claims the shard and resumes from the stored session.
@@ -135,7 +135,7 @@ void describe('ShardOwnership', () => {
     expect(gateway.framesOf(GatewayOpcodes.Identify)).toHaveLength(TOTAL);
 
     await a.ownership.stop();
-    expect(await redis.zrange(`${prefix}:members`, 0, -1)).toEqual(['b']);
+    expect(await redis.zrange(redisKey(prefix, 'members'), 0, -1)).toEqual(['b']);
     await eventually(() => b.ownership.owned.length === TOTAL, 3 * LEASE_TTL_MS, 'b owns everything');
     await eventually(() => b.cluster.info().every((s) => s.state === ShardState.Ready), 3_000, 'b ready');
     expect(gateway.framesOf(GatewayOpcodes.Identify)).toHaveLength(TOTAL);

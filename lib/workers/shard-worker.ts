@@ -19,6 +19,10 @@ const token = data.token;
 const filter = data.wanted === null ? new DispatchFilter() : new DispatchFilter(data.wanted);
 const shards = new Map<number, Shard>();
 const acquires = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+/** Acquires the shard gave up (by id, with their shard), in case the grant crossed the abort on its way here. */
+const abandoned = new Map<number, number>();
+/** Abandoned acquires remembered at most: the main thread answers an abort it saw first with nothing. */
+const MAX_ABANDONED_ACQUIRES = 1_000;
 const reported = new Map<number, string>();
 let nextId = 1;
 
@@ -76,6 +80,8 @@ const identifyQueue: IIdentifyQueue = {
     return new Promise<void>((resolve, reject) => {
       const onAbort = () => {
         acquires.delete(id);
+        abandoned.set(id, shardId);
+        if (abandoned.size > MAX_ABANDONED_ACQUIRES) abandoned.delete(abandoned.keys().next().value!);
         post({ type: 'abort-acquire', id });
         reject(abortError());
       };
@@ -197,6 +203,10 @@ port.on('message', (message: ToWorker) => {
     case 'granted': {
       const waiter = acquires.get(message.id);
       acquires.delete(message.id);
+      const gaveUp = abandoned.get(message.id);
+      abandoned.delete(message.id);
+      // Granted after the shard gave its place up (the two messages crossed): nobody writes this IDENTIFY.
+      if (gaveUp !== undefined && message.error === undefined) post({ type: 'refund-identify', shardId: gaveUp });
       if (message.error === undefined) waiter?.resolve();
       else {
         const error = new Error(message.error);

@@ -300,6 +300,8 @@ export class WorkerPool {
         granted.then(
           () => {
             if (slot.acquires.delete(message.id)) slot.worker?.postMessage({ type: 'granted', id: message.id } satisfies ToWorker);
+            // The worker gave its place up after the queue had granted it: no IDENTIFY will use this grant.
+            else shard?.identifyQueue.refund?.(message.shardId);
           },
           (error: Error) => {
             if (slot.acquires.delete(message.id)) slot.worker?.postMessage({ type: 'granted', id: message.id, error: error.message } satisfies ToWorker);

@@ -23,6 +23,7 @@ const acquires = new Map<number, { resolve: () => void; reject: (error: Error) =
 const abandoned = new Map<number, number>();
 /** Abandoned acquires remembered at most: the main thread answers an abort it saw first with nothing. */
 const MAX_ABANDONED_ACQUIRES = 1_000;
+const GRANT_CROSSED_ABORT = 'IDENTIFY was not sent (its grant arrived after the shard gave its place up)';
 const reported = new Map<number, string>();
 let nextId = 1;
 
@@ -206,7 +207,10 @@ port.on('message', (message: ToWorker) => {
       const gaveUp = abandoned.get(message.id);
       abandoned.delete(message.id);
       // Granted after the shard gave its place up (the two messages crossed): nobody writes this IDENTIFY.
-      if (gaveUp !== undefined && message.error === undefined) post({ type: 'refund-identify', shardId: gaveUp });
+      if (gaveUp !== undefined && message.error === undefined) {
+        post({ type: 'debug', shardId: gaveUp, message: `${GRANT_CROSSED_ABORT}: its session start goes back to the identify queue` });
+        post({ type: 'refund-identify', shardId: gaveUp });
+      }
       if (message.error === undefined) waiter?.resolve();
       else {
         const error = new Error(message.error);

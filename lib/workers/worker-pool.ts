@@ -301,7 +301,10 @@ export class WorkerPool {
           () => {
             if (slot.acquires.delete(message.id)) slot.worker?.postMessage({ type: 'granted', id: message.id } satisfies ToWorker);
             // The worker gave its place up after the queue had granted it: no IDENTIFY will use this grant.
-            else shard?.identifyQueue.refund?.(message.shardId);
+            else if (shard) {
+              shard.onDebug('IDENTIFY was not sent (the shard gave its place up as the queue granted it): its session start goes back to the identify queue');
+              shard.identifyQueue.refund?.(message.shardId);
+            }
           },
           (error: Error) => {
             if (slot.acquires.delete(message.id)) slot.worker?.postMessage({ type: 'granted', id: message.id, error: error.message } satisfies ToWorker);

@@ -86,3 +86,18 @@ export function waitForExit(child: ChildProcess, timeoutMs: number): Promise<voi
 export function killAllChildren(): void {
   for (const child of children) killChild(child, 'SIGKILL');
 }
+
+/** Runs a benchmark script's `main`; on SIGINT, SIGTERM or a failure, kills its children first. */
+export function runBenchMain(main: () => Promise<void>): void {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      killAllChildren();
+      process.exit(130);
+    });
+  }
+  main().catch((error: Error) => {
+    killAllChildren();
+    process.stderr.write(`bench: ${error.stack ?? error.message}\n`);
+    process.exit(1);
+  });
+}

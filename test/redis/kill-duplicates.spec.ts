@@ -2,6 +2,7 @@ import { describe, it, before, after, type TestContext } from 'node:test';
 import { expect } from 'expect';
 import { GatewayOpcodes } from 'discord-api-types/v10';
 import Redis from 'ioredis';
+import { shardLeaseKey } from '../../lib/redis';
 import { createMessage, type LocalGateway } from '../../lib/testing';
 import { eventually, sleep, startGateway } from '../helpers/gateway-test-kit';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
@@ -69,7 +70,7 @@ async function killDuringStream(t: TestContext, name: string, options: Record<st
   const a = start(`${name}-a`);
   const b = start(`${name}-b`);
   const ownerOf = async (shardId: number) => {
-    const token = await redis.get(`${keyPrefix}:shard:${shardId}:lease`);
+    const token = await redis.get(shardLeaseKey(keyPrefix, shardId));
     return token === null ? null : token.slice(0, token.lastIndexOf('|'));
   };
   // One shard each, both connected.

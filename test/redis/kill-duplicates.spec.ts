@@ -22,6 +22,10 @@ const MAX_DUPLICATES_BY_DEFAULT = 3;
  * for a core on a busy one. The median of three keeps the test about the save interval, not about the machine.
  */
 const DEFAULT_KILLS = 3;
+/** The killed process keeps up: its last handled event is within this many of the last sent ... */
+const KEEPING_UP_EVENTS = 10;
+/** ... at this many checks in a row, 10 ms apart, right before the kill. */
+const KEEPING_UP_CHECKS = 5;
 
 let redisServer: RunningRedisServer;
 
@@ -44,7 +48,8 @@ interface Outcome {
 }
 
 /**
- * Two processes share two shards; one shard gets 1,000 events per second, its process is killed with SIGKILL after handling EVENTS_BEFORE_KILL of them, and the events keep coming
+ * Two processes share two shards; one shard gets 1,000 events per second, its process is killed with SIGKILL after
+ * handling EVENTS_BEFORE_KILL of them, once it keeps up with the stream, and the events keep coming
  * until the survivor has resumed the shard and handled EVENTS_AFTER_TAKEOVER more. Every event's handling is
  * printed by the process that ran the handler.
  */
@@ -95,6 +100,14 @@ async function killDuringStream(t: TestContext, name: string, options: Record<st
   const of = (bot: BotProcess) => bot.events.filter((e) => e.shardId === victimShard).map((e) => e.sequence);
   try {
     await eventually(() => of(b).length >= EVENTS_BEFORE_KILL, 90_000, `${EVENTS_BEFORE_KILL} events handled by ${b.memberId}`);
+    // Killed while it keeps up with the stream: what a kill repeats is then what the saves leave unconfirmed, not a
+    // backlog the machine's other work made it catch up on in one go.
+    let keepingUp = 0;
+    for (const deadline = Date.now() + 90_000; keepingUp < KEEPING_UP_CHECKS; await sleep(10)) {
+      const last = b.events[b.events.length - 1]?.sequence ?? 0;
+      keepingUp = sent[sent.length - 1] - last <= KEEPING_UP_EVENTS ? keepingUp + 1 : 0;
+      if (Date.now() > deadline) throw new Error(`${b.memberId} did not keep up with 1,000 events/s`);
+    }
     const ratePerSecond = Math.round((sent.length * 1_000) / (performance.now() - startedAt));
     const commandsPerEvent = ((await commandsProcessed()) - commandsBefore) / sent.length;
     const lastSentAtKill = sent[sent.length - 1];

@@ -1,8 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, platform, release, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { transpileForBench } from './build';
+import { runBenchMain, killChild, nodeScript as runScript, waitForExit, waitForLine } from './child-processes';
 import { DEFAULT_EVENTS, type ScenarioName } from './corpus';
 import { RESULT_PREFIX, type ClientConfig, type ClientResult } from './clients/harness';
 import type { IdentifyStats } from './identify-limit-check';
@@ -275,81 +276,9 @@ function scenarios(settings: Settings): Scenario[] {
   return all.filter((s) => settings.scenarios.includes(s.id) && s.parts.some((part) => part.clients.length > 0));
 }
 
-// ---- processes ----------------------------------------------------------------------------------
-
-const children = new Set<ChildProcess>();
-
 /** Runs a transpiled script of BUILD_DIR in a child `node` process (`node` is the binary, the benchmark's own by default). */
 function nodeScript(file: string, env: Record<string, string>, nodeArgs: string[] = [], node = process.execPath): ChildProcess {
-  const child = spawn(node, [...nodeArgs, join(BUILD_DIR, file)], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-
-function killChild(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-    try {
-      process.kill(child.pid, signal);
-    } catch {
-      // already gone
-    }
-  }
-}
-
-/** Collects a child's output lines; resolves with the first line starting with `prefix`. */
-function waitForLine(child: ChildProcess, prefix: string, timeoutMs: number, what: string): Promise<{ line: string; stderr: string }> {
-  return new Promise((resolvePromise, reject) => {
-    let stdout = '';
-    let stderr = '';
-    let settled = false;
-    const settle = (fn: () => void) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      fn();
-    };
-    const timer = setTimeout(() => {
-      settle(() => reject(new Error(`${what}: no result within ${timeoutMs} ms${tail(stderr)}`)));
-      killChild(child, 'SIGKILL');
-    }, timeoutMs);
-    child.stdout!.setEncoding('utf8');
-    child.stderr!.setEncoding('utf8');
-    child.stdout!.on('data', (chunk: string) => {
-      stdout += chunk;
-      const start = stdout.indexOf(prefix);
-      const end = start >= 0 ? stdout.indexOf('\n', start) : -1;
-      if (end >= 0) settle(() => resolvePromise({ line: stdout.slice(start + prefix.length, end), stderr }));
-      else if (start < 0) stdout = stdout.slice(-prefix.length);
-    });
-    child.stderr!.on('data', (chunk: string) => {
-      stderr = (stderr + chunk).slice(-4000);
-    });
-    child.once('exit', (code, signal) => settle(() => reject(new Error(`${what} exited (${signal ?? code})${tail(stderr)}`))));
-  });
-}
-
-function tail(stderr: string): string {
-  const text = stderr.trim();
-  return text ? `: ${text.split('\n').slice(-6).join(' | ')}` : '';
-}
-
-function waitForExit(child: ChildProcess, timeoutMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolvePromise) => {
-    const timer = setTimeout(() => {
-      killChild(child, 'SIGKILL');
-      resolvePromise();
-    }, timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolvePromise();
-    });
-  });
+  return runScript(join(BUILD_DIR, file), env, nodeArgs, node);
 }
 
 async function startServer(config: LoadServerConfig, node?: string): Promise<{ child: ChildProcess; ready: LoadServerReady }> {
@@ -645,15 +574,4 @@ async function main(): Promise<void> {
   write(`results written to ${file}`);
 }
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    for (const child of children) killChild(child, 'SIGKILL');
-    process.exit(130);
-  });
-}
-
-main().catch((error: Error) => {
-  for (const child of children) killChild(child, 'SIGKILL');
-  process.stderr.write(`bench: ${error.stack ?? error.message}\n`);
-  process.exit(1);
-});
+runBenchMain(main);

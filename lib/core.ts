@@ -2,6 +2,8 @@
 // `nestjs-discord-gateway/core`.
 export * from './cluster/channel-info-requests';
 export * from './cluster/cluster';
+export * from './cluster/dispatch-dedupe-gate';
+export * from './cluster/sequence-checkpointer';
 export * from './cluster/guild-availability';
 export * from './cluster/resolve-shard-scheme';
 export * from './cluster/rest-gateway-info-source';
@@ -30,6 +32,8 @@ export * from './interfaces/gateway-dispatch.interface';
 export * from './interfaces/gateway-info.interface';
 export * from './interfaces/identify-queue.interface';
 export * from './interfaces/session-store.interface';
+export * from './interfaces/handling-tracker.interface';
+export * from './interfaces/dispatch-deduplicator.interface';
 export * from './interfaces/shard-options.interface';
 export * from './interfaces/shard-ownership-event.interface';
 export * from './interfaces/shard-session.interface';

@@ -1,10 +1,13 @@
 import { ForbiddenException, Injectable, Logger } from '@nestjs/common';
 import type { Subscription } from 'rxjs';
 import type { Cluster } from './cluster/cluster';
+import { DispatchDedupeGate } from './cluster/dispatch-dedupe-gate';
 import { DEFAULT_GATEWAY_NAME } from './constants/gateway-tokens';
 import { ANY_GATEWAY_EVENT } from './decorators/on-event.decorator';
 import type { GatewayDispatch } from './interfaces/gateway-dispatch.interface';
 import type { GatewayEventContext } from './interfaces/gateway-event-context.interface';
+import type { IDispatchDeduplicator } from './interfaces/dispatch-deduplicator.interface';
+import type { IHandlingTracker } from './interfaces/handling-tracker.interface';
 
 /** One registered handler: calls the method (through guards, interceptors, pipes and filters when present). */
 export interface GatewayHandler {
@@ -55,7 +58,7 @@ export interface GatewayRouterObserver {
  * the other handlers and the shard go on.
  */
 @Injectable()
-export class GatewayEventRouter {
+export class GatewayEventRouter implements IHandlingTracker {
   private readonly logger: Logger;
   private readonly handlers = new Map<string, GatewayHandler[]>();
   private wildcard: GatewayHandler[] | null = null;
@@ -66,6 +69,9 @@ export class GatewayEventRouter {
   private observers: GatewayRouterObserver[] = [];
   private totalPending = 0;
   private idleWaiters: (() => void)[] = [];
+  /** Per shard: sequences whose handling has not settled (waiting for a claim, or a handler promise pending), with a count. */
+  private readonly unsettled = new Map<number, Map<number, number>>();
+  private gate: DispatchDedupeGate | null = null;
 
   /** @param gateway - name of the gateway whose events it routes (in its log context) @defaultValue `'default'` */
   constructor(readonly gateway: string = DEFAULT_GATEWAY_NAME) {
@@ -120,17 +126,36 @@ export class GatewayEventRouter {
     return this.wildcard !== null;
   }
 
-  /** Starts routing the cluster's events. */
-  attach(cluster: Cluster): void {
+  /**
+   * Starts routing the cluster's events, and tells the cluster which events are still being handled (so that it
+   * saves sequences below them). With a deduplicator, each event is first claimed through it and handled only when
+   * the claim is this process's (exactly-once mode).
+   */
+  attach(cluster: Cluster, deduplicator: IDispatchDeduplicator | null = null): void {
     this.detach();
     this.cluster = cluster;
+    cluster.trackHandling(this);
+    const gate = deduplicator
+      ? new DispatchDedupeGate(
+          deduplicator,
+          (event, claimed) => {
+            try {
+              if (claimed) this.routeSafely(event);
+            } finally {
+              this.release(event.shardId, event.s);
+            }
+          },
+          (error) => this.logger.warn(`Exactly-once claims failed (${error.message}); events are handled without them and may repeat`),
+        )
+      : null;
+    this.gate = gate;
     this.subscription = cluster.dispatch$.subscribe((event) => {
-      // Nothing an event causes may end this subscription (RxJS would report the error as unhandled).
-      try {
-        this.route(event);
-      } catch (error) {
-        this.logger.error(`Routing ${event.t} (shard ${event.shardId}, sequence ${event.s}) failed: ${describeError(error)}`);
+      if (!gate) {
+        this.routeSafely(event);
+        return;
       }
+      this.hold(event.shardId, event.s);
+      gate.push(event);
     });
   }
 
@@ -138,7 +163,46 @@ export class GatewayEventRouter {
   detach(): void {
     this.subscription?.unsubscribe();
     this.subscription = null;
+    this.cluster?.trackHandling(null);
     this.cluster = null;
+    this.gate = null;
+  }
+
+  /** The lowest sequence of a shard whose handling has not settled (a pending handler promise or claim); null when none. */
+  oldestUnsettled(shardId: number): number | null {
+    const pending = this.unsettled.get(shardId);
+    if (!pending) return null;
+    let oldest: number | null = null;
+    for (const sequence of pending.keys()) if (oldest === null || sequence < oldest) oldest = sequence;
+    return oldest;
+  }
+
+  private routeSafely(event: GatewayDispatch): void {
+    // Nothing an event causes may end this subscription (RxJS would report the error as unhandled).
+    try {
+      this.route(event);
+    } catch (error) {
+      this.logger.error(`Routing ${event.t} (shard ${event.shardId}, sequence ${event.s}) failed: ${describeError(error)}`);
+    }
+  }
+
+  private hold(shardId: number, sequence: number): void {
+    let pending = this.unsettled.get(shardId);
+    if (!pending) this.unsettled.set(shardId, (pending = new Map()));
+    pending.set(sequence, (pending.get(sequence) ?? 0) + 1);
+  }
+
+  private release(shardId: number, sequence: number): void {
+    const pending = this.unsettled.get(shardId);
+    const count = pending?.get(sequence);
+    if (!pending || count === undefined) return;
+    if (count > 1) {
+      pending.set(sequence, count - 1);
+      return;
+    }
+    pending.delete(sequence);
+    if (pending.size === 0) this.unsettled.delete(shardId);
+    this.cluster?.sequenceHandled(shardId);
   }
 
   /** Delivers one event to its handlers. */
@@ -205,8 +269,10 @@ export class GatewayEventRouter {
     const count = (this.pending.get(shardId) ?? 0) + 1;
     this.pending.set(shardId, count);
     this.totalPending++;
+    this.hold(shardId, context.sequence);
     if (count === this.maxPending) this.cluster?.pause(shardId);
     const settle = () => {
+      this.release(shardId, context.sequence);
       const left = (this.pending.get(shardId) ?? 1) - 1;
       this.pending.set(shardId, left);
       if (left === Math.floor(this.maxPending / 2)) this.cluster?.resume(shardId);

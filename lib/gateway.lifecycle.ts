@@ -54,7 +54,7 @@ export class GatewayLifecycle implements OnApplicationBootstrap, BeforeApplicati
     this.router.setMaxPendingPerShard(this.options.maxPendingHandlersPerShard ?? 1000);
     if (this.router.receivesAll) this.cluster.dispatchFilter?.allowAll();
     else this.cluster.dispatchFilter?.add(...this.router.events());
-    this.router.attach(this.cluster);
+    this.router.attach(this.cluster, this.scaleOut?.deduplicator ?? null);
     if (this.options.autoConnect === false) return;
     // With shard ownership, the cluster starts empty and this process then claims its share of the shards.
     const up = this.cluster.up().then(() => this.scaleOut?.start());

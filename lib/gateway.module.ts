@@ -184,7 +184,7 @@ function validateModuleOptions(options: GatewayModuleOptions, name: string): Gat
   return options;
 }
 
-/** Checks `redis`, `keyPrefix`, `leaseTtlMs`, `commandTimeoutMs` and `memberId`, and what they need. */
+/** Checks `redis`, `keyPrefix`, `leaseTtlMs`, `commandTimeoutMs`, `exactlyOnce` and `memberId`, and what they need. */
 function validateRedisOptions(options: GatewayModuleOptions): void {
   const redis = options.redis as unknown;
   if (redis !== undefined) validateRedisConnection(redis);
@@ -213,6 +213,17 @@ function validateRedisOptions(options: GatewayModuleOptions): void {
       throw new GatewayOptionsError('commandTimeoutMs', 'must be an integer >= 1');
     }
     needOwnership('commandTimeoutMs');
+  }
+  const exactlyOnce = options.exactlyOnce as unknown;
+  if (exactlyOnce !== undefined && exactlyOnce !== false) {
+    if (exactlyOnce !== true) {
+      const ttlMs = (exactlyOnce as { ttlMs?: unknown } | null)?.ttlMs;
+      if (typeof exactlyOnce !== 'object' || exactlyOnce === null) throw new GatewayOptionsError('exactlyOnce', 'must be true, false or { ttlMs }');
+      if (ttlMs !== undefined && (!Number.isInteger(ttlMs) || (ttlMs as number) < 1000)) {
+        throw new GatewayOptionsError('exactlyOnce.ttlMs', 'must be an integer >= 1000');
+      }
+    }
+    if (redis === undefined) throw new GatewayOptionsError('exactlyOnce', 'needs redis');
   }
   if (options.memberId !== undefined) {
     if (typeof options.memberId !== 'string' || options.memberId === '' || options.memberId.includes('|')) {

@@ -2,7 +2,8 @@
 // Runs test/**/*.spec.ts with Node's test runner (TypeScript through ts-node, decorator metadata included).
 // Usage: node scripts/test.js [--tier=unit|integration|distributed] [path-filter ...]
 // Tiers: unit is test/unit/ (no sockets, no services); distributed is every spec that starts processes of its own
-// (it imports node:child_process); integration is the rest (real sockets, real redis-server).
+// (it imports node:child_process, or the bot processes of test/redis/fixtures/bot-process); integration is the rest
+// (real sockets, real redis-server).
 'use strict';
 const { spawnSync } = require('node:child_process');
 const { readdirSync, readFileSync, statSync } = require('node:fs');
@@ -23,7 +24,7 @@ function findSpecs(dir) {
 
 function tierOf(spec) {
   if (spec.startsWith(`test${sep}unit${sep}`)) return 'unit';
-  return /from 'node:child_process'/.test(readFileSync(join(root, spec), 'utf8')) ? 'distributed' : 'integration';
+  return /from '(node:child_process|\.\/fixtures\/bot-process)'/.test(readFileSync(join(root, spec), 'utf8')) ? 'distributed' : 'integration';
 }
 
 const args = process.argv.slice(2);

@@ -32,6 +32,11 @@ export interface ClientConfig {
   identifyWindowMs?: number;
   /** The client gives up (exit code 2) after this long. */
   timeoutMs: number;
+  /**
+   * `ours` only: run with shards owned through this Redis (`shards: { total, ownership: 'redis' }`), with these
+   * `sequenceSaveIntervalMs` (left out: the default) and `exactlyOnce`. See bench/redis-ownership.ts.
+   */
+  redis?: { url: string; keyPrefix: string; sequenceSaveIntervalMs?: number | null; exactlyOnce?: boolean };
 }
 
 /** The line a client prints when it is done. */

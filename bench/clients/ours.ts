@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { ClusterService, GatewayModule, OnEvent, type GatewayEventContext } from '../../lib';
+import { Cluster, ClusterService, GatewayModule, OnEvent, type GatewayEventContext } from '../../lib';
 import { LIBRARY_CLIENT_INTENTS, loadConfig, Meter } from './harness';
 
 /**
@@ -28,6 +28,13 @@ function busy(us: number): void {
 class BenchHandler {
   touched = 0;
 
+  constructor(cluster: Cluster) {
+    // The measurement starts when READY arrives, even when handlers see it later (exactly-once claims it first).
+    cluster.dispatch$.subscribe((event) => {
+      if (event.t === 'READY') meter.shardReady(event.shardId);
+    });
+  }
+
   @OnEvent('READY')
   onReady(_data: unknown, context: GatewayEventContext): void {
     meter.shardReady(context.shardId);
@@ -47,8 +54,17 @@ class BenchHandler {
       token: config.token,
       intents: LIBRARY_CLIENT_INTENTS,
       apiUrl: config.apiUrl,
-      shards: 'auto',
+      shards: config.redis ? { total: config.plan.length, ownership: 'redis' as const } : 'auto',
       identifyWindowMs: config.identifyWindowMs ?? 100,
+      // bench/redis-ownership.ts: the shards owned through Redis, sessions and sequences saved there.
+      ...(config.redis
+        ? {
+            redis: { url: config.redis.url },
+            keyPrefix: config.redis.keyPrefix,
+            sequenceSaveIntervalMs: config.redis.sequenceSaveIntervalMs,
+            exactlyOnce: config.redis.exactlyOnce,
+          }
+        : {}),
       // `ours-workers`: the same application with its shards in worker threads, two per worker.
       ...(config.client === 'ours-workers' ? { strategy: { type: 'workers' as const, shardsPerWorker: 2 } } : {}),
     }),
@@ -60,7 +76,8 @@ class BenchModule {}
 async function main(): Promise<void> {
   meter.begin();
   const app = await NestFactory.createApplicationContext(BenchModule, { logger: ['error'] });
-  if (config.mode !== 'stream') return;
+  // With exactly-once, an event is handled a claim after it arrived: only the handler may say the stream is done.
+  if (config.mode !== 'stream' || config.redis) return;
   const cluster = app.get(ClusterService);
   setInterval(() => {
     for (const shard of cluster.info()) if (shard.sequence === meter.lastSequence(shard.id)) meter.shardDone(shard.id);

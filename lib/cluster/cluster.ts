@@ -23,6 +23,8 @@ import { ChannelInfoRequests, type RequestChannelInfoOptions } from './channel-i
 import { GuildAvailability, type GuildsReadyEvent } from './guild-availability';
 import { resolveShardScheme, shardIdForGuild, validateShardScheme } from './resolve-shard-scheme';
 import { RestGatewayInfoSource } from './rest-gateway-info-source';
+import { SequenceCheckpointer } from './sequence-checkpointer';
+import type { IHandlingTracker } from '../interfaces/handling-tracker.interface';
 import { WorkerPool } from '../workers/worker-pool';
 import { redactToken } from '../workers/worker-messages';
 
@@ -104,6 +106,12 @@ export class Cluster {
   /** Shards an ownership layer says this process owns; null while none reports. */
   private owned: Set<number> | null = null;
   private saveTimer: NodeJS.Timeout | null = null;
+  /** Saves the handled sequence of busy shards soon after their events (`sequenceSaveIntervalMs`). */
+  private readonly checkpointer: SequenceCheckpointer | null = null;
+  private handling: IHandlingTracker | null = null;
+  /** `sessionId:sequence` last saved per shard by the checkpointer, so that unchanged sessions are not written. */
+  private readonly checkpointed = new Map<number, string>();
+  private checkpointFailing = false;
   private starting: Promise<void> | null = null;
   private shardTotal = 0;
   /** Settles once `up()` knows the shard count, gateway URL and identify queue (what `addShard` needs). */
@@ -162,6 +170,26 @@ export class Cluster {
     this.#token = options.token;
     this.options = { ...options, token: '' };
     this.sessionStore = options.sessionStore ?? new InMemorySessionStore();
+    if (options.sequenceSaveIntervalMs !== undefined && options.sequenceSaveIntervalMs !== null) {
+      this.checkpointer = new SequenceCheckpointer(options.sequenceSaveIntervalMs, (ids) => this.checkpoint(ids));
+    }
+  }
+
+  /**
+   * Sets what says which events are still being handled (the Nest module sets its event router): saved sequences
+   * then stay below the oldest event whose handling has not settled. Without one, an event counts as handled once
+   * {@link dispatch$} has delivered it.
+   */
+  trackHandling(tracker: IHandlingTracker | null): void {
+    this.handling = tracker;
+  }
+
+  /**
+   * Tells the cluster that the handling of some events of `shardId` settled (its handled sequence may have moved),
+   * so that it is saved within `sequenceSaveIntervalMs`. Called by the {@link IHandlingTracker}.
+   */
+  sequenceHandled(shardId: number): void {
+    this.checkpointer?.touch(shardId);
   }
 
   /** The filter shared by the shards, when the options gave one (without one, every event is decoded). */
@@ -593,6 +621,7 @@ export class Cluster {
           this.reportMalformed(event, `could not be read: ${(error as Error)?.message ?? String(error)}`);
         }
         this.dispatchSubject.next(event);
+        this.checkpointer?.touch(id);
       }),
       shard.state$.subscribe((state) => {
         if (state === ShardState.FatallyClosed) {
@@ -623,11 +652,46 @@ export class Cluster {
   }
 
   private saveSession(shard: Shard): void {
-    const session = shard.session;
+    const session = this.handledSession(shard);
     if (session) void this.storeCall(() => this.sessionStore.set(shard.id, session));
   }
 
+  /** The shard's session, its sequence lowered to just below the oldest event whose handling has not settled. */
+  private handledSession(shard: Shard): ShardSession | null {
+    const session = shard.session;
+    if (!session) return null;
+    const oldest = this.handling?.oldestUnsettled(shard.id) ?? null;
+    if (oldest !== null && session.sequence !== null && oldest <= session.sequence) return { ...session, sequence: oldest - 1 };
+    return session;
+  }
+
+  /** Saves the handled sequence of `ids` (those ready and changed since their last checkpoint) and flushes the store. */
+  private async checkpoint(ids: number[]): Promise<void> {
+    let changed = false;
+    try {
+      for (const id of ids) {
+        const shard = this.entries.get(id)?.shard;
+        if (!shard || shard.state !== ShardState.Ready) continue;
+        const session = this.handledSession(shard);
+        if (!session) continue;
+        const key = `${session.sessionId}:${session.sequence}`;
+        if (this.checkpointed.get(id) === key) continue;
+        this.checkpointed.set(id, key);
+        changed = true;
+        await this.sessionStore.set(id, session);
+      }
+      if (changed && this.sessionStore.flush) await this.sessionStore.flush();
+      this.checkpointFailing = false;
+    } catch (error) {
+      // Reported once until a checkpoint succeeds again: with the store unreachable, every event would report it.
+      for (const id of ids) this.checkpointed.delete(id);
+      if (!this.checkpointFailing) this.errorSubject.next(new Error(`Session store failed: ${(error as Error).message}`));
+      this.checkpointFailing = true;
+    }
+  }
+
   private startSaving(): void {
+    this.checkpointer?.start();
     const every = this.options.sessionSaveIntervalMs ?? 60_000;
     this.saveTimer = setInterval(() => {
       for (const { shard } of this.entries.values()) if (shard.state === ShardState.Ready) this.saveSession(shard);
@@ -637,6 +701,7 @@ export class Cluster {
   }
 
   private stopSaving(): void {
+    this.checkpointer?.stop();
     if (this.saveTimer) clearInterval(this.saveTimer);
     this.saveTimer = null;
   }
@@ -703,6 +768,10 @@ function validateSessions(sessions: ClusterOptions['sessions']): Map<number, Sha
 export function validateClusterOptions(options: ClusterOptions): void {
   validateShardScheme(options?.shards);
   resolveShardOptions({ ...options, id: 0, total: 1, gatewayUrl: options.gatewayUrl });
+  const sequenceSave = options.sequenceSaveIntervalMs;
+  if (sequenceSave !== undefined && sequenceSave !== null && (!Number.isInteger(sequenceSave) || sequenceSave < 0)) {
+    throw new GatewayOptionsError('sequenceSaveIntervalMs', `must be an integer >= 0 or null, got ${typeof sequenceSave === 'number' ? sequenceSave : typeof sequenceSave}`);
+  }
   for (const key of ['identifyWindowMs', 'sessionSaveIntervalMs', 'guildReadyTimeout', 'startTimeout'] as const) {
     const value = options[key];
     if (value !== undefined && (!Number.isInteger(value) || value < 1)) {

@@ -91,6 +91,15 @@ export interface ClusterOptions extends ClusterShardOptions {
   sessions?: Record<number, ShardSession>;
   /** How often sessions (and their sequence) are saved while running, ms. @defaultValue `60000` */
   sessionSaveIntervalMs?: number;
+  /**
+   * How soon after an event its shard's handled sequence is saved, ms, so that a process resuming the shard after
+   * a crash replays little that was already handled: `0` saves at the end of the event-loop turn, with one write
+   * in flight at a time (what arrives meanwhile goes into the next write); a number waits that long and saves every
+   * shard touched meanwhile in one write; `null` saves only every `sessionSaveIntervalMs`. The saved sequence stays
+   * below the oldest event whose handlers have not settled.
+   * @defaultValue `null`; `0` when `GatewayModule` has `redis` and keeps sessions in Redis
+   */
+  sequenceSaveIntervalMs?: number | null;
   /** Wait for the session-start budget to reset instead of refusing to start more shards than it allows. @defaultValue `false` */
   waitForSessionStartLimit?: boolean;
   /** Time after READY to wait for every listed guild's GUILD_CREATE before "guilds ready" fires anyway, ms. @defaultValue `15000` */

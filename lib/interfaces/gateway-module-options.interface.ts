@@ -54,6 +54,16 @@ export interface GatewayModuleOptions extends ClusterOptions {
   leaseTtlMs?: number;
   /** How long a call for a shard owned by another process waits for its answer, ms. Needs ownership. @defaultValue `5000` */
   commandTimeoutMs?: number;
+  /**
+   * Exactly-once mode: each event is claimed in Redis before its handlers run (one pipelined call per event-loop
+   * turn, per shard and session a script that keeps the highest sequence claimed, for `ttlMs`), and an event
+   * claimed before (by a process killed after handling it) is not handled again. An event is "handled" once
+   * claimed: a process that dies after the claim and before its handlers finish leaves that event unhandled
+   * (at most once for those few); every other event is handled exactly once. Handlers wait one Redis round trip.
+   * When Redis does not answer a claim, events are handled without it (at least once) and a WARN says so.
+   * Needs `redis`. @defaultValue `false`
+   */
+  exactlyOnce?: boolean | { ttlMs?: number };
   /** This process's id among the bot's processes; unique per live process. Needs ownership. @defaultValue `<hostname>-<pid>-<random>` */
   memberId?: string;
 }

@@ -1,5 +1,6 @@
 import type { Cluster } from '../cluster/cluster';
 import type { ClusterOptions } from './cluster-options.interface';
+import type { IDispatchDeduplicator } from './dispatch-deduplicator.interface';
 
 /** Injection token of the module's {@link IGatewayScaleOut} (null when `redis` is not configured). */
 export const GATEWAY_SCALE_OUT = Symbol('GATEWAY_SCALE_OUT');
@@ -19,6 +20,8 @@ export interface IGatewayScaleOut {
   readonly distributed: boolean;
   /** Cluster options to use where the module options leave them out (identify queue, session store...). */
   readonly clusterDefaults: Partial<ClusterOptions>;
+  /** Claims events across processes before they are handled (exactly-once mode); null when that mode is off. */
+  readonly deduplicator?: IDispatchDeduplicator | null;
   /** Binds the cluster built with those defaults. */
   attach(cluster: Cluster): void;
   /** Joins the processes and claims this one's share of the shards (after `cluster.up()`). No-op when not distributed. */

@@ -5,5 +5,6 @@ export * from './redis-options.interface';
 export * from './redis-script';
 export * from './redis-session-store';
 export * from './redis-command-bus';
+export * from './redis-dispatch-deduplicator';
 export * from './redis-gateway-scale-out';
 export * from './shard-ownership';

@@ -7,8 +7,10 @@ import type {
   RemoteShardMethod,
 } from '../interfaces/gateway-scale-out.interface';
 import type { ISessionStore } from '../interfaces/session-store.interface';
+import type { IDispatchDeduplicator } from '../interfaces/dispatch-deduplicator.interface';
 import { closeRedisClient, createRedisClient } from './create-redis-client';
 import { RedisCommandBus } from './redis-command-bus';
+import { RedisDispatchDeduplicator } from './redis-dispatch-deduplicator';
 import { RedisIdentifyQueue } from './redis-identify-queue';
 import { redisKeyPrefix, type RedisClient, type RedisConnectionOptions } from './redis-options.interface';
 import { RedisSessionStore } from './redis-session-store';
@@ -21,6 +23,12 @@ const SESSION_FLUSH_TIMEOUT_MS = 500;
 export const REDIS_SESSION_SAVE_INTERVAL_MS = 1_000;
 
 /**
+ * The handled sequence of a busy shard is saved at the end of each event-loop turn by default when Redis keeps the
+ * sessions (`sequenceSaveIntervalMs`), one pipelined write in flight at a time.
+ */
+export const REDIS_SEQUENCE_SAVE_INTERVAL_MS = 0;
+
+/**
  * The Redis side of `GatewayModule` when `redis` is configured: one shared connection for the identify queue, the
  * session store, shard ownership and the command bus. Loaded by the module only then, so that `ioredis` stays
  * optional.
@@ -28,6 +36,7 @@ export const REDIS_SESSION_SAVE_INTERVAL_MS = 1_000;
 export class RedisGatewayScaleOut implements IGatewayScaleOut {
   readonly distributed: boolean;
   readonly clusterDefaults: Partial<ClusterOptions>;
+  readonly deduplicator: IDispatchDeduplicator | null = null;
   /** This process's member id. */
   readonly memberId: string;
   private readonly client: RedisClient;
@@ -81,6 +90,11 @@ export class RedisGatewayScaleOut implements IGatewayScaleOut {
       ? new LeaseFencedSessionStore(store, (shardId) => this.current?.holds(shardId) ?? false)
       : store;
     if (options.sessionSaveIntervalMs === undefined) defaults.sessionSaveIntervalMs = REDIS_SESSION_SAVE_INTERVAL_MS;
+    if (options.sequenceSaveIntervalMs === undefined && this.store) defaults.sequenceSaveIntervalMs = REDIS_SEQUENCE_SAVE_INTERVAL_MS;
+    if (options.exactlyOnce) {
+      const ttlMs = options.exactlyOnce === true ? undefined : options.exactlyOnce.ttlMs;
+      this.deduplicator = new RedisDispatchDeduplicator({ ...this.shared, ttlMs });
+    }
     this.clusterDefaults = defaults;
   }
 

@@ -51,6 +51,11 @@ void describe('GatewayModule: Redis options', () => {
     { name: 'leaseTtlMs without ownership', extra: { redis: url, leaseTtlMs: 5_000 }, option: 'leaseTtlMs' },
     { name: 'commandTimeoutMs: 0', extra: { ...ownership, redis: url, commandTimeoutMs: 0 }, option: 'commandTimeoutMs' },
     { name: "memberId: 'a|b'", extra: { ...ownership, redis: url, memberId: 'a|b' }, option: 'memberId' },
+    { name: 'exactlyOnce without redis', extra: { exactlyOnce: true }, option: 'exactlyOnce' },
+    { name: "exactlyOnce: 'yes'", extra: { redis: url, exactlyOnce: 'yes' as never }, option: 'exactlyOnce' },
+    { name: 'exactlyOnce.ttlMs: 10', extra: { redis: url, exactlyOnce: { ttlMs: 10 } }, option: 'exactlyOnce.ttlMs' },
+    { name: 'sequenceSaveIntervalMs: -1', extra: { redis: url, sequenceSaveIntervalMs: -1 }, option: 'sequenceSaveIntervalMs' },
+    { name: 'sequenceSaveIntervalMs: 2.5', extra: { sequenceSaveIntervalMs: 2.5 }, option: 'sequenceSaveIntervalMs' },
     { name: "shards.ownership: 'etcd'", extra: { shards: { total: 2, ownership: 'etcd' as never }, redis: url }, option: 'shards.ownership' },
   ];
 

@@ -1,8 +1,5 @@
 import { describe, it, before, after } from 'node:test';
 import { expect } from 'expect';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { GatewayOpcodes } from 'discord-api-types/v10';
 import Redis from 'ioredis';
 import { shardLeaseKey } from '../../lib/redis';
@@ -10,9 +7,8 @@ import { createMessage, type LocalGateway, type LocalGatewayConnection } from '.
 import { eventually, sleep, startGateway } from '../helpers/gateway-test-kit';
 import { overlappingConnections } from '../helpers/gateway-connections';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
+import { BotProcess, spawnBotProcess, type HandledEvent } from './fixtures/bot-process';
 
-const ROOT = join(__dirname, '..', '..');
-const FIXTURE = join(__dirname, 'fixtures', 'ownership-app.ts');
 const TOTAL = 12;
 const MAX_CONCURRENCY = 2;
 const LEASE_TTL_MS = 2_000;
@@ -20,64 +16,6 @@ const RENEW_INTERVAL_MS = Math.floor(LEASE_TTL_MS / 3);
 const IDENTIFY_WINDOW_MS = 300;
 const SESSION_SAVE_INTERVAL_MS = 300;
 const KEY_PREFIX = `ndg-test:ownership:${process.pid}`;
-
-interface HandledEvent {
-  type: 'event';
-  t: string;
-  shardId: number;
-  sequence: number;
-  sessionId: string | null;
-}
-
-/** One bot process (test/redis/fixtures/ownership-app.ts) and everything it printed. */
-class BotProcess {
-  readonly lines: Record<string, any>[] = [];
-  readonly events: HandledEvent[] = [];
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  stderr = '';
-  private nextCommand = 0;
-
-  constructor(
-    readonly memberId: string,
-    readonly child: ChildProcess,
-  ) {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      let parsed: Record<string, any>;
-      try {
-        parsed = JSON.parse(line);
-      } catch {
-        parsed = { type: 'text', line };
-      }
-      this.lines.push(parsed);
-      if (parsed.type === 'event') this.events.push(parsed as HandledEvent);
-    });
-    child.stderr!.on('data', (chunk: Buffer) => (this.stderr = (this.stderr + chunk.toString()).slice(-8_000)));
-    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  }
-
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  get alive(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  /** Sets the presence of `shardId` through this process; resolves with its reply line. */
-  async presence(shardId: number, status: string): Promise<Record<string, any>> {
-    const id = ++this.nextCommand;
-    this.child.stdin!.write(`${JSON.stringify({ id, cmd: 'presence', shardId, status })}\n`);
-    let reply: Record<string, any> | undefined;
-    await eventually(() => !!(reply = this.lines.find((l) => l.type === 'reply' && l.id === id)), 10_000, `reply ${id} of ${this.memberId}`);
-    return reply!;
-  }
-
-  /** What it logged, for failure messages. */
-  describe(): string {
-    const logs = this.lines.filter((l) => l.type === 'log').map((l) => `  ${l.level} ${l.context}: ${l.message}`);
-    return `${this.memberId} (pid ${this.child.pid}):\n${logs.slice(-40).join('\n')}\n${this.stderr}`;
-  }
-}
 
 let redisServer: RunningRedisServer;
 let redis: Redis;
@@ -96,12 +34,7 @@ function startProcess(memberId: string): BotProcess {
     identifyWindowMs: IDENTIFY_WINDOW_MS,
     sessionSaveIntervalMs: SESSION_SAVE_INTERVAL_MS,
   };
-  const child = spawn(process.execPath, ['--require', 'ts-node/register/transpile-only', FIXTURE, JSON.stringify(config)], {
-    cwd: ROOT,
-    env: { ...process.env, TS_NODE_PROJECT: join(ROOT, 'tsconfig.json') },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  const bot = new BotProcess(memberId, child);
+  const bot = spawnBotProcess(config);
   processes.push(bot);
   return bot;
 }

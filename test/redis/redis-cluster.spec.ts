@@ -5,7 +5,7 @@ import { GatewayOpcodes } from 'discord-api-types/v10';
 import { Cluster as RedisCluster } from 'ioredis';
 import { ClusterService, GatewayModule, ShardService, type GatewayModuleOptions } from '../../lib';
 import { ShardState } from '../../lib/core';
-import { redisKey, shardLeaseKey } from '../../lib/redis';
+import { RedisDispatchDeduplicator, redisKey, shardLeaseKey } from '../../lib/redis';
 import { createMessage, type LocalGateway } from '../../lib/testing';
 import { overlappingConnections } from '../helpers/gateway-connections';
 import { eventually } from '../helpers/gateway-test-kit';
@@ -46,6 +46,18 @@ void describe('Redis Cluster (3 primaries started by the test)', { timeout: 60_0
   after(async () => {
     for (const client of [inspector, ...clients]) client?.disconnect();
     await cluster?.stop();
+  });
+
+  void it('exactly-once claims work on the cluster: one pipeline of one-slot scripts, each event claimed once', async () => {
+    const client = new RedisCluster(cluster.nodes);
+    clients.push(client);
+    const keyPrefix = `${KEY_PREFIX}:dedupe`;
+    const first = new RedisDispatchDeduplicator({ client, keyPrefix });
+    const second = new RedisDispatchDeduplicator({ nodes: cluster.nodes, keyPrefix });
+    const batch = (shardId: number, sessionId: string, sequences: number[]) => sequences.map((s) => ({ shardId, sessionId, t: 'MESSAGE_CREATE', s, d: null }));
+    expect(await first.claim([...batch(0, 'a', [1, 2]), ...batch(3, 'b', [7])])).toEqual([true, true, true]);
+    expect(await second.claim([...batch(0, 'a', [2, 3]), ...batch(3, 'b', [7]), ...batch(1, 'a', [2])])).toEqual([false, true, false, true]);
+    await second.close();
   });
 
   void it('two apps share the shards, commands cross over pub/sub, a hand-over RESUMEs: every key of the bot in one slot', async () => {

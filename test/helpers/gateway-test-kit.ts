@@ -74,9 +74,17 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Polls `check` until it returns true, or rejects after `ms`. */
-export async function eventually(check: () => boolean, ms = 5_000, what = 'condition'): Promise<void> {
+export function eventually(check: () => boolean, ms = 5_000, what = 'condition'): Promise<void> {
+  return eventuallyAsync(async () => check(), ms, what);
+}
+
+/**
+ * Polls an async `check` (state outside this process: Redis, a sentinel) until it resolves true, or rejects after
+ * `ms`.
+ */
+export async function eventuallyAsync(check: () => Promise<boolean>, ms = 5_000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
     await sleep(10);
   }

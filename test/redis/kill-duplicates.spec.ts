@@ -4,7 +4,7 @@ import { GatewayOpcodes } from 'discord-api-types/v10';
 import Redis from 'ioredis';
 import { shardLeaseKey } from '../../lib/redis';
 import { createMessage, type LocalGateway } from '../../lib/testing';
-import { eventually, sleep, startGateway } from '../helpers/gateway-test-kit';
+import { eventually, eventuallyAsync, startGateway } from '../helpers/gateway-test-kit';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 import { spawnBotProcess, type BotProcess } from './fixtures/bot-process';
 
@@ -80,13 +80,16 @@ async function killDuringStream(t: TestContext, name: string, options: Record<st
   };
   // One shard each, both connected.
   let victimShard = -1;
-  for (const deadline = Date.now() + 30_000; ; await sleep(20)) {
-    const owners = await Promise.all(Array.from({ length: TOTAL }, (_, id) => ownerOf(id)));
-    victimShard = owners.indexOf(b.memberId);
-    const live = Array.from({ length: TOTAL }, (_, id) => gateway.connectionOf(id)?.handshakeDone === true);
-    if (owners.includes(a.memberId) && victimShard >= 0 && live.every(Boolean)) break;
-    if (Date.now() > deadline) throw new Error(`The two processes did not share the shards\n${a.describe()}\n${b.describe()}`);
-  }
+  await eventuallyAsync(
+    async () => {
+      const owners = await Promise.all(Array.from({ length: TOTAL }, (_, id) => ownerOf(id)));
+      victimShard = owners.indexOf(b.memberId);
+      const live = Array.from({ length: TOTAL }, (_, id) => gateway.connectionOf(id)?.handshakeDone === true);
+      return owners.includes(a.memberId) && victimShard >= 0 && live.every(Boolean);
+    },
+    30_000,
+    `the two processes to share the shards\n${a.describe()}\n${b.describe()}`,
+  );
 
   const commandsBefore = await commandsProcessed();
   const sent: number[] = [];
@@ -103,11 +106,15 @@ async function killDuringStream(t: TestContext, name: string, options: Record<st
     // Killed while it keeps up with the stream: what a kill repeats is then what the saves leave unconfirmed, not a
     // backlog the machine's other work made it catch up on in one go.
     let keepingUp = 0;
-    for (const deadline = Date.now() + 90_000; keepingUp < KEEPING_UP_CHECKS; await sleep(10)) {
-      const last = b.events[b.events.length - 1]?.sequence ?? 0;
-      keepingUp = sent[sent.length - 1] - last <= KEEPING_UP_EVENTS ? keepingUp + 1 : 0;
-      if (Date.now() > deadline) throw new Error(`${b.memberId} did not keep up with 1,000 events/s`);
-    }
+    await eventually(
+      () => {
+        const last = b.events[b.events.length - 1]?.sequence ?? 0;
+        keepingUp = sent[sent.length - 1] - last <= KEEPING_UP_EVENTS ? keepingUp + 1 : 0;
+        return keepingUp >= KEEPING_UP_CHECKS;
+      },
+      90_000,
+      `${b.memberId} to keep up with 1,000 events/s`,
+    );
     const ratePerSecond = Math.round((sent.length * 1_000) / (performance.now() - startedAt));
     const commandsPerEvent = ((await commandsProcessed()) - commandsBefore) / sent.length;
     const lastSentAtKill = sent[sent.length - 1];

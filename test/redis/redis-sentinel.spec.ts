@@ -8,7 +8,7 @@ import { ShardState } from '../../lib/core';
 import { redisKey, shardLeaseKey } from '../../lib/redis';
 import { createMessage, type LocalGateway } from '../../lib/testing';
 import { overlappingConnections } from '../helpers/gateway-connections';
-import { eventually, sleep } from '../helpers/gateway-test-kit';
+import { eventually, eventuallyAsync } from '../helpers/gateway-test-kit';
 import { HandledEvents } from '../helpers/handled-events';
 import { OwnershipRecorder } from '../helpers/ownership-recorder';
 import { startRedisSentinelGroup, type RunningSentinelGroup } from '../helpers/redis-server';
@@ -62,22 +62,19 @@ void describe('Redis Sentinel: the primary fails over during a run', { timeout: 
    * heartbeated into it after the switch; returns the ms from `since` to each step.
    */
   async function waitForSwitch(port: number, since: number): Promise<{ switchedMs: number; heartbeatMs: number }> {
-    const deadline = Date.now() + 30_000;
-    while ((await group.primaryPort().catch(() => 0)) !== port) {
-      if (Date.now() > deadline) throw new Error(`the sentinel did not promote ${port}`);
-      await sleep(20);
-    }
+    await eventuallyAsync(async () => (await group.primaryPort().catch(() => 0)) === port, 30_000, `the sentinel to promote ${port}`);
     const switchedMs = Date.now() - since;
     const primary = direct(port);
     const [seconds, micros] = await primary.time();
     const switchedAt = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-    for (;;) {
-      const scores = await primary.zrange(redisKey(KEY_PREFIX, 'members'), 0, -1, 'WITHSCORES');
-      const fresh = scores.filter((_, i) => i % 2 === 1 && Number(scores[i]) >= switchedAt);
-      if (fresh.length === 2) break;
-      if (Date.now() > deadline) throw new Error(`the members did not heartbeat into ${port}: ${JSON.stringify(scores)}`);
-      await sleep(20);
-    }
+    await eventuallyAsync(
+      async () => {
+        const scores = await primary.zrange(redisKey(KEY_PREFIX, 'members'), 0, -1, 'WITHSCORES');
+        return scores.filter((_, i) => i % 2 === 1 && Number(scores[i]) >= switchedAt).length === 2;
+      },
+      30_000,
+      `both members to heartbeat into ${port}`,
+    );
     return { switchedMs, heartbeatMs: Date.now() - since };
   }
 
@@ -132,9 +129,5 @@ void describe('Redis Sentinel: the primary fails over during a run', { timeout: 
 
 /** Resolves once `replica` reports its link to the primary up. */
 async function waitForReplicaInSync(replica: Redis): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await replica.info('replication')).includes('master_link_status:up')) {
-    if (Date.now() > deadline) throw new Error('the old primary did not sync from the new one');
-    await sleep(20);
-  }
+  await eventuallyAsync(async () => (await replica.info('replication')).includes('master_link_status:up'), 20_000, 'the old primary to sync from the new one');
 }

@@ -8,7 +8,7 @@ import type { ShardSession } from '../../lib/interfaces/shard-session.interface'
 import { RedisSessionStore, redisKey, shardLeaseKey, type RedisSessionStoreOptions } from '../../lib/redis';
 import { ShardState } from '../../lib/shard/shard-state';
 import type { LocalGateway, RecordedFrame } from '../../lib/testing';
-import { SHORT_SHARD_TIMINGS, eventually, sleep, startGateway } from '../helpers/gateway-test-kit';
+import { SHORT_SHARD_TIMINGS, eventually, eventuallyAsync, sleep, startGateway } from '../helpers/gateway-test-kit';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 
 const OP_IDENTIFY = GatewayOpcodes.Identify;
@@ -295,15 +295,6 @@ void describe('Cluster with a RedisSessionStore', () => {
     expect(resharded.info().find((i) => i.id === 0)!.sessionId).not.toBe(saved[0].sessionId);
   });
 });
-
-/** Polls an async `check` until it resolves true, or rejects after `ms`. */
-async function eventuallyAsync(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /** Reads a session through a store instance of its own (a different process's view). */
 async function newStoreGet(keyPrefix: string, shardId: number): Promise<ShardSession | null> {

@@ -1,4 +1,4 @@
-import type { InjectionToken } from '@nestjs/common';
+import type { Abstract, InjectionToken, Type } from '@nestjs/common';
 import { GatewayOptionsError } from '../errors/gateway-options.error';
 
 /** Name of the gateway registered without `name`; `@OnEvent` and the inject decorators use it when given none. */
@@ -19,10 +19,7 @@ export function resolveGatewayName(name: unknown, option = 'name'): string {
 }
 
 /** A class whose instances a gateway provides (`ShardService`, `ClusterService`, `Cluster`...). */
-export interface GatewayProviderClass {
-  readonly name: string;
-  readonly prototype: object;
-}
+export type GatewayProviderClass = Type<object> | Abstract<object>;
 
 /**
  * The injection token of one of a gateway's providers. For the default gateway it is `base` itself (the class, or
@@ -32,7 +29,7 @@ export function getGatewayToken(base: GatewayProviderClass, name?: string): Inje
 export function getGatewayToken(base: symbol, name?: string): symbol;
 export function getGatewayToken(base: GatewayProviderClass | symbol, name?: string): InjectionToken {
   const gateway = resolveGatewayName(name);
-  if (gateway === DEFAULT_GATEWAY_NAME) return base as unknown as InjectionToken;
+  if (gateway === DEFAULT_GATEWAY_NAME) return base;
   const label = typeof base === 'symbol' ? base.description : base.name;
   return Symbol.for(`nestjs-discord-gateway:${gateway}:${label}`);
 }

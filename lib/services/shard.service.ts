@@ -192,13 +192,13 @@ export class ShardService {
         const chunk = readMembersChunk(event.d, nonce);
         if (chunk === null) return;
         if (typeof chunk === 'string') return finish(this.cluster.reportMalformed(event, chunk, request));
-        if (seen.has(chunk.chunk_index)) return;
-        seen.add(chunk.chunk_index);
+        if (seen.has(chunk.chunkIndex)) return;
+        seen.add(chunk.chunkIndex);
         // One by one: spreading a huge array into push() overflows the call stack.
         for (const member of chunk.members) result.members.push(member);
-        for (const presence of (chunk.presences ?? []) as GatewayPresenceUpdate[]) result.presences.push(presence);
-        for (const id of (chunk.not_found ?? []) as string[]) result.notFound.push(id);
-        if (seen.size >= chunk.chunk_count) finish();
+        for (const presence of chunk.presences) result.presences.push(presence);
+        for (const id of chunk.notFound) result.notFound.push(id);
+        if (seen.size >= chunk.chunkCount) finish();
       };
       const onRateLimited = (event: GatewayDispatch) => {
         const limited = readRateLimited(event.d, nonce);
@@ -358,25 +358,32 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** What a member request reads of a `GUILD_MEMBERS_CHUNK`, checked; members and presences pass on as they came. */
+interface MembersChunk {
+  chunkIndex: number;
+  chunkCount: number;
+  members: GatewayGuildMembersChunkDispatchData['members'];
+  presences: GatewayPresenceUpdate[];
+  notFound: string[];
+}
+
 /**
  * A `GUILD_MEMBERS_CHUNK` of the request with `nonce`: null when it belongs to another request, the problem when it
  * is malformed and may have been this request's reply (its nonce cannot be read, or it is this request's).
  */
-function readMembersChunk(d: unknown, nonce: string): GatewayGuildMembersChunkDispatchData | string | null {
+function readMembersChunk(d: unknown, nonce: string): MembersChunk | string | null {
   if (!isObject(d)) return 'd is not an object';
   if (d.nonce !== undefined && typeof d.nonce !== 'string') return 'd.nonce is not a string';
   if (d.nonce !== nonce) return null;
-  if (!Array.isArray(d.members)) return 'd.members is not an array';
-  const count = d.chunk_count;
-  if (typeof count !== 'number' || !Number.isInteger(count) || count < 1) return 'd.chunk_count is not an integer >= 1';
-  const index = d.chunk_index;
-  if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index >= count) {
+  const { members, presences = [], not_found: notFound = [], chunk_count: chunkCount, chunk_index: chunkIndex } = d;
+  if (!Array.isArray(members)) return 'd.members is not an array';
+  if (typeof chunkCount !== 'number' || !Number.isInteger(chunkCount) || chunkCount < 1) return 'd.chunk_count is not an integer >= 1';
+  if (typeof chunkIndex !== 'number' || !Number.isInteger(chunkIndex) || chunkIndex < 0 || chunkIndex >= chunkCount) {
     return 'd.chunk_index is not an integer from 0 to chunk_count - 1';
   }
-  for (const key of ['presences', 'not_found'] as const) {
-    if (d[key] !== undefined && !Array.isArray(d[key])) return `d.${key} is not an array`;
-  }
-  return d as unknown as GatewayGuildMembersChunkDispatchData;
+  if (!Array.isArray(presences)) return 'd.presences is not an array';
+  if (!Array.isArray(notFound)) return 'd.not_found is not an array';
+  return { chunkIndex, chunkCount, members, presences, notFound };
 }
 
 /**

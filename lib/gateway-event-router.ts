@@ -62,6 +62,8 @@ export class GatewayEventRouter implements IHandlingTracker {
   private readonly logger: Logger;
   private readonly handlers = new Map<string, GatewayHandler[]>();
   private wildcard: GatewayHandler[] | null = null;
+  /** Per event name: its own handlers, then those of `'*'` (built at registration, so routing allocates nothing). */
+  private readonly routes = new Map<string, GatewayHandler[]>();
   private readonly pending = new Map<number, number>();
   private subscription: Subscription | null = null;
   private cluster: Cluster | null = null;
@@ -114,6 +116,8 @@ export class GatewayEventRouter implements IHandlingTracker {
     const list = this.handlers.get(event);
     if (list) list.push(handler);
     else this.handlers.set(event, [handler]);
+    this.routes.clear();
+    for (const [name, own] of this.handlers) if (name !== ANY_GATEWAY_EVENT) this.routes.set(name, [...own, ...(this.wildcard ?? [])]);
   }
 
   /** Event names that have at least one handler (`'*'` included when a handler receives every dispatch). */
@@ -207,9 +211,7 @@ export class GatewayEventRouter implements IHandlingTracker {
 
   /** Delivers one event to its handlers. */
   route(event: GatewayDispatch): void {
-    const named = this.handlers.get(event.t);
-    const wildcard = this.wildcard;
-    const list = wildcard === null ? named : named ? [...named, ...wildcard] : wildcard;
+    const list = this.routes.get(event.t) ?? this.wildcard ?? undefined;
     if (this.observers.length > 0) {
       this.routeObserved(event, list ?? []);
       return;

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { expect } from 'expect';
 import { Injectable } from '@nestjs/common';
@@ -6,11 +7,13 @@ import { Cluster, GatewayModule, OnEvent, ShardService, type GatewayEventContext
 import { GatewayOptionsError, ShardCommandError, ShardState, type IIdentifyQueue } from '../../lib/core';
 import { createMessage, type LocalGateway } from '../../lib/testing';
 import type { WorkerPool } from '../../lib/workers/worker-pool';
-import { eventually, sleep } from '../helpers/gateway-test-kit';
+import { eventually, sleep, waitFor } from '../helpers/gateway-test-kit';
 import { CapturingLogger, NestHarness, moduleOptions, rejectionOf } from '../module/nest-test-kit';
 
 const OP_RESUME = GatewayOpcodes.Resume;
 const OP_PRESENCE = GatewayOpcodes.PresenceUpdate;
+/** The package's worker entry plus faults on request (see the fixture). */
+const FAULTY_WORKER = join(__dirname, 'fixtures', 'faulty-shard-worker.ts');
 
 interface Handled {
   shardId: number;
@@ -116,13 +119,13 @@ void describe('Shards in worker threads', () => {
   });
 
   void it('replaces a worker that stops answering pings', async () => {
-    const { gateway, pool, cluster, recorder } = await start({ pingIntervalMs: 100, pingTimeoutMs: 300 });
+    const { gateway, pool, cluster, recorder } = await start({ pingIntervalMs: 100, pingTimeoutMs: 300, workerEntry: FAULTY_WORKER });
     const hung = pool.workerOf(2)!;
     const errors: string[] = [];
     cluster.error$.subscribe((error) => errors.push(error.message));
     const before = gateway.dispatch(2, 'MESSAGE_CREATE', message(1));
     await eventually(() => recorder.of(2).includes(before));
-    pool.hangForTest(2);
+    hung.postMessage({ fault: 'hang' });
     await eventually(() => pool.workerOf(2) !== null && pool.workerOf(2) !== hung, 10_000, 'a new worker');
     expect(errors.some((m) => m.includes('did not answer a ping'))).toBe(true);
     await eventually(() => cluster.shards.get(2)!.state === ShardState.Ready && cluster.shards.get(3)!.state === ShardState.Ready, 10_000, 'shards ready');
@@ -188,21 +191,47 @@ void describe('Shards in worker threads', () => {
     for (const strategy of [{ type: 'threads' }, { type: 'workers', shardsPerWorker: 0 }, { type: 'workers', pingTimeoutMs: 1.5 }]) {
       expect(() => new Cluster({ ...base, strategy: strategy as never })).toThrow(GatewayOptionsError);
     }
-    expect(() => new Cluster({ ...base, strategy: { type: 'workers' }, handshakeGuard: () => Promise.resolve(true) })).toThrow(GatewayOptionsError);
+    expect(() => new Cluster({ ...base, strategy: { type: 'workers', workerEntry: 'relative/entry.js' } })).toThrow(GatewayOptionsError);
+    expect(() => new Cluster({ ...base, strategy: { type: 'workers' }, handshakeGuard: () => Promise.resolve(true) })).not.toThrow();
     expect(() => new Cluster({ ...base, strategy: { type: 'workers', shardsPerWorker: 3 } })).not.toThrow();
   });
 
   void it('keeps the token out of the errors of a crashed worker, and restarts it', async () => {
-    const { gateway, pool, cluster, logger } = await start();
+    const { gateway, pool, cluster, logger } = await start({ workerEntry: FAULTY_WORKER });
     const errors: Error[] = [];
     cluster.error$.subscribe((error) => errors.push(error));
     const crashed = pool.workerOf(1)!;
-    pool.crashForTest(1, `boom with ${gateway.token} inside`);
+    crashed.postMessage({ fault: 'crash', text: `boom with ${gateway.token} inside` });
     await eventually(() => errors.some((e) => e.message.includes('boom')), 5_000, 'the crash reported');
     await eventually(() => pool.workerOf(1) !== null && pool.workerOf(1) !== crashed, 10_000, 'a new worker');
     await eventually(() => cluster.shards.get(1)!.state === ShardState.Ready, 10_000, 'shard 1 ready');
     const texts = [...errors.map((e) => `${e.name} ${e.message} ${e.stack ?? ''}`), ...logger.lines.map((l) => l.message)];
     expect(texts.some((t) => t.includes('boom'))).toBe(true);
     for (const text of texts) expect(text).not.toContain(gateway.token);
+  });
+
+  void it('asks the handshake guard on the main thread before each IDENTIFY and RESUME of a worker shard', async () => {
+    const gateway = await harness.gateway({ shards: 1 });
+    const asked: string[] = [];
+    const handshakeGuard = (kind: 'identify' | 'resume') => {
+      asked.push(kind);
+      return Promise.resolve(kind === 'identify');
+    };
+    const cluster = new Cluster({ ...moduleOptions(gateway), strategy: { type: 'workers' }, handshakeGuard });
+    try {
+      await cluster.up();
+      const shard = cluster.shards.get(0)!;
+      const sessionId = gateway.sessionOf(0);
+      const resuming = waitFor(shard.state$, (state) => state === ShardState.Resuming, 10_000);
+      gateway.reconnect(0);
+      await resuming;
+      await waitFor(shard.state$, (state) => state === ShardState.Disconnected, 10_000);
+      expect(asked).toEqual(['identify', 'resume']);
+      expect(gateway.framesOf(GatewayOpcodes.Identify)).toHaveLength(1);
+      expect(gateway.framesOf(OP_RESUME)).toHaveLength(0);
+      expect((await shard.close({ resumable: true }))?.sessionId).toBe(sessionId);
+    } finally {
+      await cluster.down();
+    }
   });
 });

@@ -6,7 +6,7 @@ import { Injectable, Module, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ActivityType, PresenceUpdateStatus } from 'discord-api-types/v10';
 import { register as defaultRegistry, Registry } from 'prom-client';
-import { OnEvent, ShardService, type GatewayEventContext, type GatewayEventData } from '../../lib';
+import { OnEvent, ShardService, type GatewayEventContext, type GatewayEventData, type ShardingStrategy } from '../../lib';
 import { GatewayMetrics, GatewayMetricsModule } from '../../lib/metrics';
 import { createTestingGateway, createTypingStart, type TestingGateway } from '../../lib/testing';
 import { ObservabilityModule } from '../../sample/observability.module';
@@ -75,18 +75,25 @@ void afterEach(async () => {
 });
 
 /** A two-shard bot with the handler above and GET /metrics, listening on a free port of 127.0.0.1. */
-async function start(): Promise<{ url: string; kit: TestingGateway }> {
+async function start(strategy: ShardingStrategy): Promise<{ url: string; kit: TestingGateway }> {
   kit = await createTestingGateway({ shards: 2, guilds: [GUILD_0, GUILD_1] });
-  const root = { module: class MetricsTestModule {}, imports: [kit.module(), ObservabilityModule.register(), MetricsTestBotModule] };
+  const root = { module: class MetricsTestModule {}, imports: [kit.module({ strategy }), ObservabilityModule.register(), MetricsTestBotModule] };
   app = await NestFactory.create(root, { logger: false, abortOnError: false });
   await app.listen(0, '127.0.0.1');
   kit.attach(app);
   return { url: `${await app.getUrl()}/metrics`, kit };
 }
 
-void describe('GET /metrics with GatewayMetrics', () => {
+/** Shards in this thread, and in worker threads (whose figures cross from the workers). */
+const STRATEGIES: [string, ShardingStrategy][] = [
+  ['in-process shards', { type: 'in-process' }],
+  ['worker-thread shards', { type: 'workers' }],
+];
+
+for (const [name, strategy] of STRATEGIES) {
+void describe(`GET /metrics with GatewayMetrics, ${name}`, () => {
   void it('counts received events per shard and event name, handler runs, errors and commands', async () => {
-    const { url, kit: running } = await start();
+    const { url, kit: running } = await start(strategy);
     await running.message('hello', { guildId: GUILD_0 });
     await running.message('!fail', { guildId: GUILD_0 });
     await running.message('!presence', { guildId: GUILD_0 });
@@ -125,7 +132,7 @@ void describe('GET /metrics with GatewayMetrics', () => {
   });
 
   void it('counts a reconnect after op 7, by reason, and the RESUME that followed it', async () => {
-    const { url, kit: running } = await start();
+    const { url, kit: running } = await start(strategy);
     const before = await httpGet(url);
     expect(sample(before.text, 'discord_gateway_reconnects_total', { shard: '0', reason: 'reconnect-request' })).toBeUndefined();
 
@@ -143,6 +150,7 @@ void describe('GET /metrics with GatewayMetrics', () => {
     expect(sample(text, 'discord_gateway_events_received_total', { shard: '0', event: 'RESUMED' })).toBe(1);
   });
 });
+}
 
 void describe('GatewayMetrics registries', () => {
   void it('registers in the default registry unless given one, and leaves it clean at shutdown so a second app can register', async () => {

@@ -7,7 +7,7 @@ import { Cluster, GatewayModule, OnEvent, ShardService, type GatewayEventContext
 import { GatewayOptionsError, ShardCommandError, ShardState, type IIdentifyQueue } from '../../lib/core';
 import { createMessage, type LocalGateway } from '../../lib/testing';
 import type { WorkerPool } from '../../lib/workers/worker-pool';
-import { eventually, sleep, waitFor } from '../helpers/gateway-test-kit';
+import { eventually, sleep } from '../helpers/gateway-test-kit';
 import { CapturingLogger, NestHarness, moduleOptions, rejectionOf } from '../module/nest-test-kit';
 
 const OP_RESUME = GatewayOpcodes.Resume;
@@ -208,30 +208,5 @@ void describe('Shards in worker threads', () => {
     const texts = [...errors.map((e) => `${e.name} ${e.message} ${e.stack ?? ''}`), ...logger.lines.map((l) => l.message)];
     expect(texts.some((t) => t.includes('boom'))).toBe(true);
     for (const text of texts) expect(text).not.toContain(gateway.token);
-  });
-
-  void it('asks the handshake guard on the main thread before each IDENTIFY and RESUME of a worker shard', async () => {
-    const gateway = await harness.gateway({ shards: 1 });
-    const asked: string[] = [];
-    const handshakeGuard = (kind: 'identify' | 'resume') => {
-      asked.push(kind);
-      return Promise.resolve(kind === 'identify');
-    };
-    const cluster = new Cluster({ ...moduleOptions(gateway), strategy: { type: 'workers' }, handshakeGuard });
-    try {
-      await cluster.up();
-      const shard = cluster.shards.get(0)!;
-      const sessionId = gateway.sessionOf(0);
-      const resuming = waitFor(shard.state$, (state) => state === ShardState.Resuming, 10_000);
-      gateway.reconnect(0);
-      await resuming;
-      await waitFor(shard.state$, (state) => state === ShardState.Disconnected, 10_000);
-      expect(asked).toEqual(['identify', 'resume']);
-      expect(gateway.framesOf(GatewayOpcodes.Identify)).toHaveLength(1);
-      expect(gateway.framesOf(OP_RESUME)).toHaveLength(0);
-      expect((await shard.close({ resumable: true }))?.sessionId).toBe(sessionId);
-    } finally {
-      await cluster.down();
-    }
   });
 });

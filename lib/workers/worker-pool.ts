@@ -148,6 +148,8 @@ export class WorkerPool implements IShardingStrategy {
   /** @internal */
   startShard(shard: WorkerShard): void {
     const slot = this.slotFor(shard.id);
+    // A shard connected again after its close left its worker comes back to its slot.
+    slot.shards.set(shard.id, shard);
     this.ensureWorker(slot);
     this.post(slot.index, { type: 'start', shardId: shard.id, session: shard.session, guarded: shard.guarded });
   }
@@ -409,8 +411,10 @@ export class WorkerPool implements IShardingStrategy {
 export class WorkerShard implements IGatewayShard {
   readonly id: number;
   readonly total: number;
-  /** The worker's counters, as of its last report. */
+  /** The shard's counters as of its worker's last report, plus those of the workers it ran in before. */
   readonly counters = new ShardCounters();
+  /** Counters of the shard's earlier runs (before a close, or in a worker that is gone): a new run counts from 0. */
+  private readonly earlier = new ShardCounters();
   readonly identifyQueue: IIdentifyQueue;
   private readonly handshakeGuard: ((kind: HandshakeKind) => Promise<boolean>) | undefined;
   private readonly stateSubject = new BehaviorSubject<ShardState>(ShardState.Disconnected);
@@ -533,6 +537,7 @@ export class WorkerShard implements IGatewayShard {
       }
     }
     this.pool.release(this);
+    addCounters(this.counters, this.earlier, true);
     if (this.state !== ShardState.FatallyClosed) this.setState(ShardState.Disconnected);
     this.rejectAll(new ShardCommandError(this.id, 'the shard was closed before this could complete'));
     this.lastSession = session;
@@ -588,7 +593,8 @@ export class WorkerShard implements IGatewayShard {
   /** @internal The worker's figures for this shard. */
   onStats(info: ShardInfo, counters: ShardCountersData): void {
     this.lastInfo = info;
-    copyCounters(counters, this.counters);
+    addCounters(this.earlier, this.counters, true);
+    addCounters(counters, this.counters, false);
   }
 
   /** @internal */
@@ -628,6 +634,7 @@ export class WorkerShard implements IGatewayShard {
 
   /** @internal The worker died: the shard waits for the new one. */
   onWorkerLost(): void {
+    addCounters(this.counters, this.earlier, true);
     if (this.state !== ShardState.FatallyClosed && this.state !== ShardState.Disconnected) this.setState(ShardState.Disconnected);
   }
 
@@ -666,17 +673,20 @@ export class WorkerShard implements IGatewayShard {
   }
 }
 
-/** Copies the figures a worker reported into the counters of its shard's handle. */
-function copyCounters(from: ShardCountersData, to: ShardCounters): void {
-  to.eventsByType.clear();
-  for (const [event, count] of from.eventsByType) to.eventsByType.set(event, count);
-  to.reconnectsByReason.clear();
-  for (const [reason, count] of from.reconnectsByReason) to.reconnectsByReason.set(reason, count);
-  to.identifies = from.identifies;
-  to.resumes = from.resumes;
-  to.payloadBytes = from.payloadBytes;
-  to.receivedBytes = from.receivedBytes;
-  to.commandsSent = from.commandsSent;
+/** Adds the figures of `from` to those of `to`, or sets them over them when `replace`. */
+function addCounters(from: ShardCountersData, to: ShardCounters, replace: boolean): void {
+  if (replace) {
+    to.eventsByType.clear();
+    to.reconnectsByReason.clear();
+    to.identifies = to.resumes = to.payloadBytes = to.receivedBytes = to.commandsSent = 0;
+  }
+  for (const [event, count] of from.eventsByType) to.eventsByType.set(event, (to.eventsByType.get(event) ?? 0) + count);
+  for (const [reason, count] of from.reconnectsByReason) to.reconnectsByReason.set(reason, (to.reconnectsByReason.get(reason) ?? 0) + count);
+  to.identifies += from.identifies;
+  to.resumes += from.resumes;
+  to.payloadBytes += from.payloadBytes;
+  to.receivedBytes += from.receivedBytes;
+  to.commandsSent += from.commandsSent;
 }
 
 /** The session's sequence, or the info's when that is of the same session and further on. */

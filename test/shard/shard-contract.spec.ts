@@ -120,6 +120,24 @@ function shardContract(name: string, strategy: ClusterOptions['strategy']): void
       expect(shard.info().sequence).toBe(sequence);
     });
 
+    void it('keeps its counters across a close and a new connect, which resumes', async () => {
+      const { gateway, shard } = await start();
+      await shard.send(presence(PresenceUpdateStatus.Idle));
+      const session = await shard.close({ resumable: true });
+      expect(session).toMatchObject({ sessionId: gateway.sessionOf(0), sequence: 1 });
+      const resumed = next(shard.dispatch$, (e) => e.t === 'RESUMED');
+      await shard.connect();
+      await resumed;
+
+      expect(gateway.framesOf(GatewayOpcodes.Resume, 0)).toHaveLength(1);
+      const counters = shard.counters;
+      expect(Object.fromEntries(counters.eventsByType)).toEqual({ READY: 1, RESUMED: 1 });
+      expect(counters.identifies).toBe(1);
+      expect(counters.resumes).toBe(1);
+      expect(counters.commandsSent).toBe(1);
+      expect(shard.info()).toMatchObject({ state: ShardState.Ready, sequence: 2 });
+    });
+
     void it('counts pending and sent commands, refuses bad ones and rejects those left at close', async () => {
       const { gateway, shard } = await start();
       expect(shard.commandBudget().remaining).toBe(COMMANDS_AFTER_IDENTIFY);

@@ -1,3 +1,4 @@
+import { isAbsolute } from 'node:path';
 import type { RESTGetAPIGatewayBotResult, GatewaySendPayload, GatewayChannelInfoDispatchData } from 'discord-api-types/v10';
 import { Subject, type Observable, type Subscription } from 'rxjs';
 import { GatewayOptionsError } from '../errors/gateway-options.error';
@@ -6,7 +7,9 @@ import { MalformedPayloadError } from '../errors/malformed-payload.error';
 import { SessionStartLimitError } from '../errors/session-start-limit.error';
 import type { ClusterOptions, IdentifyQueueFactoryOptions } from '../interfaces/cluster-options.interface';
 import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
+import type { IGatewayShard } from '../interfaces/gateway-shard.interface';
 import type { IIdentifyQueue } from '../interfaces/identify-queue.interface';
+import type { IShardingStrategy } from '../interfaces/sharding-strategy.interface';
 import type { ISessionStore } from '../interfaces/session-store.interface';
 import type { HandshakeKind, ShardOptions } from '../interfaces/shard-options.interface';
 import type { OwnershipEvent } from '../interfaces/shard-ownership-event.interface';
@@ -16,7 +19,7 @@ import { InMemoryIdentifyQueue } from '../queue/in-memory-identify-queue';
 import { InMemorySessionStore } from '../session/in-memory-session-store';
 import type { DispatchFilter } from '../shard/dispatch-filter';
 import { resolveShardOptions } from '../shard/resolve-shard-options';
-import { Shard, type ShardInfo } from '../shard/shard';
+import type { ShardInfo } from '../shard/shard';
 import { ShardState } from '../shard/shard-state';
 import { requireTransportUrl } from '../shard/transport-security';
 import { ChannelInfoRequests, type RequestChannelInfoOptions } from './channel-info-requests';
@@ -27,6 +30,7 @@ import { SequenceCheckpointer } from './sequence-checkpointer';
 import type { IHandlingTracker } from '../interfaces/handling-tracker.interface';
 import { WorkerPool } from '../workers/worker-pool';
 import { redactToken } from '../workers/worker-messages';
+import { resolveShardingStrategy } from './resolve-sharding-strategy';
 
 /** Failed connection attempts in a row after which a shard's trouble is reported on `error$`. */
 const WARN_AFTER_FAILED_ATTEMPTS = 3;
@@ -78,7 +82,7 @@ export interface RemoveShardOptions {
 export type ResumableSessions = Record<number, { sessionId: string; sequence: number | null; resumeUrl: string }>;
 
 interface ShardEntry {
-  shard: Shard;
+  shard: IGatewayShard;
   guilds: GuildAvailability;
   subscriptions: Subscription[];
 }
@@ -120,8 +124,8 @@ export class Cluster {
   private startOrder: StartOrderQueue | null = null;
   /** Shards `addShard` is reading a session for: reserved, not yet in `entries`. */
   private readonly adding = new Set<number>();
-  /** The worker threads of `strategy: { type: 'workers' }`, once shards are created. */
-  private pool: WorkerPool | null = null;
+  /** What runs the shards (`strategy`), once shards are created. */
+  private runner: IShardingStrategy | null = null;
   /** `options.sessions`, until the first `up()` has written them to the session store. */
   private givenSessions: Map<number, ShardSession> | null;
   private channelInfo: ChannelInfoRequests | null = null;
@@ -203,7 +207,7 @@ export class Cluster {
   }
 
   /** The shards run here, by id. */
-  get shards(): ReadonlyMap<number, Shard> {
+  get shards(): ReadonlyMap<number, IGatewayShard> {
     return new Map([...this.entries].map(([id, entry]) => [id, entry.shard]));
   }
 
@@ -234,9 +238,6 @@ export class Cluster {
     }
     if (this.entries.has(id) || this.adding.has(id)) {
       throw new GatewayOptionsError('shardId', `shard ${id} is already run by this cluster`);
-    }
-    if (options.handshakeGuard && this.options.strategy?.type === 'workers') {
-      throw new GatewayOptionsError('handshakeGuard', `is not supported with strategy { type: 'workers' }`);
     }
     let session = options.session;
     if (session === undefined) {
@@ -373,13 +374,13 @@ export class Cluster {
    * fresh figures first (those that do not answer within `timeoutMs` keep their last ones).
    */
   async collectInfo(timeoutMs = 2_000): Promise<ClusterShardInfo[]> {
-    await this.pool?.refreshInfo(timeoutMs);
+    await this.runner?.refresh(timeoutMs);
     return this.info();
   }
 
   /** The worker threads' pool with `strategy: { type: 'workers' }` (null in-process, or before `up()`). */
   get workerPool(): WorkerPool | null {
-    return this.pool;
+    return this.runner instanceof WorkerPool ? this.runner : null;
   }
 
   /** Reconnects one shard now: resumes when its session allows, identifies otherwise. */
@@ -581,29 +582,25 @@ export class Cluster {
     await Promise.all(ids.map((id) => this.entries.get(id)!.shard.connect()));
   }
 
-  /** A shard in this thread, or the handle of one in a worker thread. */
-  private createShard(options: ShardOptions): Shard {
-    const strategy = this.options.strategy;
-    if (strategy?.type !== 'workers') return new Shard(options);
-    this.pool ??= new WorkerPool(this.#token, {
-      strategy,
+  /** A shard, run where the `strategy` option says (the strategy is made with the first shard). */
+  private createShard(options: ShardOptions): IGatewayShard {
+    this.runner ??= resolveShardingStrategy(this.options.strategy, this.#token, {
       clusterOptions: this.options,
       filter: this.options.dispatchFilter,
       onError: (error) => this.errorSubject.next(error),
       onDebug: (message) => this.debug(message),
       onUnreadable: (event, problem) => this.reportMalformed(event, problem),
     });
-    // The handle has every member of Shard that the cluster, its services and the metrics read.
-    return this.pool.createShard(options) as unknown as Shard;
+    return this.runner.createShard(options);
   }
 
   private async stopPool(): Promise<void> {
-    const pool = this.pool;
-    this.pool = null;
-    await pool?.stop();
+    const runner = this.runner;
+    this.runner = null;
+    await runner?.stop();
   }
 
-  private attach(shard: Shard, startOrder: StartOrderQueue): void {
+  private attach(shard: IGatewayShard, startOrder: StartOrderQueue): void {
     const id = shard.id;
     const guilds = new GuildAvailability(
       id,
@@ -643,7 +640,7 @@ export class Cluster {
    * attempts in a row, and every {@link WARN_EVERY_FAILED_ATTEMPTS} after that, with its last error (which names
    * the URL it could not reach). The shard goes on retrying with backoff.
    */
-  private warnOnFailedAttempts(shard: Shard): void {
+  private warnOnFailedAttempts(shard: IGatewayShard): void {
     const { reconnectAttempts: attempts, lastError } = shard.info();
     if (attempts < WARN_AFTER_FAILED_ATTEMPTS || (attempts - WARN_AFTER_FAILED_ATTEMPTS) % WARN_EVERY_FAILED_ATTEMPTS !== 0) return;
     this.errorSubject.next(
@@ -651,13 +648,13 @@ export class Cluster {
     );
   }
 
-  private saveSession(shard: Shard): void {
+  private saveSession(shard: IGatewayShard): void {
     const session = this.handledSession(shard);
     if (session) void this.storeCall(() => this.sessionStore.set(shard.id, session));
   }
 
   /** The shard's session, its sequence lowered to just below the oldest event whose handling has not settled. */
-  private handledSession(shard: Shard): ShardSession | null {
+  private handledSession(shard: IGatewayShard): ShardSession | null {
     const session = shard.session;
     if (!session) return null;
     const oldest = this.handling?.oldestUnsettled(shard.id) ?? null;
@@ -783,9 +780,6 @@ export function validateClusterOptions(options: ClusterOptions): void {
     requireTransportUrl('apiUrl', options.apiUrl ?? 'https://discord.com/api', ['http:', 'https:'], !!options.allowInsecureGateway);
   }
   validateStrategy(options.strategy);
-  if (options.strategy?.type === 'workers' && options.handshakeGuard) {
-    throw new GatewayOptionsError('handshakeGuard', `is not supported with strategy { type: 'workers' }`);
-  }
   validateSessions(options.sessions);
 }
 
@@ -800,6 +794,10 @@ function validateStrategy(strategy: ClusterOptions['strategy']): void {
     if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
       throw new GatewayOptionsError(`strategy.${key}`, `must be an integer >= 1, got ${typeof value === 'number' ? value : typeof value}`);
     }
+  }
+  const entry = strategy.workerEntry;
+  if (entry !== undefined && (typeof entry !== 'string' || !isAbsolute(entry))) {
+    throw new GatewayOptionsError('strategy.workerEntry', 'must be an absolute path');
   }
 }
 

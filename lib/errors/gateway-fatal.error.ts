@@ -10,8 +10,9 @@ export class GatewayFatalError extends Error {
     readonly shardId: number,
     /** The gateway close code, e.g. `4014`. */
     readonly code: number,
-    message: string,
+    /** Why the shard cannot come back, without the shard id and code. */
+    readonly reason: string,
   ) {
-    super(`Shard ${shardId} closed for good (${code}): ${message}`);
+    super(`Shard ${shardId} closed for good (${code}): ${reason}`);
   }
 }

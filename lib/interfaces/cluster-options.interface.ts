@@ -44,8 +44,14 @@ export interface WorkerStrategy {
   pingIntervalMs?: number;
   /** A worker that does not answer a ping within this time is terminated and replaced, ms. @defaultValue `10000` */
   pingTimeoutMs?: number;
-  /** How often workers report their shards' sessions (besides on READY/RESUMED), ms. @defaultValue `1000` */
+  /** How often workers report their shards' sessions and figures (besides with each batch of events), ms. @defaultValue `1000` */
   sessionReportIntervalMs?: number;
+  /**
+   * Absolute path of the module each worker thread runs: one that loads something first (instrumentation, say)
+   * and then requires the package's own entry (the path `shardWorkerEntry()` of
+   * `nestjs-discord-gateway/core` returns). A `.ts` path runs under `ts-node`. @defaultValue the package's own entry
+   */
+  workerEntry?: string;
 }
 
 /** Where a cluster runs its shards: in this thread (the default) or in worker threads. */

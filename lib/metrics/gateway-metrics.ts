@@ -5,7 +5,7 @@ import { Cluster } from '../cluster/cluster';
 import { DEFAULT_GATEWAY_NAME, resolveGatewayName } from '../constants/gateway-tokens';
 import { findGateway } from '../gateway-lookup';
 import { GatewayEventRouter, type GatewayHandlerOutcome } from '../gateway-event-router';
-import type { Shard } from '../shard/shard';
+import type { IGatewayShard } from '../interfaces/gateway-shard.interface';
 import { ShardState } from '../shard/shard-state';
 
 /** Options of {@link GatewayMetrics}. */
@@ -95,7 +95,7 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
     /** Label names, with `gateway` first when labelled. */
     const names = (...rest: string[]): string[] => (labelled ? ['gateway', ...rest] : rest);
     /** Every shard measured, with its `shard` (and `gateway`) labels. */
-    const shards = (): { shard: Shard; labels: Record<string, string> }[] =>
+    const shards = (): { shard: IGatewayShard; labels: Record<string, string> }[] =>
       [...this.clusters].flatMap(([gateway, cluster]) =>
         [...cluster.shards.values()].map((shard) => {
           const labels: Record<string, string> = labelled ? { gateway, shard: String(shard.id) } : { shard: String(shard.id) };
@@ -195,9 +195,9 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
       }),
     );
     for (const [name, help, read] of [
-      ['commands_sent_total', 'Commands (presence, voice, member requests...) written to the socket, per shard.', (s: Shard) => s.counters.commandsSent],
-      ['received_bytes_total', 'Bytes received on the socket, before decompression, per shard.', (s: Shard) => s.counters.receivedBytes],
-      ['payload_bytes_total', 'Payload bytes received, after decompression, per shard.', (s: Shard) => s.counters.payloadBytes],
+      ['commands_sent_total', 'Commands (presence, voice, member requests...) written to the socket, per shard.', (s: IGatewayShard) => s.counters.commandsSent],
+      ['received_bytes_total', 'Bytes received on the socket, before decompression, per shard.', (s: IGatewayShard) => s.counters.receivedBytes],
+      ['payload_bytes_total', 'Payload bytes received, after decompression, per shard.', (s: IGatewayShard) => s.counters.payloadBytes],
     ] as const) {
       add(
         new Counter({

@@ -21,6 +21,7 @@ import { GatewayOptionsError } from '../errors/gateway-options.error';
 import { ShardCommandError } from '../errors/shard-command.error';
 import type { IDecompressor } from '../interfaces/decompressor.interface';
 import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
+import type { IGatewayShard } from '../interfaces/gateway-shard.interface';
 import type { HandshakeKind, ResolvedShardOptions, ShardOptions } from '../interfaces/shard-options.interface';
 import type { ShardSession } from '../interfaces/shard-session.interface';
 import { backoffDelay } from './backoff';
@@ -134,7 +135,7 @@ const MANAGED_OPCODES = new Set<number>([GatewayOpcodes.Heartbeat, GatewayOpcode
  * await shard.connect();
  * ```
  */
-export class Shard {
+export class Shard implements IGatewayShard {
   /** This shard's id. */
   readonly id: number;
   /** Number of shards the bot runs. */

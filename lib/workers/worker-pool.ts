@@ -2,18 +2,21 @@ import { extname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { GatewaySendPayload } from 'discord-api-types/v10';
 import { BehaviorSubject, Subject, type Observable } from 'rxjs';
+import { GatewayFatalError } from '../errors/gateway-fatal.error';
 import { ShardCommandError } from '../errors/shard-command.error';
 import type { WorkerStrategy } from '../interfaces/cluster-options.interface';
 import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
+import type { IGatewayShard } from '../interfaces/gateway-shard.interface';
 import type { IIdentifyQueue } from '../interfaces/identify-queue.interface';
-import type { ShardOptions } from '../interfaces/shard-options.interface';
+import type { IShardingStrategy } from '../interfaces/sharding-strategy.interface';
+import type { HandshakeKind, ShardOptions } from '../interfaces/shard-options.interface';
 import type { ShardSession } from '../interfaces/shard-session.interface';
 import type { DispatchFilter } from '../shard/dispatch-filter';
 import type { LatencyStats } from '../shard/latency-tracker';
-import type { ShardCloseOptions, ShardInfo } from '../shard/shard';
+import type { CommandBudget, ShardCloseOptions, ShardInfo } from '../shard/shard';
 import { ShardCounters } from '../shard/shard-counters';
 import { ShardState } from '../shard/shard-state';
-import { redactToken, type FromWorker, type ShardWorkerData, type ToWorker } from './worker-messages';
+import { redactToken, type FromWorker, type ShardCountersData, type ShardWorkerData, type ToWorker } from './worker-messages';
 
 /** Options of a {@link WorkerPool}. */
 export interface WorkerPoolOptions {
@@ -62,19 +65,23 @@ function isPlain(value: unknown, depth = 0): boolean {
   return Object.values(value as object).every((v) => isPlain(v, depth + 1));
 }
 
-/** The worker entry: the .ts file under ts-node, the compiled .js file otherwise. */
-function workerEntry(): { file: string; execArgv: string[] | undefined } {
-  const ext = extname(__filename);
-  const file = join(__dirname, `shard-worker${ext}`);
-  return { file, execArgv: ext === '.ts' ? ['--require', 'ts-node/register/transpile-only'] : undefined };
+/** Absolute path of the package's shard worker entry (the module a `workerEntry` of your own requires). */
+export function shardWorkerEntry(): string {
+  return join(__dirname, `shard-worker${extname(__filename)}`);
+}
+
+/** The module a worker runs: the given one, or the package's; a .ts file runs under ts-node. */
+function workerEntry(given: string | undefined): { file: string; execArgv: string[] | undefined } {
+  const file = given ?? shardWorkerEntry();
+  return { file, execArgv: extname(file) === '.ts' ? ['--require', 'ts-node/register/transpile-only'] : undefined };
 }
 
 /**
- * Runs shards in worker threads, `shardsPerWorker` to a thread (shard `id` goes to worker `floor(id / shardsPerWorker)`),
- * and supervises them: a worker that exits, or does not answer a ping in time, is replaced and its shards resume
- * the sessions it last reported.
+ * The worker-thread {@link IShardingStrategy}: runs shards in worker threads, `shardsPerWorker` to a thread (shard
+ * `id` goes to worker `floor(id / shardsPerWorker)`), and supervises them: a worker that exits, or does not answer
+ * a ping in time, is replaced and its shards resume the sessions it last reported.
  */
-export class WorkerPool {
+export class WorkerPool implements IShardingStrategy {
   readonly #token: string;
   private readonly slots = new Map<number, Slot>();
   private readonly shardsPerWorker: number;
@@ -122,18 +129,8 @@ export class WorkerPool {
     return this.slots.get(this.slotIndex(shardId))?.worker ?? null;
   }
 
-  /** Crashes the worker of `shardId` with an uncaught error (for tests of supervision). */
-  crashForTest(shardId: number, message: string): void {
-    this.post(this.slotIndex(shardId), { type: 'test-crash', message });
-  }
-
-  /** Blocks the worker of `shardId` forever (for tests of hang detection). */
-  hangForTest(shardId: number): void {
-    this.post(this.slotIndex(shardId), { type: 'test-hang' });
-  }
-
   /** Asks every worker at once for its shards' info; updates each shard's cached info. */
-  async refreshInfo(timeoutMs = 2_000): Promise<void> {
+  async refresh(timeoutMs = 2_000): Promise<void> {
     await Promise.all([...this.slots.values()].map((slot) => this.ping(slot, timeoutMs).catch(() => undefined)));
   }
 
@@ -151,8 +148,10 @@ export class WorkerPool {
   /** @internal */
   startShard(shard: WorkerShard): void {
     const slot = this.slotFor(shard.id);
+    // A shard connected again after its close left its worker comes back to its slot.
+    slot.shards.set(shard.id, shard);
     this.ensureWorker(slot);
-    this.post(slot.index, { type: 'start', shardId: shard.id, session: shard.session });
+    this.post(slot.index, { type: 'start', shardId: shard.id, session: shard.session, guarded: shard.guarded });
   }
 
   /** @internal */
@@ -206,7 +205,7 @@ export class WorkerPool {
 
   private ensureWorker(slot: Slot): void {
     if (slot.worker || this.stopped) return;
-    const { file, execArgv } = workerEntry();
+    const { file, execArgv } = workerEntry(this.options.strategy.workerEntry);
     const data: ShardWorkerData = {
       token: this.#token,
       shardOptions: this.shardOptions,
@@ -276,8 +275,18 @@ export class WorkerPool {
         break;
       case 'state':
         if (message.state === ShardState.Ready) slot.restarts = 0;
-        slot.shards.get(message.shardId)?.onState(message.state);
+        slot.shards.get(message.shardId)?.onState(message.state, message.fatal);
         break;
+      case 'stats':
+        slot.shards.get(message.shardId)?.onStats(message.info, message.counters);
+        break;
+      case 'guard': {
+        const shard = slot.shards.get(message.shardId);
+        const answer = (allowed: boolean) => slot.worker?.postMessage({ type: 'guarded', id: message.id, allowed } satisfies ToWorker);
+        if (!shard) answer(false);
+        else shard.guard(message.kind).then(answer, () => answer(false));
+        break;
+      }
       case 'session':
         slot.shards.get(message.shardId)?.onSession(message.session);
         break;
@@ -372,7 +381,7 @@ export class WorkerPool {
       this.ensureWorker(slot);
       for (const shard of toStart) {
         this.options.onDebug(`shard ${shard.id}: ${shard.session ? `resuming session ${shard.session.sessionId} at ${shard.session.sequence}` : 'identifying'} in the new worker`);
-        this.post(slot.index, { type: 'start', shardId: shard.id, session: shard.session });
+        this.post(slot.index, { type: 'start', shardId: shard.id, session: shard.session, guarded: shard.guarded });
       }
     }, delay).unref();
   }
@@ -395,15 +404,19 @@ export class WorkerPool {
 }
 
 /**
- * The main-thread side of a shard that runs in a worker: what a {@link Cluster} reads and calls on a `Shard`, with
- * events, states and sessions coming from the worker and commands going to it.
+ * The main-thread side of a shard that runs in a worker: an {@link IGatewayShard} whose events, states, sessions
+ * and figures come from the worker and whose commands go to it. Counters and info are those of the worker's last
+ * report, which comes with every batch of events after a change and at least every `sessionReportIntervalMs`.
  */
-export class WorkerShard {
+export class WorkerShard implements IGatewayShard {
   readonly id: number;
   readonly total: number;
-  /** Counters stay in the worker: these stay at zero. */
+  /** The shard's counters as of its worker's last report, plus those of the workers it ran in before. */
   readonly counters = new ShardCounters();
+  /** Counters of the shard's earlier runs (before a close, or in a worker that is gone): a new run counts from 0. */
+  private readonly earlier = new ShardCounters();
   readonly identifyQueue: IIdentifyQueue;
+  private readonly handshakeGuard: ((kind: HandshakeKind) => Promise<boolean>) | undefined;
   private readonly stateSubject = new BehaviorSubject<ShardState>(ShardState.Disconnected);
   private readonly dispatchSubject = new Subject<GatewayDispatch>();
   private readonly debugSubject = new Subject<string>();
@@ -412,7 +425,9 @@ export class WorkerShard {
   private lastSession: ShardSession | null;
   private lastInfo: ShardInfo | null = null;
   private lastError: Error | null = null;
-  private fatal: Error | null = null;
+  private fatal: GatewayFatalError | null = null;
+  /** Commands sent to the worker and not answered yet. */
+  private commandsInFlight = 0;
   /** Started and not closed: restarted with its worker. */
   running = false;
 
@@ -428,6 +443,7 @@ export class WorkerShard {
     this.id = options.id;
     this.total = options.total;
     this.identifyQueue = options.identifyQueue!;
+    this.handshakeGuard = options.handshakeGuard;
     this.lastSession = options.session ?? null;
   }
 
@@ -435,7 +451,7 @@ export class WorkerShard {
     return this.stateSubject.value;
   }
 
-  /** The last session the worker reported, with the sequence of the last event received here. */
+  /** The session the worker reported with the last READY/RESUMED, at the sequence of the last event received here. */
   get session(): ShardSession | null {
     return this.lastSession ? { ...this.lastSession } : null;
   }
@@ -444,15 +460,21 @@ export class WorkerShard {
     return this.lastInfo?.latency ?? { last: null, average: null, recent: [] };
   }
 
+  /** Commands sent through this handle that the worker has not written yet (or that are still on their way to it). */
   get pendingCommands(): number {
-    return 0;
+    return this.commandsInFlight;
   }
 
-  get fatalError(): Error | null {
+  get fatalError(): GatewayFatalError | null {
     return this.fatal;
   }
 
-  /** The last info the worker gave (answers to pings), with the state and session known here. */
+  /** @internal True when the shard asks a `handshakeGuard` (on this thread) before each IDENTIFY and RESUME. */
+  get guarded(): boolean {
+    return this.handshakeGuard !== undefined;
+  }
+
+  /** The worker's last info (with its last batch, or a ping answer), with the state and session known here. */
   info(): ShardInfo {
     const base: ShardInfo = this.lastInfo ?? {
       id: this.id,
@@ -472,11 +494,15 @@ export class WorkerShard {
     return {
       ...base,
       state: this.state,
-      // The later of the worker's two reports: a ping answer (collectInfo) may be newer than the last session report.
+      // The later of the worker's two reports: its info may be newer than the last event delivered here.
       sequence: this.lastSession ? latestSequence(this.lastSession, base) : base.sequence,
       sessionId: this.lastSession?.sessionId ?? base.sessionId,
-      lastError: this.lastError?.message ?? base.lastError,
+      lastError: base.lastError ?? this.lastError?.message ?? null,
     };
+  }
+
+  commandBudget(): CommandBudget {
+    return { ...this.info().commandBudget };
   }
 
   connect(): Promise<void> {
@@ -511,6 +537,7 @@ export class WorkerShard {
       }
     }
     this.pool.release(this);
+    addCounters(this.counters, this.earlier, true);
     if (this.state !== ShardState.FatallyClosed) this.setState(ShardState.Disconnected);
     this.rejectAll(new ShardCommandError(this.id, 'the shard was closed before this could complete'));
     this.lastSession = session;
@@ -518,7 +545,16 @@ export class WorkerShard {
   }
 
   send(command: GatewaySendPayload): Promise<void> {
-    return this.pool.request(this.id, { type: 'send', shardId: this.id, command }).then(() => undefined, (error: Error) => Promise.reject(this.commandError(error)));
+    this.commandsInFlight++;
+    return this.pool.request(this.id, { type: 'send', shardId: this.id, command }).then(
+      () => {
+        this.commandsInFlight--;
+      },
+      (error: Error) => {
+        this.commandsInFlight--;
+        return Promise.reject(this.commandError(error));
+      },
+    );
   }
 
   pause(): void {
@@ -530,13 +566,13 @@ export class WorkerShard {
   }
 
   toJSON(): { id: number; total: number; state: ShardState; sequence: number | null } {
-    return { id: this.id, total: this.total, state: this.state, sequence: this.lastSession?.sequence ?? null };
+    return { id: this.id, total: this.total, state: this.state, sequence: this.info().sequence };
   }
 
   // ---- from the pool -----------------------------------------------------------------------------
 
   /** @internal */
-  onDispatch(message: { t: string; s: number; d: string }): void {
+  onDispatch(message: { t: string; s: number; d: string; session?: ShardSession | null }): void {
     if (!this.accept(message)) return;
     this.dispatchSubject.next({ shardId: this.id, t: message.t, s: message.s, d: JSON.parse(message.d) as unknown, sessionId: this.lastSession?.sessionId });
   }
@@ -545,7 +581,7 @@ export class WorkerShard {
    * @internal A dispatch the worker could not pass on: counted as received (a resume does not ask for it again).
    * False when it was already delivered.
    */
-  onUnreadable(message: { t: string; s: number }): boolean {
+  onUnreadable(message: { t: string; s: number; session?: ShardSession | null }): boolean {
     return this.accept(message);
   }
 
@@ -554,16 +590,23 @@ export class WorkerShard {
     this.lastSession = session ? this.newer(session) : null;
   }
 
+  /** @internal The worker's figures for this shard. */
+  onStats(info: ShardInfo, counters: ShardCountersData): void {
+    this.lastInfo = info;
+    addCounters(this.earlier, this.counters, true);
+    addCounters(counters, this.counters, false);
+  }
+
   /** @internal */
-  onState(state: ShardState): void {
-    this.setState(state);
-    if (state === ShardState.Ready) for (const waiter of this.waiters.splice(0)) waiter.resolve();
+  onState(state: ShardState, fatal?: { code: number; reason: string }): void {
     if (state === ShardState.FatallyClosed) {
       this.running = false;
-      this.fatal = this.lastError ?? new Error(`Shard ${this.id} closed fatally`);
+      this.fatal = new GatewayFatalError(this.id, fatal?.code ?? 0, fatal?.reason ?? 'closed fatally in its worker');
       this.lastSession = null;
-      this.rejectAll(this.fatal);
     }
+    this.setState(state);
+    if (state === ShardState.Ready) for (const waiter of this.waiters.splice(0)) waiter.resolve();
+    if (this.fatal) this.rejectAll(this.fatal);
   }
 
   /** @internal */
@@ -573,8 +616,10 @@ export class WorkerShard {
 
   /** @internal */
   onError(error: Error): void {
-    this.lastError = error;
-    this.errorSubject.next(error);
+    // The fatal error is the one the state change carried: the same object, as a Shard reports it.
+    const reported = this.fatal && error.name === 'GatewayFatalError' ? this.fatal : error;
+    this.lastError = reported;
+    this.errorSubject.next(reported);
   }
 
   /** @internal */
@@ -582,17 +627,26 @@ export class WorkerShard {
     this.lastInfo = info;
   }
 
+  /** @internal The worker asks whether this shard may send its handshake now. */
+  guard(kind: HandshakeKind): Promise<boolean> {
+    return this.handshakeGuard ? this.handshakeGuard(kind) : Promise.resolve(true);
+  }
+
   /** @internal The worker died: the shard waits for the new one. */
   onWorkerLost(): void {
+    addCounters(this.counters, this.earlier, true);
     if (this.state !== ShardState.FatallyClosed && this.state !== ShardState.Disconnected) this.setState(ShardState.Disconnected);
   }
 
-  /** Advances the sequence and counts the event; false for one already delivered (replayed after a resume from an older report). */
-  private accept(message: { t: string; s: number }): boolean {
+  /**
+   * Advances the sequence, and takes the session READY or RESUMED carry; false for an event already delivered
+   * (replayed after a resume from an older report).
+   */
+  private accept(message: { t: string; s: number; session?: ShardSession | null }): boolean {
     const session = this.lastSession;
     if (message.t !== 'READY' && session && session.sequence !== null && message.s <= session.sequence) return false;
     if (session && message.t !== 'READY') session.sequence = message.s;
-    this.counters.countEvent(message.t);
+    if (message.session !== undefined) this.lastSession = message.session ? this.newer(message.session) : null;
     return true;
   }
 
@@ -606,10 +660,7 @@ export class WorkerShard {
   }
 
   private commandError(error: Error): Error {
-    if (error.name === 'ShardCommandError') {
-      const clean = new ShardCommandError(this.id, error.message.replace(/^Shard \d+: /, ''));
-      return clean;
-    }
+    if (error.name === 'ShardCommandError') return new ShardCommandError(this.id, error.message.replace(/^Shard \d+: /, ''));
     return error;
   }
 
@@ -620,6 +671,22 @@ export class WorkerShard {
   private setState(state: ShardState): void {
     if (this.stateSubject.value !== state) this.stateSubject.next(state);
   }
+}
+
+/** Adds the figures of `from` to those of `to`, or sets them over them when `replace`. */
+function addCounters(from: ShardCountersData, to: ShardCounters, replace: boolean): void {
+  if (replace) {
+    to.eventsByType.clear();
+    to.reconnectsByReason.clear();
+    to.identifies = to.resumes = to.payloadBytes = to.receivedBytes = to.commandsSent = 0;
+  }
+  for (const [event, count] of from.eventsByType) to.eventsByType.set(event, (to.eventsByType.get(event) ?? 0) + count);
+  for (const [reason, count] of from.reconnectsByReason) to.reconnectsByReason.set(reason, (to.reconnectsByReason.get(reason) ?? 0) + count);
+  to.identifies += from.identifies;
+  to.resumes += from.resumes;
+  to.payloadBytes += from.payloadBytes;
+  to.receivedBytes += from.receivedBytes;
+  to.commandsSent += from.commandsSent;
 }
 
 /** The session's sequence, or the info's when that is of the same session and further on. */

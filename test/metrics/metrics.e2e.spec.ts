@@ -6,7 +6,7 @@ import { Injectable, Module, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ActivityType, PresenceUpdateStatus } from 'discord-api-types/v10';
 import { register as defaultRegistry, Registry } from 'prom-client';
-import { OnEvent, ShardService, type GatewayEventContext, type GatewayEventData } from '../../lib';
+import { OnEvent, ShardService, type GatewayEventContext, type GatewayEventData, type ShardingStrategy } from '../../lib';
 import { GatewayMetrics, GatewayMetricsModule } from '../../lib/metrics';
 import { createTestingGateway, createTypingStart, type TestingGateway } from '../../lib/testing';
 import { ObservabilityModule } from '../../sample/observability.module';
@@ -75,74 +75,82 @@ void afterEach(async () => {
 });
 
 /** A two-shard bot with the handler above and GET /metrics, listening on a free port of 127.0.0.1. */
-async function start(): Promise<{ url: string; kit: TestingGateway }> {
+async function start(strategy: ShardingStrategy): Promise<{ url: string; kit: TestingGateway }> {
   kit = await createTestingGateway({ shards: 2, guilds: [GUILD_0, GUILD_1] });
-  const root = { module: class MetricsTestModule {}, imports: [kit.module(), ObservabilityModule.register(), MetricsTestBotModule] };
+  const root = { module: class MetricsTestModule {}, imports: [kit.module({ strategy }), ObservabilityModule.register(), MetricsTestBotModule] };
   app = await NestFactory.create(root, { logger: false, abortOnError: false });
   await app.listen(0, '127.0.0.1');
   kit.attach(app);
   return { url: `${await app.getUrl()}/metrics`, kit };
 }
 
-void describe('GET /metrics with GatewayMetrics', () => {
-  void it('counts received events per shard and event name, handler runs, errors and commands', async () => {
-    const { url, kit: running } = await start();
-    await running.message('hello', { guildId: GUILD_0 });
-    await running.message('!fail', { guildId: GUILD_0 });
-    await running.message('!presence', { guildId: GUILD_0 });
-    await running.message('hello', { guildId: GUILD_1 });
-    // No handler wants TYPING_START: the shard skips it undecoded, and still counts it.
-    await running.emit('TYPING_START', createTypingStart(1, GUILD_1));
-    await running.emit('TYPING_START', createTypingStart(2, GUILD_1));
+/** Shards in this thread, and in worker threads (whose figures cross from the workers). */
+const STRATEGIES: [string, ShardingStrategy][] = [
+  ['in-process shards', { type: 'in-process' }],
+  ['worker-thread shards', { type: 'workers' }],
+];
 
-    const reply = await httpGet(url);
-    expect(reply.status).toBe(200);
-    expect(reply.contentType).toBe('text/plain; version=0.0.4; charset=utf-8');
-    const text = reply.text;
-    expect(text).toContain('# TYPE discord_gateway_events_received_total counter');
-    expect(sample(text, 'discord_gateway_events_received_total', { shard: '0', event: 'MESSAGE_CREATE' })).toBe(3);
-    expect(sample(text, 'discord_gateway_events_received_total', { shard: '1', event: 'MESSAGE_CREATE' })).toBe(1);
-    expect(sample(text, 'discord_gateway_events_received_total', { shard: '1', event: 'TYPING_START' })).toBe(2);
-    expect(sample(text, 'discord_gateway_events_received_total', { shard: '0', event: 'TYPING_START' })).toBeUndefined();
-    expect(sample(text, 'discord_gateway_events_received_total', { shard: '0', event: 'READY' })).toBe(1);
-    expect(sample(text, 'discord_gateway_events_received_total', { shard: '1', event: 'GUILD_CREATE' })).toBe(1);
+for (const [name, strategy] of STRATEGIES) {
+  void describe(`GET /metrics with GatewayMetrics, ${name}`, () => {
+    void it('counts received events per shard and event name, handler runs, errors and commands', async () => {
+      const { url, kit: running } = await start(strategy);
+      await running.message('hello', { guildId: GUILD_0 });
+      await running.message('!fail', { guildId: GUILD_0 });
+      await running.message('!presence', { guildId: GUILD_0 });
+      await running.message('hello', { guildId: GUILD_1 });
+      // No handler wants TYPING_START: the shard skips it undecoded, and still counts it.
+      await running.emit('TYPING_START', createTypingStart(1, GUILD_1));
+      await running.emit('TYPING_START', createTypingStart(2, GUILD_1));
 
-    const handler = { event: 'MESSAGE_CREATE', handler: 'MetricsTestHandler.onMessage' };
-    expect(sample(text, 'discord_gateway_handler_duration_seconds_count', handler)).toBe(4);
-    expect(sample(text, 'discord_gateway_handler_errors_total', handler)).toBe(1);
-    expect(sample(text, 'discord_gateway_commands_sent_total', { shard: '0' })).toBe(1);
-    expect(sample(text, 'discord_gateway_commands_sent_total', { shard: '1' })).toBe(0);
-    expect(sample(text, 'discord_gateway_command_queue_length', { shard: '0' })).toBe(0);
-    expect(sample(text, 'discord_gateway_handshakes_total', { shard: '0', type: 'identify' })).toBe(1);
-    expect(sample(text, 'discord_gateway_handshakes_total', { shard: '0', type: 'resume' })).toBe(0);
-    expect(sample(text, 'discord_gateway_shard_state', { shard: '1', state: 'ready' })).toBe(1);
-    expect(sample(text, 'discord_gateway_shard_state', { shard: '1', state: 'connecting' })).toBe(0);
-    expect(sample(text, 'discord_gateway_payload_bytes_total', { shard: '0' })).toBeGreaterThan(0);
-    // zlib-stream: fewer bytes on the socket than after inflating.
-    expect(sample(text, 'discord_gateway_received_bytes_total', { shard: '0' })).toBeLessThan(
-      sample(text, 'discord_gateway_payload_bytes_total', { shard: '0' })!,
-    );
+      const reply = await httpGet(url);
+      expect(reply.status).toBe(200);
+      expect(reply.contentType).toBe('text/plain; version=0.0.4; charset=utf-8');
+      const text = reply.text;
+      expect(text).toContain('# TYPE discord_gateway_events_received_total counter');
+      expect(sample(text, 'discord_gateway_events_received_total', { shard: '0', event: 'MESSAGE_CREATE' })).toBe(3);
+      expect(sample(text, 'discord_gateway_events_received_total', { shard: '1', event: 'MESSAGE_CREATE' })).toBe(1);
+      expect(sample(text, 'discord_gateway_events_received_total', { shard: '1', event: 'TYPING_START' })).toBe(2);
+      expect(sample(text, 'discord_gateway_events_received_total', { shard: '0', event: 'TYPING_START' })).toBeUndefined();
+      expect(sample(text, 'discord_gateway_events_received_total', { shard: '0', event: 'READY' })).toBe(1);
+      expect(sample(text, 'discord_gateway_events_received_total', { shard: '1', event: 'GUILD_CREATE' })).toBe(1);
+
+      const handler = { event: 'MESSAGE_CREATE', handler: 'MetricsTestHandler.onMessage' };
+      expect(sample(text, 'discord_gateway_handler_duration_seconds_count', handler)).toBe(4);
+      expect(sample(text, 'discord_gateway_handler_errors_total', handler)).toBe(1);
+      expect(sample(text, 'discord_gateway_commands_sent_total', { shard: '0' })).toBe(1);
+      expect(sample(text, 'discord_gateway_commands_sent_total', { shard: '1' })).toBe(0);
+      expect(sample(text, 'discord_gateway_command_queue_length', { shard: '0' })).toBe(0);
+      expect(sample(text, 'discord_gateway_handshakes_total', { shard: '0', type: 'identify' })).toBe(1);
+      expect(sample(text, 'discord_gateway_handshakes_total', { shard: '0', type: 'resume' })).toBe(0);
+      expect(sample(text, 'discord_gateway_shard_state', { shard: '1', state: 'ready' })).toBe(1);
+      expect(sample(text, 'discord_gateway_shard_state', { shard: '1', state: 'connecting' })).toBe(0);
+      expect(sample(text, 'discord_gateway_payload_bytes_total', { shard: '0' })).toBeGreaterThan(0);
+      // zlib-stream: fewer bytes on the socket than after inflating.
+      expect(sample(text, 'discord_gateway_received_bytes_total', { shard: '0' })).toBeLessThan(
+        sample(text, 'discord_gateway_payload_bytes_total', { shard: '0' })!,
+      );
+    });
+
+    void it('counts a reconnect after op 7, by reason, and the RESUME that followed it', async () => {
+      const { url, kit: running } = await start(strategy);
+      const before = await httpGet(url);
+      expect(sample(before.text, 'discord_gateway_reconnects_total', { shard: '0', reason: 'reconnect-request' })).toBeUndefined();
+
+      const resumed = running.gateway.waitForReady(0);
+      running.gateway.reconnect(0);
+      await resumed;
+      await running.message('after the reconnect', { guildId: GUILD_0 });
+
+      const text = (await httpGet(url)).text;
+      expect(sample(text, 'discord_gateway_reconnects_total', { shard: '0', reason: 'reconnect-request' })).toBe(1);
+      expect(sample(text, 'discord_gateway_reconnects_total', { shard: '1', reason: 'reconnect-request' })).toBeUndefined();
+      expect(sample(text, 'discord_gateway_handshakes_total', { shard: '0', type: 'resume' })).toBe(1);
+      expect(sample(text, 'discord_gateway_handshakes_total', { shard: '0', type: 'identify' })).toBe(1);
+      expect(sample(text, 'discord_gateway_handshakes_total', { shard: '1', type: 'resume' })).toBe(0);
+      expect(sample(text, 'discord_gateway_events_received_total', { shard: '0', event: 'RESUMED' })).toBe(1);
+    });
   });
-
-  void it('counts a reconnect after op 7, by reason, and the RESUME that followed it', async () => {
-    const { url, kit: running } = await start();
-    const before = await httpGet(url);
-    expect(sample(before.text, 'discord_gateway_reconnects_total', { shard: '0', reason: 'reconnect-request' })).toBeUndefined();
-
-    const resumed = running.gateway.waitForReady(0);
-    running.gateway.reconnect(0);
-    await resumed;
-    await running.message('after the reconnect', { guildId: GUILD_0 });
-
-    const text = (await httpGet(url)).text;
-    expect(sample(text, 'discord_gateway_reconnects_total', { shard: '0', reason: 'reconnect-request' })).toBe(1);
-    expect(sample(text, 'discord_gateway_reconnects_total', { shard: '1', reason: 'reconnect-request' })).toBeUndefined();
-    expect(sample(text, 'discord_gateway_handshakes_total', { shard: '0', type: 'resume' })).toBe(1);
-    expect(sample(text, 'discord_gateway_handshakes_total', { shard: '0', type: 'identify' })).toBe(1);
-    expect(sample(text, 'discord_gateway_handshakes_total', { shard: '1', type: 'resume' })).toBe(0);
-    expect(sample(text, 'discord_gateway_events_received_total', { shard: '0', event: 'RESUMED' })).toBe(1);
-  });
-});
+}
 
 void describe('GatewayMetrics registries', () => {
   void it('registers in the default registry unless given one, and leaves it clean at shutdown so a second app can register', async () => {

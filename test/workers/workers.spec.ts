@@ -1,38 +1,14 @@
 import { afterEach, describe, it } from 'node:test';
 import { expect } from 'expect';
-import { Injectable } from '@nestjs/common';
 import { GatewayOpcodes, PresenceUpdateStatus } from 'discord-api-types/v10';
-import { Cluster, GatewayModule, OnEvent, ShardService, type GatewayEventContext, type GatewayModuleOptions } from '../../lib';
+import { Cluster, GatewayModule, ShardService } from '../../lib';
 import { GatewayOptionsError, ShardCommandError, ShardState, type IIdentifyQueue } from '../../lib/core';
-import { createMessage, type LocalGateway } from '../../lib/testing';
-import type { WorkerPool } from '../../lib/workers/worker-pool';
+import { createMessage } from '../../lib/testing';
 import { eventually, sleep } from '../helpers/gateway-test-kit';
+import { message, startWorkerApp } from '../helpers/worker-app';
 import { CapturingLogger, NestHarness, moduleOptions, rejectionOf } from '../module/nest-test-kit';
 
-const OP_RESUME = GatewayOpcodes.Resume;
 const OP_PRESENCE = GatewayOpcodes.PresenceUpdate;
-
-interface Handled {
-  shardId: number;
-  sequence: number;
-  content: string;
-  sessionId: string | null;
-}
-
-/** Records every MESSAGE_CREATE its @OnEvent handler receives. */
-@Injectable()
-class MessageRecorder {
-  readonly handled: Handled[] = [];
-
-  @OnEvent('MESSAGE_CREATE')
-  onMessage(data: { content: string }, context: GatewayEventContext): void {
-    this.handled.push({ shardId: context.shardId, sequence: context.sequence, content: data.content, sessionId: context.sessionId });
-  }
-
-  of(shardId: number): number[] {
-    return this.handled.filter((h) => h.shardId === shardId).map((h) => h.sequence);
-  }
-}
 
 const harness = new NestHarness();
 
@@ -40,27 +16,7 @@ void afterEach(async () => {
   await harness.cleanup();
 });
 
-interface Running {
-  gateway: LocalGateway;
-  cluster: Cluster;
-  pool: WorkerPool;
-  recorder: MessageRecorder;
-  logger: CapturingLogger;
-}
-
-/** A 4-shard gateway and a ready app running its shards 2 per worker thread. */
-async function start(strategy: Partial<Extract<GatewayModuleOptions['strategy'], { type: 'workers' }>> = {}): Promise<Running> {
-  const gateway = await harness.gateway({ shards: 4 });
-  const logger = new CapturingLogger();
-  const options = moduleOptions(gateway, { strategy: { type: 'workers', shardsPerWorker: 2, ...strategy } });
-  const app = await harness.app({ imports: [GatewayModule.forRoot(options)], providers: [MessageRecorder] }, logger);
-  const cluster = app.get(Cluster);
-  return { gateway, cluster, pool: cluster.workerPool!, recorder: app.get(MessageRecorder), logger };
-}
-
-function message(seed: number): unknown {
-  return createMessage(seed);
-}
+const start = (strategy: Parameters<typeof startWorkerApp>[1] = {}) => startWorkerApp(harness, strategy);
 
 void describe('Shards in worker threads', () => {
   void it('delivers events from shards of two workers to @OnEvent handlers', async () => {
@@ -93,43 +49,6 @@ void describe('Shards in worker threads', () => {
     await sleep(50);
     gateway.dispatch(2, 'TYPING_START', { channel_id: '1', user_id: '2', timestamp: 1 });
     await eventually(() => seen.includes('TYPING_START'));
-  });
-
-  void it('restarts a terminated worker and resumes its shards with no gap and no duplicate', async () => {
-    const { gateway, pool, recorder } = await start({ sessionReportIntervalMs: 50 });
-    const expected: Record<number, number[]> = { 0: [], 1: [], 2: [] };
-    const resumesBefore = gateway.framesOf(OP_RESUME).length;
-    const firstWorker = pool.workerOf(0)!;
-    for (let i = 0; i < 60; i++) {
-      for (const shardId of [0, 1, 2]) expected[shardId].push(gateway.dispatch(shardId, 'MESSAGE_CREATE', message(i)));
-      if (i === 25) void firstWorker.terminate();
-      await sleep(5);
-    }
-    await eventually(() => [0, 1, 2].every((id) => recorder.of(id).length >= expected[id].length), 15_000, 'every event handled');
-    await sleep(100);
-
-    expect(pool.workerOf(0)).not.toBe(firstWorker);
-    expect(pool.workerOf(0)).toBe(pool.workerOf(1));
-    const resumed = gateway.framesOf(OP_RESUME).slice(resumesBefore).map((f) => f.shardId).sort();
-    expect(resumed).toEqual([0, 1]);
-    for (const shardId of [0, 1, 2]) expect(recorder.of(shardId)).toEqual(expected[shardId]);
-  });
-
-  void it('replaces a worker that stops answering pings', async () => {
-    const { gateway, pool, cluster, recorder } = await start({ pingIntervalMs: 100, pingTimeoutMs: 300 });
-    const hung = pool.workerOf(2)!;
-    const errors: string[] = [];
-    cluster.error$.subscribe((error) => errors.push(error.message));
-    const before = gateway.dispatch(2, 'MESSAGE_CREATE', message(1));
-    await eventually(() => recorder.of(2).includes(before));
-    pool.hangForTest(2);
-    await eventually(() => pool.workerOf(2) !== null && pool.workerOf(2) !== hung, 10_000, 'a new worker');
-    expect(errors.some((m) => m.includes('did not answer a ping'))).toBe(true);
-    await eventually(() => cluster.shards.get(2)!.state === ShardState.Ready && cluster.shards.get(3)!.state === ShardState.Ready, 10_000, 'shards ready');
-    const after = gateway.dispatch(2, 'MESSAGE_CREATE', message(2));
-    await eventually(() => recorder.of(2).includes(after));
-    expect(recorder.of(2)).toEqual([before, after]);
-    expect(gateway.framesOf(OP_RESUME, 2).length).toBeGreaterThanOrEqual(1);
   });
 
   void it('routes commands to the worker of their shard and returns its answer', async () => {
@@ -188,21 +107,8 @@ void describe('Shards in worker threads', () => {
     for (const strategy of [{ type: 'threads' }, { type: 'workers', shardsPerWorker: 0 }, { type: 'workers', pingTimeoutMs: 1.5 }]) {
       expect(() => new Cluster({ ...base, strategy: strategy as never })).toThrow(GatewayOptionsError);
     }
-    expect(() => new Cluster({ ...base, strategy: { type: 'workers' }, handshakeGuard: () => Promise.resolve(true) })).toThrow(GatewayOptionsError);
+    expect(() => new Cluster({ ...base, strategy: { type: 'workers', workerEntry: 'relative/entry.js' } })).toThrow(GatewayOptionsError);
+    expect(() => new Cluster({ ...base, strategy: { type: 'workers' }, handshakeGuard: () => Promise.resolve(true) })).not.toThrow();
     expect(() => new Cluster({ ...base, strategy: { type: 'workers', shardsPerWorker: 3 } })).not.toThrow();
-  });
-
-  void it('keeps the token out of the errors of a crashed worker, and restarts it', async () => {
-    const { gateway, pool, cluster, logger } = await start();
-    const errors: Error[] = [];
-    cluster.error$.subscribe((error) => errors.push(error));
-    const crashed = pool.workerOf(1)!;
-    pool.crashForTest(1, `boom with ${gateway.token} inside`);
-    await eventually(() => errors.some((e) => e.message.includes('boom')), 5_000, 'the crash reported');
-    await eventually(() => pool.workerOf(1) !== null && pool.workerOf(1) !== crashed, 10_000, 'a new worker');
-    await eventually(() => cluster.shards.get(1)!.state === ShardState.Ready, 10_000, 'shard 1 ready');
-    const texts = [...errors.map((e) => `${e.name} ${e.message} ${e.stack ?? ''}`), ...logger.lines.map((l) => l.message)];
-    expect(texts.some((t) => t.includes('boom'))).toBe(true);
-    for (const text of texts) expect(text).not.toContain(gateway.token);
   });
 });

@@ -1,6 +1,7 @@
 import { Logger, Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { DiscoveryModule, DiscoveryService, ExternalContextCreator, MetadataScanner, ModuleRef } from '@nestjs/core';
-import { Cluster, validateClusterOptions } from './cluster/cluster';
+import { Cluster } from './cluster/cluster';
+import { validateClusterOptions } from './cluster/validate-cluster-options';
 import { GATEWAY_MODULE_OPTIONS } from './constants/gateway-module.constants';
 import { getGatewayToken, resolveGatewayName, type GatewayProviderClass } from './constants/gateway-tokens';
 import { GatewayOptionsError } from './errors/gateway-options.error';
@@ -175,10 +176,6 @@ function validateModuleOptions(options: GatewayModuleOptions, name: string): Gat
   const maxPending = options.maxPendingHandlersPerShard;
   if (maxPending !== undefined && (!Number.isInteger(maxPending) || maxPending < 2)) {
     throw new GatewayOptionsError('maxPendingHandlersPerShard', 'must be an integer >= 2');
-  }
-  const cooldown = options.memberRequestCooldownMs;
-  if (cooldown !== undefined && (!Number.isInteger(cooldown) || cooldown < 0)) {
-    throw new GatewayOptionsError('memberRequestCooldownMs', 'must be an integer >= 0');
   }
   validateRedisOptions(options);
   return options;

@@ -1,6 +1,7 @@
 import { Logger, Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { DiscoveryModule, DiscoveryService, ExternalContextCreator, MetadataScanner, ModuleRef } from '@nestjs/core';
 import { Cluster } from './cluster/cluster';
+import { runForwardedShardCall } from './cluster/forwarded-shard-call';
 import { validateClusterOptions } from './cluster/validate-cluster-options';
 import { GATEWAY_MODULE_OPTIONS } from './constants/gateway-module.constants';
 import { getGatewayToken, resolveGatewayName, type GatewayProviderClass } from './constants/gateway-tokens';
@@ -103,6 +104,8 @@ export class GatewayModule {
               dispatchFilter: options.dispatchFilter ?? new DispatchFilter([]),
             });
             scaleOut?.attach(cluster);
+            // Calls other processes forward for this one's shards run on the cluster itself.
+            scaleOut?.setHandler((method, shardId, args) => runForwardedShardCall(cluster, method, shardId, args));
             return cluster;
           },
           inject: [OPTIONS, SCALE_OUT],

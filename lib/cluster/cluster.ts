@@ -1,4 +1,4 @@
-import type { GatewaySendPayload, GatewayChannelInfoDispatchData } from 'discord-api-types/v10';
+import type { APISoundboardSound, GatewaySendPayload, GatewayChannelInfoDispatchData } from 'discord-api-types/v10';
 import { Subject, type Observable, type Subscription } from 'rxjs';
 import { GatewayOptionsError } from '../errors/gateway-options.error';
 import { GatewayStartTimeoutError } from '../errors/gateway-start-timeout.error';
@@ -16,8 +16,10 @@ import type { ShardInfo } from '../shard/shard';
 import { ShardState } from '../shard/shard-state';
 import { ChannelInfoRequests, type RequestChannelInfoOptions } from './channel-info-requests';
 import { GuildAvailability, type GuildsReadyEvent } from './guild-availability';
+import { MemberRequests, type GuildMembersResult, type RequestGuildMembersOptions } from './member-requests';
 import { shardIdForGuild } from './resolve-shard-scheme';
 import { SessionSaver } from './session-saver';
+import { SoundboardRequests, type RequestSoundboardSoundsOptions } from './soundboard-requests';
 import { resolveStartPlan } from './start-plan';
 import { StartOrderQueue } from './start-order-queue';
 import { validateClusterOptions, validateSessions } from './validate-cluster-options';
@@ -117,6 +119,8 @@ export class Cluster {
   /** `options.sessions`, until the first `up()` has written them to the session store. */
   private givenSessions: Map<number, ShardSession> | null;
   private channelInfo: ChannelInfoRequests | null = null;
+  private memberRequests: MemberRequests | null = null;
+  private soundboardRequests: SoundboardRequests | null = null;
   /** Malformed dispatches reported, per shard id and event name. */
   private readonly malformed = new Map<number, Map<string, number>>();
   /** Dispatches already reported as malformed: each is reported (logged, counted) once, however many consumers see it. */
@@ -427,6 +431,28 @@ export class Cluster {
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /**
+   * Requests guild members (op 8) through the guild's shard (or `options.shardId`) and collects every
+   * `GUILD_MEMBERS_CHUNK` of the answer. Honours `RATE_LIMITED` (waits `retry_after`, then asks again) and
+   * Discord's limit of one full-list request per guild per `memberRequestCooldownMs` (a second one waits its turn).
+   */
+  requestGuildMembers(options: RequestGuildMembersOptions): Promise<GuildMembersResult> {
+    this.memberRequests ??= new MemberRequests(this, this.options.memberRequestCooldownMs ?? 30_000);
+    return this.memberRequests.request(options);
+  }
+
+  /**
+   * Requests the soundboard sounds of guilds (op 31), through each guild's shard (or `shardId`), and collects one
+   * `SOUNDBOARD_SOUNDS` per guild. The second argument is the timeout (ms) or {@link RequestSoundboardSoundsOptions}.
+   */
+  requestSoundboardSounds(
+    guildIds: string[],
+    timeoutOrOptions: number | RequestSoundboardSoundsOptions = {},
+  ): Promise<Record<string, APISoundboardSound[]>> {
+    this.soundboardRequests ??= new SoundboardRequests(this);
+    return this.soundboardRequests.request(guildIds, timeoutOrOptions);
   }
 
   /**

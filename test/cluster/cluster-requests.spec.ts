@@ -10,7 +10,7 @@ import {
   type GatewayDispatch,
 } from '../../lib/core';
 import type { LocalGateway, RecordedFrame } from '../../lib/testing';
-import { ClusterHarness } from '../helpers/cluster-test-kit';
+import { ClusterHarness, rejectionOf } from '../helpers/cluster-test-kit';
 import { eventually } from '../helpers/gateway-test-kit';
 
 // Member, soundboard and forwarded calls on a bare Cluster: the framework-free core owns them, no Nest involved.
@@ -38,15 +38,6 @@ async function twoShards(gatewayCooldownMs: number, clusterCooldownMs: number, m
 
 function memberRequests(gateway: LocalGateway, guildId: string): RecordedFrame[] {
   return gateway.framesOf(GatewayOpcodes.RequestGuildMembers).filter((f) => f.d.guild_id === guildId);
-}
-
-async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected the promise to reject');
 }
 
 void describe('Cluster member requests', () => {

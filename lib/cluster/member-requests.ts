@@ -39,10 +39,15 @@ export interface RequestGuildMembersOptions {
 
 /** What a member request returned, all chunks together. */
 export interface GuildMembersResult {
+  /** The guild listed. */
   guildId: string;
+  /** The request's nonce, as its chunks carried it. */
   nonce: string;
+  /** Every member of every chunk. */
   members: APIGuildMember[];
+  /** Their presences, when asked for. */
   presences: GatewayPresenceUpdate[];
+  /** Requested user ids that are not members. */
   notFound: string[];
 }
 

@@ -7,9 +7,11 @@ import { SequenceCheckpointer } from './sequence-checkpointer';
 
 /** What a {@link SessionSaver} reads of a shard. */
 export interface SessionSource {
+  /** The shard id. */
   readonly id: number;
   /** The shard's current session, or null. */
   readonly session: ShardSession | null;
+  /** The shard's state: only ready shards are saved periodically. */
   readonly state: ShardState;
 }
 

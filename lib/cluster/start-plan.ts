@@ -23,7 +23,9 @@ export interface StartPlan {
 
 /** Where {@link resolveStartPlan} reads and writes sessions (store failures are reported there, never thrown). */
 export interface StartPlanSessions {
+  /** The saved session of a shard, or null. */
   read(shardId: number): Promise<ShardSession | null>;
+  /** Saves a shard's session. */
   write(shardId: number, session: ShardSession): Promise<void>;
 }
 

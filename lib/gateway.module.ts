@@ -1,6 +1,8 @@
 import { Logger, Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { DiscoveryModule, DiscoveryService, ExternalContextCreator, MetadataScanner, ModuleRef } from '@nestjs/core';
-import { Cluster, validateClusterOptions } from './cluster/cluster';
+import { Cluster } from './cluster/cluster';
+import { runForwardedShardCall } from './cluster/forwarded-shard-call';
+import { validateClusterOptions } from './cluster/validate-cluster-options';
 import { GATEWAY_MODULE_OPTIONS } from './constants/gateway-module.constants';
 import { getGatewayToken, resolveGatewayName, type GatewayProviderClass } from './constants/gateway-tokens';
 import { GatewayOptionsError } from './errors/gateway-options.error';
@@ -102,6 +104,8 @@ export class GatewayModule {
               dispatchFilter: options.dispatchFilter ?? new DispatchFilter([]),
             });
             scaleOut?.attach(cluster);
+            // Calls other processes forward for this one's shards run on the cluster itself.
+            scaleOut?.setHandler((method, shardId, args) => runForwardedShardCall(cluster, method, shardId, args));
             return cluster;
           },
           inject: [OPTIONS, SCALE_OUT],
@@ -175,10 +179,6 @@ function validateModuleOptions(options: GatewayModuleOptions, name: string): Gat
   const maxPending = options.maxPendingHandlersPerShard;
   if (maxPending !== undefined && (!Number.isInteger(maxPending) || maxPending < 2)) {
     throw new GatewayOptionsError('maxPendingHandlersPerShard', 'must be an integer >= 2');
-  }
-  const cooldown = options.memberRequestCooldownMs;
-  if (cooldown !== undefined && (!Number.isInteger(cooldown) || cooldown < 0)) {
-    throw new GatewayOptionsError('memberRequestCooldownMs', 'must be an integer >= 0');
   }
   validateRedisOptions(options);
   return options;

@@ -1,18 +1,11 @@
 import { GatewayOpcodes, GatewayRequestChannelInfoField } from 'discord-api-types/gateway/v10';
-import type { GatewayChannelInfoDispatchData, GatewaySendPayload } from 'discord-api-types/v10';
-import type { Observable } from 'rxjs';
+import type { GatewayChannelInfoDispatchData } from 'discord-api-types/v10';
 import { GatewayOptionsError } from '../errors/gateway-options.error';
-import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
-import type { DispatchFilter } from '../shard/dispatch-filter';
+import { requireSnowflake } from '../shard/snowflake';
+import type { RequestTransport } from './request-transport';
 
 /** What {@link ChannelInfoRequests} needs of a cluster: its dispatches, its filter, a way to send and to report. */
-export interface ChannelInfoTransport {
-  readonly dispatch$: Observable<GatewayDispatch>;
-  readonly dispatchFilter?: DispatchFilter;
-  send(shardId: number, command: GatewaySendPayload): Promise<void>;
-  /** Reports a reply of the wrong shape once; returns the error the waiting request rejects with. */
-  reportMalformed(event: GatewayDispatch, problem: string, request: string): Error;
-}
+export type ChannelInfoTransport = RequestTransport;
 
 /** Options of a Request Channel Info (op 43). */
 export interface RequestChannelInfoOptions {
@@ -23,7 +16,6 @@ export interface RequestChannelInfoOptions {
 }
 
 const DEFAULT_FIELDS = [GatewayRequestChannelInfoField.Status, GatewayRequestChannelInfoField.VoiceStartTime];
-const SNOWFLAKE = /^\d{1,20}$/;
 
 /**
  * Sends Request Channel Info (op 43) and collects its reply, the `CHANNEL_INFO` dispatch of the guild. The reply
@@ -40,7 +32,7 @@ export class ChannelInfoRequests {
    * @throws {@link GatewayOptionsError} for an invalid guild id, field list or timeout (before anything is sent).
    */
   request(shardId: number, guildId: string, options: RequestChannelInfoOptions = {}): Promise<GatewayChannelInfoDispatchData> {
-    if (typeof guildId !== 'string' || !SNOWFLAKE.test(guildId)) throw new GatewayOptionsError('guildId', 'must be a snowflake string');
+    requireSnowflake('guildId', guildId);
     const fields = options.fields ?? DEFAULT_FIELDS;
     if (!Array.isArray(fields) || fields.length === 0 || !fields.every((f) => typeof f === 'string' && f !== '')) {
       throw new GatewayOptionsError('fields', 'must be a non-empty array of field names');

@@ -1,32 +1,28 @@
-import { isAbsolute } from 'node:path';
-import type { RESTGetAPIGatewayBotResult, GatewaySendPayload, GatewayChannelInfoDispatchData } from 'discord-api-types/v10';
+import type { APISoundboardSound, GatewaySendPayload, GatewayChannelInfoDispatchData } from 'discord-api-types/v10';
 import { Subject, type Observable, type Subscription } from 'rxjs';
 import { GatewayOptionsError } from '../errors/gateway-options.error';
 import { GatewayStartTimeoutError } from '../errors/gateway-start-timeout.error';
 import { MalformedPayloadError } from '../errors/malformed-payload.error';
-import { SessionStartLimitError } from '../errors/session-start-limit.error';
-import type { ClusterOptions, IdentifyQueueFactoryOptions } from '../interfaces/cluster-options.interface';
+import type { ClusterOptions } from '../interfaces/cluster-options.interface';
 import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
 import type { IGatewayShard } from '../interfaces/gateway-shard.interface';
-import type { IIdentifyQueue } from '../interfaces/identify-queue.interface';
 import type { IShardingStrategy } from '../interfaces/sharding-strategy.interface';
-import type { ISessionStore } from '../interfaces/session-store.interface';
 import type { HandshakeKind, ShardOptions } from '../interfaces/shard-options.interface';
 import type { OwnershipEvent } from '../interfaces/shard-ownership-event.interface';
 import type { ShardSession } from '../interfaces/shard-session.interface';
-import { abortError } from '../queue/abort-error';
-import { InMemoryIdentifyQueue } from '../queue/in-memory-identify-queue';
 import { InMemorySessionStore } from '../session/in-memory-session-store';
 import type { DispatchFilter } from '../shard/dispatch-filter';
-import { resolveShardOptions } from '../shard/resolve-shard-options';
 import type { ShardInfo } from '../shard/shard';
 import { ShardState } from '../shard/shard-state';
-import { requireTransportUrl } from '../shard/transport-security';
 import { ChannelInfoRequests, type RequestChannelInfoOptions } from './channel-info-requests';
 import { GuildAvailability, type GuildsReadyEvent } from './guild-availability';
-import { resolveShardScheme, shardIdForGuild, validateShardScheme } from './resolve-shard-scheme';
-import { RestGatewayInfoSource } from './rest-gateway-info-source';
-import { SequenceCheckpointer } from './sequence-checkpointer';
+import { MemberRequests, type GuildMembersResult, type RequestGuildMembersOptions } from './member-requests';
+import { shardIdForGuild } from './resolve-shard-scheme';
+import { SessionSaver } from './session-saver';
+import { SoundboardRequests, type RequestSoundboardSoundsOptions } from './soundboard-requests';
+import { resolveStartPlan } from './start-plan';
+import { StartOrderQueue } from './start-order-queue';
+import { validateClusterOptions, validateSessions } from './validate-cluster-options';
 import type { IHandlingTracker } from '../interfaces/handling-tracker.interface';
 import { WorkerPool } from '../workers/worker-pool';
 import { redactToken } from '../workers/worker-messages';
@@ -99,7 +95,8 @@ interface ShardEntry {
 export class Cluster {
   readonly #token: string;
   private readonly options: ClusterOptions;
-  private readonly sessionStore: ISessionStore;
+  /** Every session store call: saves on READY/RESUMED, periodic and sequence saves, reads at start. */
+  private readonly sessions: SessionSaver;
   private readonly entries = new Map<number, ShardEntry>();
   private readonly dispatchSubject = new Subject<GatewayDispatch>();
   private readonly stateSubject = new Subject<ShardStateChange>();
@@ -109,13 +106,6 @@ export class Cluster {
   private readonly ownershipSubject = new Subject<OwnershipEvent>();
   /** Shards an ownership layer says this process owns; null while none reports. */
   private owned: Set<number> | null = null;
-  private saveTimer: NodeJS.Timeout | null = null;
-  /** Saves the handled sequence of busy shards soon after their events (`sequenceSaveIntervalMs`). */
-  private readonly checkpointer: SequenceCheckpointer | null = null;
-  private handling: IHandlingTracker | null = null;
-  /** `sessionId:sequence` last saved per shard by the checkpointer, so that unchanged sessions are not written. */
-  private readonly checkpointed = new Map<number, string>();
-  private checkpointFailing = false;
   private starting: Promise<void> | null = null;
   private shardTotal = 0;
   /** Settles once `up()` knows the shard count, gateway URL and identify queue (what `addShard` needs). */
@@ -129,6 +119,8 @@ export class Cluster {
   /** `options.sessions`, until the first `up()` has written them to the session store. */
   private givenSessions: Map<number, ShardSession> | null;
   private channelInfo: ChannelInfoRequests | null = null;
+  private memberRequests: MemberRequests | null = null;
+  private soundboardRequests: SoundboardRequests | null = null;
   /** Malformed dispatches reported, per shard id and event name. */
   private readonly malformed = new Map<number, Map<string, number>>();
   /** Dispatches already reported as malformed: each is reported (logged, counted) once, however many consumers see it. */
@@ -173,10 +165,14 @@ export class Cluster {
     this.givenSessions = validateSessions(options.sessions);
     this.#token = options.token;
     this.options = { ...options, token: '' };
-    this.sessionStore = options.sessionStore ?? new InMemorySessionStore();
-    if (options.sequenceSaveIntervalMs !== undefined && options.sequenceSaveIntervalMs !== null) {
-      this.checkpointer = new SequenceCheckpointer(options.sequenceSaveIntervalMs, (ids) => this.checkpoint(ids));
-    }
+    this.sessions = new SessionSaver({
+      store: options.sessionStore ?? new InMemorySessionStore(),
+      sessionSaveIntervalMs: options.sessionSaveIntervalMs,
+      sequenceSaveIntervalMs: options.sequenceSaveIntervalMs,
+      shards: () => [...this.entries.values()].map((entry) => entry.shard),
+      shard: (id) => this.entries.get(id)?.shard,
+      onError: (error) => this.errorSubject.next(error),
+    });
   }
 
   /**
@@ -185,7 +181,7 @@ export class Cluster {
    * {@link dispatch$} has delivered it.
    */
   trackHandling(tracker: IHandlingTracker | null): void {
-    this.handling = tracker;
+    this.sessions.trackHandling(tracker);
   }
 
   /**
@@ -193,7 +189,7 @@ export class Cluster {
    * so that it is saved within `sequenceSaveIntervalMs`. Called by the {@link IHandlingTracker}.
    */
   sequenceHandled(shardId: number): void {
-    this.checkpointer?.touch(shardId);
+    this.sessions.touch(shardId);
   }
 
   /** The filter shared by the shards, when the options gave one (without one, every event is decoded). */
@@ -243,7 +239,7 @@ export class Cluster {
     if (session === undefined) {
       this.adding.add(id);
       try {
-        const saved = await this.storeCall(() => this.sessionStore.get(id));
+        const saved = await this.sessions.read(id);
         session = saved && (saved.shardCount === undefined || saved.shardCount === total) ? saved : null;
       } finally {
         this.adding.delete(id);
@@ -283,9 +279,9 @@ export class Cluster {
       this.detach(entry);
     }
     if (options.updateStore !== false) {
-      if (session) await this.storeCall(() => this.sessionStore.set(id, session!));
-      else await this.storeCall(() => this.sessionStore.delete(id));
-      await this.flushStore();
+      if (session) await this.sessions.write(id, session);
+      else await this.sessions.remove(id);
+      await this.sessions.flush();
     }
     this.debug(`removed shard ${id}${session ? ` (resumable at sequence ${session.sequence})` : ''}`);
     return session;
@@ -299,9 +295,9 @@ export class Cluster {
     for (const [id, entry] of this.entries) {
       if (ids && !ids.includes(id)) continue;
       const session = entry.shard.session;
-      if (session) await this.storeCall(() => this.sessionStore.set(id, session));
+      if (session) await this.sessions.write(id, session);
     }
-    await this.flushStore();
+    await this.sessions.flush();
   }
 
   /**
@@ -324,31 +320,31 @@ export class Cluster {
 
   /** Closes every shard with 1000, ending their sessions, and forgets the saved sessions. */
   async down(): Promise<void> {
-    this.stopSaving();
+    this.sessions.stop();
     await Promise.all(
       [...this.entries].map(async ([id, entry]) => {
         await entry.shard.close();
-        await this.storeCall(() => this.sessionStore.delete(id));
+        await this.sessions.remove(id);
       }),
     );
-    await this.flushStore();
+    await this.sessions.flush();
     await this.stopPool();
     this.reset();
   }
 
   /** Closes every shard resumably, saves and returns their sessions. */
   async downResumable(): Promise<ResumableSessions> {
-    this.stopSaving();
+    this.sessions.stop();
     const result: ResumableSessions = {};
     await Promise.all(
       [...this.entries].map(async ([id, entry]) => {
         const session = await entry.shard.close({ resumable: true });
         if (!session) return;
-        await this.storeCall(() => this.sessionStore.set(id, session));
+        await this.sessions.write(id, session);
         result[id] = { sessionId: session.sessionId, sequence: session.sequence, resumeUrl: session.resumeUrl };
       }),
     );
-    await this.flushStore();
+    await this.sessions.flush();
     await this.stopPool();
     this.reset();
     return result;
@@ -438,6 +434,28 @@ export class Cluster {
   }
 
   /**
+   * Requests guild members (op 8) through the guild's shard (or `options.shardId`) and collects every
+   * `GUILD_MEMBERS_CHUNK` of the answer. Honours `RATE_LIMITED` (waits `retry_after`, then asks again) and
+   * Discord's limit of one full-list request per guild per `memberRequestCooldownMs` (a second one waits its turn).
+   */
+  requestGuildMembers(options: RequestGuildMembersOptions): Promise<GuildMembersResult> {
+    this.memberRequests ??= new MemberRequests(this, this.options.memberRequestCooldownMs ?? 30_000);
+    return this.memberRequests.request(options);
+  }
+
+  /**
+   * Requests the soundboard sounds of guilds (op 31), through each guild's shard (or `shardId`), and collects one
+   * `SOUNDBOARD_SOUNDS` per guild. The second argument is the timeout (ms) or {@link RequestSoundboardSoundsOptions}.
+   */
+  requestSoundboardSounds(
+    guildIds: string[],
+    timeoutOrOptions: number | RequestSoundboardSoundsOptions = {},
+  ): Promise<Record<string, APISoundboardSound[]>> {
+    this.soundboardRequests ??= new SoundboardRequests(this);
+    return this.soundboardRequests.request(guildIds, timeoutOrOptions);
+  }
+
+  /**
    * Reports a dispatch whose data a consumer cannot use: counts it (see {@link malformedCounts}) and emits a
    * {@link MalformedPayloadError} on `error$`, once per dispatch however many consumers report it. Returns the error,
    * or one naming `request` for a request that fails because of it. Consumers of `dispatch$` (services, handlers)
@@ -522,44 +540,18 @@ export class Cluster {
 
   private async startShards(prepared: () => void): Promise<void> {
     const options = this.options;
-    const scheme = options.shards ?? 'auto';
-    const needInfo = scheme === 'auto' || !options.gatewayUrl || !options.identifyQueue;
-    let info: RESTGetAPIGatewayBotResult | null = null;
-    if (needInfo) {
-      const source =
-        options.gatewayInfo ??
-        new RestGatewayInfoSource({ token: this.#token, apiUrl: options.apiUrl, allowInsecure: options.allowInsecureGateway });
-      info = await source.fetch();
-      this.debug(`GET /gateway/bot: ${info.shards} shard(s), max_concurrency ${info.session_start_limit.max_concurrency}, ${info.session_start_limit.remaining} session start(s) left`);
-    }
-    const { total, ids } = resolveShardScheme(scheme, info?.shards);
-    const given = this.givenSessions;
-    this.givenSessions = null;
-    for (const [id, session] of given ?? []) await this.storeCall(() => this.sessionStore.set(id, session));
-
-    const sessions = new Map<number, ShardSession>();
-    for (const id of ids) {
-      const saved = await this.storeCall(() => this.sessionStore.get(id));
-      if (saved && (saved.shardCount === undefined || saved.shardCount === total)) sessions.set(id, saved);
-      else if (saved) this.debug(`shard ${id}: ignoring a saved session of a ${saved.shardCount}-shard bot`);
-    }
-    const needIdentify = ids.length - sessions.size;
-    const limit = info?.session_start_limit;
-    if (limit && needIdentify > limit.remaining && !options.waitForSessionStartLimit) {
-      throw new SessionStartLimitError(needIdentify, limit.remaining, limit.reset_after);
-    }
-    const queueOptions: IdentifyQueueFactoryOptions = {
-      maxConcurrency: limit?.max_concurrency ?? 1,
-      windowMs: options.identifyWindowMs,
-      sessionStartLimit: limit ? { remaining: limit.remaining, total: limit.total, resetAfter: limit.reset_after } : undefined,
-      log: (message) => this.debug(message),
-    };
-    const queue: IIdentifyQueue =
-      options.identifyQueue ??
-      (options.identifyQueueFactory ? options.identifyQueueFactory(queueOptions) : new InMemoryIdentifyQueue(queueOptions));
-
+    const { total, ids, sessions, gatewayUrl, queue } = await resolveStartPlan(
+      options,
+      this.#token,
+      this.sessions,
+      () => {
+        const given = this.givenSessions;
+        this.givenSessions = null;
+        return given;
+      },
+      (message) => this.debug(message),
+    );
     this.shardTotal = total;
-    const gatewayUrl = options.gatewayUrl ?? info!.url;
     this.gatewayUrl = gatewayUrl;
     // HELLOs arrive in any order: hand the first IDENTIFY requests to the queue in shard order so buckets start in order.
     const startOrder = new StartOrderQueue(queue, ids.filter((id) => !sessions.has(id)));
@@ -577,7 +569,7 @@ export class Cluster {
       });
       this.attach(shard, startOrder);
     }
-    this.startSaving();
+    this.sessions.start();
     this.debug(`starting shards [${ids.join(', ')}] of ${total}${sessions.size ? `, resuming ${sessions.size}` : ''}`);
     await Promise.all(ids.map((id) => this.entries.get(id)!.shard.connect()));
   }
@@ -613,17 +605,17 @@ export class Cluster {
         // Bookkeeping never stops the event: whatever it throws is reported, and the event is still delivered.
         try {
           guilds.handle(event);
-          if (event.t === 'READY' || event.t === 'RESUMED') this.saveSession(shard);
+          this.sessions.sessionEvent(shard, event);
         } catch (error) {
           this.reportMalformed(event, `could not be read: ${(error as Error)?.message ?? String(error)}`);
         }
         this.dispatchSubject.next(event);
-        this.checkpointer?.touch(id);
+        this.sessions.touch(id);
       }),
       shard.state$.subscribe((state) => {
         if (state === ShardState.FatallyClosed) {
           startOrder.forget(id);
-          void this.storeCall(() => this.sessionStore.delete(id));
+          void this.sessions.remove(id);
         }
         if (state === ShardState.Disconnected) this.warnOnFailedAttempts(shard);
         this.stateSubject.next({ shardId: id, state });
@@ -648,61 +640,6 @@ export class Cluster {
     );
   }
 
-  private saveSession(shard: IGatewayShard): void {
-    const session = this.handledSession(shard);
-    if (session) void this.storeCall(() => this.sessionStore.set(shard.id, session));
-  }
-
-  /** The shard's session, its sequence lowered to just below the oldest event whose handling has not settled. */
-  private handledSession(shard: IGatewayShard): ShardSession | null {
-    const session = shard.session;
-    if (!session) return null;
-    const oldest = this.handling?.oldestUnsettled(shard.id) ?? null;
-    if (oldest !== null && session.sequence !== null && oldest <= session.sequence) return { ...session, sequence: oldest - 1 };
-    return session;
-  }
-
-  /** Saves the handled sequence of `ids` (those ready and changed since their last checkpoint) and flushes the store. */
-  private async checkpoint(ids: number[]): Promise<void> {
-    let changed = false;
-    try {
-      for (const id of ids) {
-        const shard = this.entries.get(id)?.shard;
-        if (!shard || shard.state !== ShardState.Ready) continue;
-        const session = this.handledSession(shard);
-        if (!session) continue;
-        const key = `${session.sessionId}:${session.sequence}`;
-        if (this.checkpointed.get(id) === key) continue;
-        this.checkpointed.set(id, key);
-        changed = true;
-        await this.sessionStore.set(id, session);
-      }
-      if (changed && this.sessionStore.flush) await this.sessionStore.flush();
-      this.checkpointFailing = false;
-    } catch (error) {
-      // Reported once until a checkpoint succeeds again: with the store unreachable, every event would report it.
-      for (const id of ids) this.checkpointed.delete(id);
-      if (!this.checkpointFailing) this.errorSubject.next(new Error(`Session store failed: ${(error as Error).message}`));
-      this.checkpointFailing = true;
-    }
-  }
-
-  private startSaving(): void {
-    this.checkpointer?.start();
-    const every = this.options.sessionSaveIntervalMs ?? 60_000;
-    this.saveTimer = setInterval(() => {
-      for (const { shard } of this.entries.values()) if (shard.state === ShardState.Ready) this.saveSession(shard);
-      void this.flushStore();
-    }, every);
-    this.saveTimer.unref();
-  }
-
-  private stopSaving(): void {
-    this.checkpointer?.stop();
-    if (this.saveTimer) clearInterval(this.saveTimer);
-    this.saveTimer = null;
-  }
-
   private reset(): void {
     for (const entry of this.entries.values()) this.detach(entry);
     this.entries.clear();
@@ -715,160 +652,7 @@ export class Cluster {
     for (const subscription of entry.subscriptions) subscription.unsubscribe();
   }
 
-  /** Sends the store's buffered writes, for stores that batch them. */
-  private async flushStore(): Promise<void> {
-    const store = this.sessionStore;
-    if (store.flush) await this.storeCall(() => store.flush!());
-  }
-
-  private async storeCall<T>(call: () => Promise<T>): Promise<T | null> {
-    try {
-      return await call();
-    } catch (error) {
-      this.errorSubject.next(new Error(`Session store failed: ${(error as Error).message}`));
-      return null;
-    }
-  }
-
   private debug(message: string): void {
     if (this.debugSubject.observed) this.debugSubject.next({ shardId: null, message });
-  }
-}
-
-/** Checks `options.sessions` and returns them by shard id (null when not given). */
-function validateSessions(sessions: ClusterOptions['sessions']): Map<number, ShardSession> | null {
-  if (sessions === undefined) return null;
-  if (typeof sessions !== 'object' || sessions === null) throw new GatewayOptionsError('sessions', 'must be an object of sessions by shard id');
-  const result = new Map<number, ShardSession>();
-  for (const [key, value] of Object.entries(sessions)) {
-    const id = Number(key);
-    const at = `sessions[${key}]`;
-    if (!Number.isInteger(id) || id < 0 || String(id) !== key) throw new GatewayOptionsError(at, 'must be keyed by a shard id (an integer >= 0)');
-    const session = value as Partial<ShardSession> | null;
-    if (typeof session !== 'object' || session === null) throw new GatewayOptionsError(at, 'must be { sessionId, sequence, resumeUrl }');
-    if (typeof session.sessionId !== 'string' || session.sessionId === '') throw new GatewayOptionsError(`${at}.sessionId`, 'must be a non-empty string');
-    if (session.sequence !== null && (!Number.isInteger(session.sequence) || session.sequence! < 0)) {
-      throw new GatewayOptionsError(`${at}.sequence`, 'must be an integer >= 0 or null');
-    }
-    if (typeof session.resumeUrl !== 'string' || !/^wss?:\/\/./.test(session.resumeUrl)) {
-      throw new GatewayOptionsError(`${at}.resumeUrl`, 'must be a ws:// or wss:// URL');
-    }
-    result.set(id, { ...(session as ShardSession) });
-  }
-  return result;
-}
-
-/**
- * Checks cluster options the way the `Cluster` constructor does, without creating anything.
- * @throws {@link GatewayOptionsError} naming the first invalid option.
- */
-export function validateClusterOptions(options: ClusterOptions): void {
-  validateShardScheme(options?.shards);
-  resolveShardOptions({ ...options, id: 0, total: 1, gatewayUrl: options.gatewayUrl });
-  const sequenceSave = options.sequenceSaveIntervalMs;
-  if (sequenceSave !== undefined && sequenceSave !== null && (!Number.isInteger(sequenceSave) || sequenceSave < 0)) {
-    throw new GatewayOptionsError('sequenceSaveIntervalMs', `must be an integer >= 0 or null, got ${typeof sequenceSave === 'number' ? sequenceSave : typeof sequenceSave}`);
-  }
-  for (const key of ['identifyWindowMs', 'sessionSaveIntervalMs', 'guildReadyTimeout', 'startTimeout'] as const) {
-    const value = options[key];
-    if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
-      // Only numbers are echoed: a string here could be a token given to the wrong option.
-      throw new GatewayOptionsError(key, `must be an integer >= 1, got ${typeof value === 'number' ? value : typeof value}`);
-    }
-  }
-  if (!options.gatewayInfo) {
-    requireTransportUrl('apiUrl', options.apiUrl ?? 'https://discord.com/api', ['http:', 'https:'], !!options.allowInsecureGateway);
-  }
-  validateStrategy(options.strategy);
-  validateSessions(options.sessions);
-}
-
-function validateStrategy(strategy: ClusterOptions['strategy']): void {
-  if (strategy === undefined) return;
-  if (typeof strategy !== 'object' || strategy === null || (strategy.type !== 'in-process' && strategy.type !== 'workers')) {
-    throw new GatewayOptionsError('strategy', `must be { type: 'in-process' } or { type: 'workers', shardsPerWorker? }`);
-  }
-  if (strategy.type !== 'workers') return;
-  for (const key of ['shardsPerWorker', 'pingIntervalMs', 'pingTimeoutMs', 'sessionReportIntervalMs'] as const) {
-    const value = strategy[key];
-    if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
-      throw new GatewayOptionsError(`strategy.${key}`, `must be an integer >= 1, got ${typeof value === 'number' ? value : typeof value}`);
-    }
-  }
-  const entry = strategy.workerEntry;
-  if (entry !== undefined && (typeof entry !== 'string' || !isAbsolute(entry))) {
-    throw new GatewayOptionsError('strategy.workerEntry', 'must be an absolute path');
-  }
-}
-
-/**
- * Passes each starting shard's first IDENTIFY request to `queue` only after those of every lower shard id, so that
- * the queue sees them in bucket order however the HELLOs arrive. Later requests go straight through.
- */
-class StartOrderQueue implements IIdentifyQueue {
-  private readonly pending: number[];
-  private readonly held = new Map<number, () => void>();
-
-  constructor(
-    private readonly queue: IIdentifyQueue,
-    ids: number[],
-  ) {
-    this.pending = [...ids].sort((a, b) => a - b);
-  }
-
-  acquire(shardId: number, signal?: AbortSignal): Promise<void> {
-    const index = this.pending.indexOf(shardId);
-    if (index <= 0) {
-      const granted = this.queue.acquire(shardId, signal);
-      if (index === 0) this.forwardNext();
-      return granted;
-    }
-    if (signal?.aborted) return Promise.reject(abortError());
-    return new Promise<void>((resolve, reject) => {
-      const onAbort = () => {
-        this.held.delete(shardId);
-        reject(abortError());
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.held.set(shardId, () => {
-        signal?.removeEventListener('abort', onAbort);
-        this.queue.acquire(shardId, signal).then(resolve, reject);
-      });
-    });
-  }
-
-  refund(shardId: number): void {
-    this.queue.refund?.(shardId);
-  }
-
-  identified(shardId: number): void {
-    this.queue.identified?.(shardId);
-  }
-
-  /** Puts a shard that starts later (without a session) into the start order. */
-  add(shardId: number): void {
-    if (this.pending.includes(shardId)) return;
-    let at = this.pending.length;
-    while (at > 0 && this.pending[at - 1] > shardId) at--;
-    this.pending.splice(at, 0, shardId);
-  }
-
-  /** Takes a shard out of the start order (it closed before asking), so the shards behind it are not held. */
-  forget(shardId: number): void {
-    const index = this.pending.indexOf(shardId);
-    if (index < 0) return;
-    if (index === 0) this.forwardNext();
-    else this.pending.splice(index, 1);
-  }
-
-  /** Drops the head of `pending` and forwards the requests already waiting behind it, in order. */
-  private forwardNext(): void {
-    this.pending.shift();
-    while (this.pending.length > 0) {
-      const forward = this.held.get(this.pending[0]);
-      if (!forward) return;
-      this.held.delete(this.pending.shift()!);
-      forward();
-    }
   }
 }

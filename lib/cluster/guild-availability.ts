@@ -1,4 +1,5 @@
 import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
+import { isObject } from '../shard/is-object';
 
 /** Fired once per READY, when every guild READY listed has arrived, or when the wait timed out. */
 export interface GuildsReadyEvent {
@@ -117,10 +118,6 @@ export class GuildAvailability {
       timedOut,
     });
   }
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** The guild ids a READY lists, and what was wrong with the list (its bad entries are left out). */

@@ -117,4 +117,6 @@ export interface ClusterOptions extends ClusterShardOptions {
    * retrying. @defaultValue none (no deadline)
    */
   startTimeout?: number;
+  /** Minimum time between two full-list member requests for one guild, ms (Discord allows one per 30 s). @defaultValue `30000` */
+  memberRequestCooldownMs?: number;
 }

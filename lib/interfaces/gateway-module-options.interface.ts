@@ -30,8 +30,6 @@ export interface GatewayModuleOptions extends ClusterOptions {
    * go on) until half have settled, so slow handlers cannot grow memory without bound. @defaultValue `1000`
    */
   maxPendingHandlersPerShard?: number;
-  /** Minimum time between two full-list member requests for one guild, ms (Discord allows one per 30 s). @defaultValue `30000` */
-  memberRequestCooldownMs?: number;
   /**
    * Redis shared by the bot's processes: `{ url }` (one server), `{ nodes, clusterOptions? }` (a Redis Cluster),
    * `{ sentinels, name }` (a primary watched by Redis Sentinel, followed across failovers) — for these a connection

@@ -10,7 +10,7 @@ import { InMemoryIdentifyQueue } from '../../lib/queue/in-memory-identify-queue'
 import { ShardState } from '../../lib/shard/shard-state';
 import type { LocalGateway, LocalGatewayOptions } from '../../lib/testing';
 import { eventually, sleep } from '../helpers/gateway-test-kit';
-import { CLUSTER_TEST_INTENTS, ClusterHarness, SHORT_CLUSTER_OPTIONS } from '../helpers/cluster-test-kit';
+import { CLUSTER_TEST_INTENTS, ClusterHarness, SHORT_CLUSTER_OPTIONS, rejectionOf } from '../helpers/cluster-test-kit';
 
 const OP_IDENTIFY = GatewayOpcodes.Identify;
 const OP_RESUME = GatewayOpcodes.Resume;
@@ -32,16 +32,6 @@ function guildOn(shardId: number, total: number, salt = 0): string {
 
 function stateOf(cluster: Cluster, shardId: number): ShardState | undefined {
   return cluster.info().find((info) => info.id === shardId)?.state;
-}
-
-/** Rejection of a promise that must reject. */
-async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected the promise to reject');
 }
 
 void afterEach(async () => {

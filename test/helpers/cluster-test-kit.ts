@@ -9,6 +9,16 @@ export const CLUSTER_TEST_INTENTS = GatewayIntentBits.Guilds | GatewayIntentBits
 /** Shard options of the cluster tests: short timings and a fixed jitter. */
 export const SHORT_CLUSTER_OPTIONS: Partial<ClusterOptions> = { ...SHORT_SHARD_TIMINGS, random: () => 0.5 };
 
+/** Rejection of a promise that must reject. */
+export async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('expected the promise to reject');
+}
+
 /**
  * Starts local gateways and clusters for one test file and closes them all in `closeAll()` (call it in `afterEach`).
  */

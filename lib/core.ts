@@ -1,5 +1,5 @@
-// The framework-free core: shards, clusters, queues and stores. Importable without Nest as
-// `nestjs-discord-gateway/core`.
+// The framework-free core: shards, clusters, queues, stores, and the local gateway with its payload factories for
+// tests. Importable without Nest as `nestjs-discord-gateway/core`.
 export * from './cluster/channel-info-requests';
 export * from './cluster/cluster';
 export * from './cluster/dispatch-dedupe-gate';
@@ -63,3 +63,4 @@ export * from './shard/shard-state';
 export * from './shard/transport-security';
 export type { WorkerPool, WorkerShard } from './workers/worker-pool';
 export { shardWorkerEntry } from './workers/worker-pool';
+export * from './testing/local-gateway-kit';

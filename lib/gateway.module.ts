@@ -12,11 +12,8 @@ import { DispatchFilter } from './shard/dispatch-filter';
 import { GatewayEventRouter } from './gateway-event-router';
 import { GatewayHandlerExplorer } from './gateway-handler.explorer';
 import { GatewayLifecycle } from './gateway.lifecycle';
-import type {
-  GatewayModuleAsyncOptions,
-  GatewayModuleOptions,
-  GatewayOptionsFactory,
-} from './interfaces/gateway-module-options.interface';
+import type { GatewayModuleAsyncOptions, GatewayOptionsFactory } from './interfaces/gateway-module-async-options.interface';
+import type { GatewayModuleOptions } from './interfaces/gateway-module-options.interface';
 import { GATEWAY_SCALE_OUT, type IGatewayScaleOut } from './interfaces/gateway-scale-out.interface';
 import { ClusterService } from './services/cluster.service';
 import { ShardService } from './services/shard.service';

@@ -8,6 +8,7 @@ export * from './gateway-event-router';
 export * from './gateway.module';
 export * from './interfaces/gateway-event-context.interface';
 export * from './interfaces/gateway-events.interface';
+export * from './interfaces/gateway-module-async-options.interface';
 export * from './interfaces/gateway-module-options.interface';
 export * from './services/cluster.service';
 export * from './services/shard.service';

@@ -1,4 +1,3 @@
-import type { InjectionToken, ModuleMetadata, OptionalFactoryDependency, Type } from '@nestjs/common';
 // Types only: nothing of ioredis is loaded unless `redis` is configured.
 import type { ClusterOptions } from './cluster-options.interface';
 
@@ -77,24 +76,3 @@ export type GatewayRedisConnection =
   | { nodes: (string | { host: string; port: number })[]; clusterOptions?: Record<string, unknown> }
   | { sentinels: { host: string; port: number }[]; name: string; redisOptions?: Record<string, unknown> }
   | { client: object };
-
-/** A class that creates the module options, for `forRootAsync({ useClass })`. */
-export interface GatewayOptionsFactory {
-  createGatewayOptions(): GatewayModuleOptions | Promise<GatewayModuleOptions>;
-}
-
-/** Options of `GatewayModule.forRootAsync`. */
-export interface GatewayModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
-  /**
-   * Name of the gateway (see {@link GatewayModuleOptions.name}); given here because the injection tokens depend on
-   * it. The factory's options may repeat it, not change it. @defaultValue `'default'`
-   */
-  name?: string;
-  /** Register the module globally. @defaultValue `false` */
-  global?: boolean;
-  /** Providers injected into `useFactory`. */
-  inject?: Array<InjectionToken | OptionalFactoryDependency>;
-  useFactory?: (...args: any[]) => GatewayModuleOptions | Promise<GatewayModuleOptions>;
-  useClass?: Type<GatewayOptionsFactory>;
-  useExisting?: Type<GatewayOptionsFactory>;
-}

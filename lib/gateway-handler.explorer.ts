@@ -5,9 +5,7 @@ import {
   INTERCEPTORS_METADATA,
   PIPES_METADATA,
 } from '@nestjs/common/constants';
-import type { ApplicationConfig } from '@nestjs/core';
-import { ContextIdFactory, DiscoveryService, ExternalContextCreator, MetadataScanner, ModuleRef } from '@nestjs/core';
-import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper';
+import { ApplicationConfig, ContextIdFactory, DiscoveryService, ExternalContextCreator, MetadataScanner, ModuleRef } from '@nestjs/core';
 import {
   GATEWAY_CONTEXT_TYPE,
   GATEWAY_PARAMS_METADATA,
@@ -37,6 +35,9 @@ const DEFAULT_PARAMS = {
   [`${GatewayParamtype.CONTEXT}:1`]: { index: 1, data: undefined, pipes: [] },
 };
 
+/** A provider or controller as `DiscoveryService` lists it (Nest exports its type only through that service). */
+type InstanceWrapper = ReturnType<DiscoveryService['getProviders']>[number];
+
 type Enhancer = 'guards' | 'interceptors' | 'pipes' | 'filters';
 
 const ENHANCER_METADATA: Record<Enhancer, string> = {
@@ -61,6 +62,8 @@ export class GatewayHandlerExplorer implements OnModuleInit {
     private readonly scanner: MetadataScanner,
     private readonly contextCreator: ExternalContextCreator,
     private readonly moduleRef: ModuleRef,
+    /** The application's global enhancers (`useGlobalGuards`, `APP_GUARD`...). */
+    private readonly config: ApplicationConfig,
     private readonly router: GatewayEventRouter,
     /** Name of the gateway whose handlers it registers. @defaultValue `'default'` */
     private readonly gateway: string = DEFAULT_GATEWAY_NAME,
@@ -108,9 +111,7 @@ export class GatewayHandlerExplorer implements OnModuleInit {
     const key = ENHANCER_METADATA[enhancer];
     const local = [Reflect.getMetadata(key, callback), Reflect.getMetadata(key, metatype)];
     if (local.some((list) => Array.isArray(list) && list.length > 0)) return true;
-    const config = (this.contextCreator as unknown as { container?: { applicationConfig?: ApplicationConfig } })
-      .container?.applicationConfig;
-    if (!config) return true;
+    const config = this.config;
     const global = {
       guards: [config.getGlobalGuards(), config.getGlobalRequestGuards()],
       interceptors: [config.getGlobalInterceptors(), config.getGlobalRequestInterceptors()],

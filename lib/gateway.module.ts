@@ -1,5 +1,5 @@
-import { Logger, Module, type DynamicModule, type Provider } from '@nestjs/common';
-import { DiscoveryModule, DiscoveryService, ExternalContextCreator, MetadataScanner, ModuleRef } from '@nestjs/core';
+import { ConfigurableModuleBuilder, Logger, Module, type DynamicModule, type FactoryProvider, type Provider } from '@nestjs/common';
+import { ApplicationConfig, DiscoveryModule, DiscoveryService, ExternalContextCreator, MetadataScanner, ModuleRef } from '@nestjs/core';
 import { Cluster } from './cluster/cluster';
 import { runForwardedShardCall } from './cluster/forwarded-shard-call';
 import { validateClusterOptions } from './cluster/validate-cluster-options';
@@ -12,11 +12,24 @@ import { DispatchFilter } from './shard/dispatch-filter';
 import { GatewayEventRouter } from './gateway-event-router';
 import { GatewayHandlerExplorer } from './gateway-handler.explorer';
 import { GatewayLifecycle } from './gateway.lifecycle';
-import type { GatewayModuleAsyncOptions, GatewayOptionsFactory } from './interfaces/gateway-module-async-options.interface';
+import type { GatewayModuleAsyncOptions, GatewayModuleExtras } from './interfaces/gateway-module-async-options.interface';
 import type { GatewayModuleOptions } from './interfaces/gateway-module-options.interface';
 import { GATEWAY_SCALE_OUT, type IGatewayScaleOut } from './interfaces/gateway-scale-out.interface';
 import { ClusterService } from './services/cluster.service';
 import { ShardService } from './services/shard.service';
+
+/**
+ * `forRoot` / `forRootAsync` as Nest's `ConfigurableModuleBuilder` makes them (`useFactory`, `useClass`,
+ * `useExisting`, `imports`, `inject`, `provideInjectionTokensFrom`); {@link gatewayModuleDefinition} turns the
+ * module it builds into one gateway's module.
+ */
+const { ConfigurableModuleClass: ConfigurableGatewayModule } = new ConfigurableModuleBuilder<GatewayModuleOptions>({
+  optionsInjectionToken: GATEWAY_MODULE_OPTIONS,
+})
+  .setClassMethodName('forRoot')
+  .setFactoryMethodName('createGatewayOptions')
+  .setExtras<GatewayModuleExtras>({ global: false }, (definition, extras) => gatewayModuleDefinition(definition, extras))
+  .build();
 
 /**
  * Keeps the bot connected to Discord's gateway and routes its events to `@OnEvent` methods.
@@ -27,119 +40,124 @@ import { ShardService } from './services/shard.service';
  * ```
  */
 @Module({})
-export class GatewayModule {
+export class GatewayModule extends ConfigurableGatewayModule {
   /**
    * Registers the module with options known up front. They are checked here, so an invalid one throws a
    * {@link GatewayOptionsError} to the caller of `forRoot` (not from inside Nest's startup). With `name`, it is one
    * more gateway (another bot, with its own token) beside the default one: its services are injected with
    * `@InjectShardService(name)` / `@InjectClusterService(name)`, and its events reach
-   * `@OnEvent(..., { gateway: name })`.
+   * `@OnEvent(..., { gateway: name })`. With `global: true`, the services are injectable in every module.
    */
-  static forRoot(options: GatewayModuleOptions & { global?: boolean }): DynamicModule {
-    const { global, ...rest } = options ?? ({} as GatewayModuleOptions);
-    const name = resolveGatewayName(rest.name);
-    validateClusterOptions(validateModuleOptions(rest, name));
-    return GatewayModule.build(name, [{ provide: getGatewayToken(GATEWAY_MODULE_OPTIONS, name), useValue: hideToken(rest) }], [], global);
-  }
-
-  /** Registers the module with options built by a factory, a class or an existing provider. */
-  static forRootAsync(options: GatewayModuleAsyncOptions): DynamicModule {
-    const name = resolveGatewayName(options.name);
-    const provide = getGatewayToken(GATEWAY_MODULE_OPTIONS, name);
-    const providers: Provider[] = [];
-    if (options.useFactory) {
-      const useFactory = options.useFactory;
-      providers.push({
-        provide,
-        useFactory: async (...args: unknown[]) => hideToken(await useFactory(...args)),
-        inject: options.inject ?? [],
-      });
-    } else if (options.useClass || options.useExisting) {
-      const factoryClass = (options.useClass ?? options.useExisting)!;
-      if (options.useClass) providers.push({ provide: factoryClass, useClass: factoryClass });
-      providers.push({
-        provide,
-        useFactory: async (factory: GatewayOptionsFactory) => hideToken(await factory.createGatewayOptions()),
-        inject: [factoryClass],
-      });
-    } else {
-      throw new GatewayOptionsError('forRootAsync', 'needs useFactory, useClass or useExisting');
-    }
-    return GatewayModule.build(name, providers, options.imports ?? [], options.global);
+  static override forRoot(options: GatewayModuleOptions & GatewayModuleExtras): DynamicModule {
+    const given = options ?? ({} as GatewayModuleOptions);
+    const { global, ...rest } = given;
+    validateGlobal(global);
+    validateClusterOptions(validateModuleOptions(rest, resolveGatewayName(rest.name)));
+    return super.forRoot(given);
   }
 
   /**
-   * The module of one gateway. Every provider is registered under {@link getGatewayToken}'s token for `name`: the
-   * classes themselves for the default gateway, symbols of their own for a named one, so that several gateways
-   * live side by side in one application.
+   * Registers the module with options built by a factory (`useFactory` with `inject`), a class
+   * (`useClass`, implementing {@link GatewayOptionsFactory}) or an existing provider (`useExisting`), with the
+   * modules they need in `imports`. The options are checked when they are built, so an invalid one fails the
+   * application's startup naming the option.
    */
-  private static build(name: string, optionProviders: Provider[], imports: DynamicModule['imports'], global = false): DynamicModule {
-    const token = (base: GatewayProviderClass) => getGatewayToken(base, name);
-    const OPTIONS = getGatewayToken(GATEWAY_MODULE_OPTIONS, name);
-    const SCALE_OUT = getGatewayToken(GATEWAY_SCALE_OUT, name);
-    const exported = [token(ShardService), token(ClusterService), token(Cluster)];
-    return {
-      module: GatewayModule,
-      global,
-      imports: [DiscoveryModule, ...(imports ?? [])],
-      providers: [
-        ...optionProviders,
-        {
-          provide: SCALE_OUT,
-          useFactory: (options: GatewayModuleOptions) => createScaleOut(validateModuleOptions(options, name)),
-          inject: [OPTIONS],
-        },
-        {
-          provide: token(Cluster),
-          useFactory: (options: GatewayModuleOptions, scaleOut: IGatewayScaleOut | null) => {
-            const cluster = new Cluster({
-              ...validateModuleOptions(options, name),
-              ...scaleOut?.clusterDefaults,
-              // The options hold it only behind their proxy (see hideToken): the spread above copies ''.
-              token: options.token,
-              // Decode only what handlers and subscribers ask for; they add their event names at bootstrap.
-              dispatchFilter: options.dispatchFilter ?? new DispatchFilter([]),
-            });
-            scaleOut?.attach(cluster);
-            // Calls other processes forward for this one's shards run on the cluster itself.
-            scaleOut?.setHandler((method, shardId, args) => runForwardedShardCall(cluster, method, shardId, args));
-            return cluster;
-          },
-          inject: [OPTIONS, SCALE_OUT],
-        },
-        { provide: token(GatewayEventRouter), useFactory: () => new GatewayEventRouter(name) },
-        {
-          provide: token(GatewayHandlerExplorer),
-          useFactory: (
-            discovery: DiscoveryService,
-            scanner: MetadataScanner,
-            contextCreator: ExternalContextCreator,
-            moduleRef: ModuleRef,
-            router: GatewayEventRouter,
-          ) => new GatewayHandlerExplorer(discovery, scanner, contextCreator, moduleRef, router, name),
-          inject: [DiscoveryService, MetadataScanner, ExternalContextCreator, ModuleRef, token(GatewayEventRouter)],
-        },
-        {
-          provide: token(GatewayLifecycle),
-          useFactory: (cluster: Cluster, router: GatewayEventRouter, options: GatewayModuleOptions, scaleOut: IGatewayScaleOut | null) =>
-            new GatewayLifecycle(cluster, router, options, scaleOut, name),
-          inject: [token(Cluster), token(GatewayEventRouter), OPTIONS, SCALE_OUT],
-        },
-        {
-          provide: token(ShardService),
-          useFactory: (cluster: Cluster, options: GatewayModuleOptions, scaleOut: IGatewayScaleOut | null) =>
-            new ShardService(cluster, options, scaleOut),
-          inject: [token(Cluster), OPTIONS, SCALE_OUT],
-        },
-        {
-          provide: token(ClusterService),
-          useFactory: (cluster: Cluster, scaleOut: IGatewayScaleOut | null) => new ClusterService(cluster, scaleOut),
-          inject: [token(Cluster), SCALE_OUT],
-        },
-      ],
-      exports: exported,
-    };
+  static override forRootAsync(options: GatewayModuleAsyncOptions): DynamicModule {
+    resolveGatewayName(options.name);
+    validateGlobal(options.global);
+    if (!options.useFactory && !options.useClass && !options.useExisting) {
+      throw new GatewayOptionsError('forRootAsync', 'needs useFactory, useClass or useExisting');
+    }
+    return super.forRootAsync(options);
   }
+}
+
+/**
+ * The module of one gateway, from the one `ConfigurableModuleBuilder` builds. Its options provider becomes the
+ * gateway's (under {@link getGatewayToken}'s token for the name, holding the options behind {@link hideToken}), and
+ * every provider is registered under the gateway's token for its name: the classes themselves for the default
+ * gateway, symbols of their own for a named one, so that several gateways live side by side in one application.
+ */
+function gatewayModuleDefinition(definition: DynamicModule, extras: GatewayModuleExtras): DynamicModule {
+  const name = resolveGatewayName(extras.name);
+  const token = (base: GatewayProviderClass) => getGatewayToken(base, name);
+  const OPTIONS = getGatewayToken(GATEWAY_MODULE_OPTIONS, name);
+  const SCALE_OUT = getGatewayToken(GATEWAY_SCALE_OUT, name);
+  const optionProviders = (definition.providers ?? []).map((provider) => hideOptionsToken(provider, OPTIONS));
+  return {
+    ...definition,
+    global: extras.global ?? false,
+    imports: [DiscoveryModule, ...(definition.imports ?? [])],
+    providers: [
+      ...optionProviders,
+      {
+        provide: SCALE_OUT,
+        useFactory: (options: GatewayModuleOptions) => createScaleOut(validateModuleOptions(options, name)),
+        inject: [OPTIONS],
+      },
+      {
+        provide: token(Cluster),
+        useFactory: (options: GatewayModuleOptions, scaleOut: IGatewayScaleOut | null) => {
+          const cluster = new Cluster({
+            ...validateModuleOptions(options, name),
+            ...scaleOut?.clusterDefaults,
+            // The options hold it only behind their proxy (see hideToken): the spread above copies ''.
+            token: options.token,
+            // Decode only what handlers and subscribers ask for; they add their event names at bootstrap.
+            dispatchFilter: options.dispatchFilter ?? new DispatchFilter([]),
+          });
+          scaleOut?.attach(cluster);
+          // Calls other processes forward for this one's shards run on the cluster itself.
+          scaleOut?.setHandler((method, shardId, args) => runForwardedShardCall(cluster, method, shardId, args));
+          return cluster;
+        },
+        inject: [OPTIONS, SCALE_OUT],
+      },
+      { provide: token(GatewayEventRouter), useFactory: () => new GatewayEventRouter(name) },
+      {
+        provide: token(GatewayHandlerExplorer),
+        useFactory: (
+          discovery: DiscoveryService,
+          scanner: MetadataScanner,
+          contextCreator: ExternalContextCreator,
+          moduleRef: ModuleRef,
+          config: ApplicationConfig,
+          router: GatewayEventRouter,
+        ) => new GatewayHandlerExplorer(discovery, scanner, contextCreator, moduleRef, config, router, name),
+        inject: [DiscoveryService, MetadataScanner, ExternalContextCreator, ModuleRef, ApplicationConfig, token(GatewayEventRouter)],
+      },
+      {
+        provide: token(GatewayLifecycle),
+        useFactory: (cluster: Cluster, router: GatewayEventRouter, options: GatewayModuleOptions, scaleOut: IGatewayScaleOut | null) =>
+          new GatewayLifecycle(cluster, router, options, scaleOut, name),
+        inject: [token(Cluster), token(GatewayEventRouter), OPTIONS, SCALE_OUT],
+      },
+      {
+        provide: token(ShardService),
+        useFactory: (cluster: Cluster, options: GatewayModuleOptions, scaleOut: IGatewayScaleOut | null) =>
+          new ShardService(cluster, options, scaleOut),
+        inject: [token(Cluster), OPTIONS, SCALE_OUT],
+      },
+      {
+        provide: token(ClusterService),
+        useFactory: (cluster: Cluster, scaleOut: IGatewayScaleOut | null) => new ClusterService(cluster, scaleOut),
+        inject: [token(Cluster), SCALE_OUT],
+      },
+    ],
+    exports: [token(ShardService), token(ClusterService), token(Cluster)],
+  };
+}
+
+/**
+ * The builder's provider of the options, made the gateway's: registered under `provide` and holding the options
+ * behind {@link hideToken} (a `useValue` at once, a factory's result once built). Other providers (a `useClass`
+ * factory class) are kept as they are.
+ */
+function hideOptionsToken(provider: Provider, provide: symbol): Provider {
+  if (typeof provider !== 'object' || provider.provide !== GATEWAY_MODULE_OPTIONS) return provider;
+  if ('useValue' in provider) return { provide, useValue: hideToken(provider.useValue as GatewayModuleOptions) };
+  const { useFactory, inject } = provider as FactoryProvider<GatewayModuleOptions | Promise<GatewayModuleOptions>>;
+  return { provide, useFactory: async (...args: unknown[]) => hideToken(await useFactory(...args)), inject };
 }
 
 /**
@@ -158,6 +176,10 @@ function hideToken(options: GatewayModuleOptions): GatewayModuleOptions {
     ownKeys: (target) => Reflect.ownKeys(target).filter((key) => key !== 'token'),
     getOwnPropertyDescriptor: (target, key) => (key === 'token' ? undefined : Reflect.getOwnPropertyDescriptor(target, key)),
   });
+}
+
+function validateGlobal(global: unknown): void {
+  if (global !== undefined && typeof global !== 'boolean') throw new GatewayOptionsError('global', 'must be a boolean');
 }
 
 function validateModuleOptions(options: GatewayModuleOptions, name: string): GatewayModuleOptions {
@@ -187,6 +209,9 @@ function validateRedisOptions(options: GatewayModuleOptions): void {
   if (redis !== undefined) validateRedisConnection(redis);
   const shards = options.shards as unknown;
   const distributed = typeof shards === 'object' && shards !== null && 'ownership' in shards;
+  if (distributed && (options.strategy as { type?: unknown } | undefined)?.type === 'workers') {
+    throw new GatewayOptionsError('strategy', `{ type: 'workers' } cannot be combined with shards: { ownership: 'redis' } yet`);
+  }
   if (distributed && redis === undefined) {
     throw new GatewayOptionsError('redis', `is needed by shards: { ownership: 'redis' } (give { url } or { client })`);
   }

@@ -1,3 +1,5 @@
+import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
+
 /** Injection token of the options given to `GatewayModule.forRoot` / `forRootAsync`. */
 export const GATEWAY_MODULE_OPTIONS = Symbol('GATEWAY_MODULE_OPTIONS');
 
@@ -8,7 +10,7 @@ export const ON_EVENT_METADATA = 'nestjs-discord-gateway:on-event';
  * Metadata key of `@EventData()` / `@EventContext()` parameters. It is Nest's `ROUTE_ARGS_METADATA` (as for
  * microservice and WebSocket handlers), so that Nest's scanner registers pipe classes given to the decorators.
  */
-export const GATEWAY_PARAMS_METADATA = '__routeArguments__';
+export const GATEWAY_PARAMS_METADATA: typeof ROUTE_ARGS_METADATA = ROUTE_ARGS_METADATA;
 
 /**
  * `ExecutionContext.getType()` of a gateway event, so that guards, interceptors and filters written for HTTP

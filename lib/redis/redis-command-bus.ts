@@ -100,7 +100,9 @@ export class RedisCommandBus {
   /** Starts listening on this member's channel (on a second connection, as pub/sub needs one of its own). */
   async start(): Promise<void> {
     if (this.subscriber || this.closed) return;
-    const subscriber = this.publisher.duplicate();
+    // ioredis 6 types the two clients' duplicate() so that their union is not callable; each is one of these.
+    const duplicate: (this: RedisClient) => RedisClient = this.publisher.duplicate;
+    const subscriber = duplicate.call(this.publisher);
     this.subscriber = subscriber;
     subscriber.on('message', (_channel: string, message: string) => this.onMessage(message));
     subscriber.on('error', (error: Error) => this.log(`command bus: ${error.message}`));

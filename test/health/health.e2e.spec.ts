@@ -2,10 +2,11 @@ import 'reflect-metadata';
 import { afterEach, describe, it } from 'node:test';
 import { expect } from 'expect';
 import { get } from 'node:http';
-import type { INestApplication } from '@nestjs/common';
+import { Injectable, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ClusterService } from '../../lib';
 import { ShardState } from '../../lib/core';
+import { GatewayHealthIndicator, GatewayHealthModule, type GatewayHealthOptions, type GatewayHealthOptionsFactory } from '../../lib/health';
 import { createTestingGateway, type TestingGateway } from '../../lib/testing';
 import { ObservabilityModule, type ObservabilityOptions } from '../../sample/observability.module';
 
@@ -114,5 +115,25 @@ void describe('GET /health with GatewayHealthIndicator', () => {
     const recovered = await httpGet(url);
     expect(recovered.status).toBe(200);
     expect(recovered.body.details['discord-gateway'].shards['1']).toMatchObject({ state: 'ready', notReadyForMs: 0 });
+  });
+});
+
+/** Health options from a class, for `forRootAsync({ useClass })`. */
+@Injectable()
+class HealthOptionsFromConfig implements GatewayHealthOptionsFactory {
+  createGatewayHealthOptions(): GatewayHealthOptions {
+    return { key: 'bot-gateway', disconnectedThresholdMs: 5_000 };
+  }
+}
+
+void describe('GatewayHealthModule.forRootAsync', () => {
+  void it('gives the indicator the options a useClass factory builds', async () => {
+    kit = await createTestingGateway({ shards: 2, guilds: GUILDS });
+    const health = GatewayHealthModule.forRootAsync({ useClass: HealthOptionsFromConfig });
+    app = await NestFactory.create({ module: class AsyncHealthModule {}, imports: [kit.module(), health] }, { logger: false, abortOnError: false });
+    await app.init();
+    const result = app.get(GatewayHealthIndicator).isHealthy();
+    expect(Object.keys(result)).toEqual(['bot-gateway']);
+    expect(result['bot-gateway'].status).toBe('up');
   });
 });

@@ -180,4 +180,21 @@ void describe('GatewayMetrics registries', () => {
     expect(sample(text, 'bot_events_received_total', { shard: '0', event: 'READY' })).toBe(1);
     expect(text).not.toContain('discord_gateway_');
   });
+
+  void it('takes its options from forRootAsync: a registry another module provides, through useFactory and inject', async () => {
+    const registry = new Registry();
+    const REGISTRY = Symbol('REGISTRY');
+    @Module({ providers: [{ provide: REGISTRY, useValue: registry }], exports: [REGISTRY] })
+    class RegistryModule {}
+    kit = await createTestingGateway();
+    const metrics = GatewayMetricsModule.forRootAsync({
+      imports: [RegistryModule],
+      inject: [REGISTRY],
+      useFactory: (given: Registry) => ({ registry: given, prefix: 'async_' }),
+    });
+    app = await NestFactory.create({ module: class AsyncMetricsModule {}, imports: [kit.module(), metrics] }, { logger: false, abortOnError: false });
+    await app.init();
+    expect(app.get(GatewayMetrics).registry).toBe(registry);
+    expect(sample(await registry.metrics(), 'async_events_received_total', { shard: '0', event: 'READY' })).toBe(1);
+  });
 });

@@ -255,6 +255,22 @@ void describe('GatewayModule: registration', () => {
     expect(app.get(GatewayConfigFactory, { strict: false }).calls).toBe(1);
   });
 
+  void it('forRootAsync takes the providers its inject needs from provideInjectionTokensFrom', async () => {
+    const gateway = await harness.gateway();
+    const config: GatewayConfig = { token: gateway.token, apiUrl: gateway.apiUrl, intents: GatewayIntentBits.GuildMessages };
+    const app = await harness.app({
+      imports: [
+        GatewayModule.forRootAsync({
+          inject: [GATEWAY_CONFIG],
+          provideInjectionTokensFrom: [{ provide: GATEWAY_CONFIG, useValue: config }, { provide: 'unused', useValue: 1 }],
+          useFactory: (given: GatewayConfig) => moduleOptions(gateway, { token: given.token, intents: given.intents }),
+        }),
+      ],
+    });
+    expect(gateway.framesOf(GatewayOpcodes.Identify).map((frame) => frame.d.intents)).toEqual([GatewayIntentBits.GuildMessages]);
+    expect(app.get(ClusterService).allReady).toBe(true);
+  });
+
   void it('forRootAsync without useFactory, useClass or useExisting throws a GatewayOptionsError', () => {
     let thrown: unknown;
     try {
@@ -316,6 +332,19 @@ void describe('GatewayModule: option validation', () => {
       expect(gateway.connections).toHaveLength(0);
     });
   }
+
+  void it("forRoot and forRootAsync throw a GatewayOptionsError naming global on global: 'yes', to their callers", async () => {
+    const gateway = await harness.gateway();
+    const errors = [
+      thrownBy(() => GatewayModule.forRoot({ ...moduleOptions(gateway), global: 'yes' as never })),
+      thrownBy(() => GatewayModule.forRootAsync({ global: 'yes' as never, useFactory: () => moduleOptions(gateway) })),
+    ];
+    for (const error of errors) {
+      expect(error).toBeInstanceOf(GatewayOptionsError);
+      expect((error as GatewayOptionsError).option).toBe('global');
+    }
+    expect(gateway.connections).toHaveLength(0);
+  });
 
   void it('validates options built by forRootAsync the same way', async () => {
     const gateway = await harness.gateway();

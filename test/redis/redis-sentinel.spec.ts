@@ -69,7 +69,7 @@ void describe('Redis Sentinel: the primary fails over during a run', { timeout: 
     const switchedAt = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
     await eventuallyAsync(
       async () => {
-        const scores = await primary.zrange(redisKey(KEY_PREFIX, 'members'), 0, -1, 'WITHSCORES');
+        const scores = await primary.zrange(redisKey(KEY_PREFIX, 'members'), '0', '-1', 'WITHSCORES');
         return scores.filter((_, i) => i % 2 === 1 && Number(scores[i]) >= switchedAt).length === 2;
       },
       30_000,

@@ -135,7 +135,7 @@ void describe('ShardOwnership', () => {
     expect(gateway.framesOf(GatewayOpcodes.Identify)).toHaveLength(TOTAL);
 
     await a.ownership.stop();
-    expect(await redis.zrange(redisKey(prefix, 'members'), 0, -1)).toEqual(['b']);
+    expect(await redis.zrange(redisKey(prefix, 'members'), '0', '-1')).toEqual(['b']);
     await eventually(() => b.ownership.owned.length === TOTAL, 3 * LEASE_TTL_MS, 'b owns everything');
     await eventually(() => b.cluster.info().every((s) => s.state === ShardState.Ready), 3_000, 'b ready');
     expect(gateway.framesOf(GatewayOpcodes.Identify)).toHaveLength(TOTAL);

@@ -4,6 +4,7 @@ import { GatewayOptionsError } from '../errors/gateway-options.error';
 import { GatewayStartTimeoutError } from '../errors/gateway-start-timeout.error';
 import { MalformedPayloadError } from '../errors/malformed-payload.error';
 import { SessionStartLimitError } from '../errors/session-start-limit.error';
+import type { Clock, ClockTimer } from '../interfaces/clock.interface';
 import type { ClusterOptions, IdentifyQueueFactoryOptions } from '../interfaces/cluster-options.interface';
 import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
 import type { IIdentifyQueue } from '../interfaces/identify-queue.interface';
@@ -15,6 +16,7 @@ import { abortError } from '../queue/abort-error';
 import { InMemoryIdentifyQueue } from '../queue/in-memory-identify-queue';
 import { InMemorySessionStore } from '../session/in-memory-session-store';
 import type { DispatchFilter } from '../shard/dispatch-filter';
+import { realClock } from '../shard/real-clock';
 import { resolveShardOptions } from '../shard/resolve-shard-options';
 import { Shard, type ShardInfo } from '../shard/shard';
 import { ShardState } from '../shard/shard-state';
@@ -105,7 +107,12 @@ export class Cluster {
   private readonly ownershipSubject = new Subject<OwnershipEvent>();
   /** Shards an ownership layer says this process owns; null while none reports. */
   private owned: Set<number> | null = null;
-  private saveTimer: NodeJS.Timeout | null = null;
+  /**
+   * The `clock` option, or the real clock: times the session saves, and is given to the shards, the identify queue
+   * and the guild-availability waits (and taken by a `ShardOwnership` of this cluster).
+   */
+  readonly clock: Clock;
+  private saveTimer: ClockTimer | null = null;
   /** Saves the handled sequence of busy shards soon after their events (`sequenceSaveIntervalMs`). */
   private readonly checkpointer: SequenceCheckpointer | null = null;
   private handling: IHandlingTracker | null = null;
@@ -170,6 +177,7 @@ export class Cluster {
     this.#token = options.token;
     this.options = { ...options, token: '' };
     this.sessionStore = options.sessionStore ?? new InMemorySessionStore();
+    this.clock = options.clock ?? realClock;
     if (options.sequenceSaveIntervalMs !== undefined && options.sequenceSaveIntervalMs !== null) {
       this.checkpointer = new SequenceCheckpointer(options.sequenceSaveIntervalMs, (ids) => this.checkpoint(ids));
     }
@@ -552,6 +560,7 @@ export class Cluster {
       windowMs: options.identifyWindowMs,
       sessionStartLimit: limit ? { remaining: limit.remaining, total: limit.total, resetAfter: limit.reset_after } : undefined,
       log: (message) => this.debug(message),
+      clock: this.clock,
     };
     const queue: IIdentifyQueue =
       options.identifyQueue ??
@@ -610,6 +619,7 @@ export class Cluster {
       this.options.guildReadyTimeout ?? 15_000,
       (event) => this.guildsReadySubject.next(event),
       (event, problem) => this.reportMalformed(event, problem),
+      this.clock,
     );
     const subscriptions = [
       shard.dispatch$.subscribe((event) => {
@@ -693,7 +703,7 @@ export class Cluster {
   private startSaving(): void {
     this.checkpointer?.start();
     const every = this.options.sessionSaveIntervalMs ?? 60_000;
-    this.saveTimer = setInterval(() => {
+    this.saveTimer = this.clock.setInterval(() => {
       for (const { shard } of this.entries.values()) if (shard.state === ShardState.Ready) this.saveSession(shard);
       void this.flushStore();
     }, every);
@@ -702,7 +712,7 @@ export class Cluster {
 
   private stopSaving(): void {
     this.checkpointer?.stop();
-    if (this.saveTimer) clearInterval(this.saveTimer);
+    if (this.saveTimer) this.clock.clearInterval(this.saveTimer);
     this.saveTimer = null;
   }
 

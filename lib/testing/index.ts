@@ -7,3 +7,4 @@ export * from './gateway-testing.module';
 export * from './testing-gateway';
 export * from './zstd-stream.encoder';
 export * from './short-shard-timings.constant';
+export * from './virtual-clock';

@@ -366,7 +366,8 @@ void describe('Shard handshake timeouts, in virtual time', () => {
   });
 
   void it('reconnects and identifies again exactly readyTimeout after the IDENTIFY when no READY arrives', async () => {
-    const gateway = await gatewayWith();
+    // Heartbeats far apart: the clock moves 400 ms here, and no beat may be due twice meanwhile.
+    const gateway = await gatewayWith({ heartbeatInterval: 60_000 });
     gateway.behaviour.answerHandshake = false;
     gateway.on('connection', (c: LocalGatewayConnection) => {
       if (c.id === 2) gateway.behaviour.answerHandshake = true;

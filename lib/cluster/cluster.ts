@@ -3,7 +3,9 @@ import { Subject, type Observable, type Subscription } from 'rxjs';
 import { GatewayOptionsError } from '../errors/gateway-options.error';
 import { GatewayStartTimeoutError } from '../errors/gateway-start-timeout.error';
 import { MalformedPayloadError } from '../errors/malformed-payload.error';
+import type { Clock } from '../interfaces/clock.interface';
 import type { ClusterOptions } from '../interfaces/cluster-options.interface';
+import { realClock } from '../shard/real-clock';
 import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
 import type { IGatewayShard } from '../interfaces/gateway-shard.interface';
 import type { IShardingStrategy } from '../interfaces/sharding-strategy.interface';
@@ -106,6 +108,11 @@ export class Cluster {
   private readonly ownershipSubject = new Subject<OwnershipEvent>();
   /** Shards an ownership layer says this process owns; null while none reports. */
   private owned: Set<number> | null = null;
+  /**
+   * The `clock` option, or the real clock: times the session saves, and is given to the shards, the identify queue
+   * and the guild-availability waits (and taken by a `ShardOwnership` of this cluster).
+   */
+  readonly clock: Clock;
   private starting: Promise<void> | null = null;
   private shardTotal = 0;
   /** Settles once `up()` knows the shard count, gateway URL and identify queue (what `addShard` needs). */
@@ -165,7 +172,9 @@ export class Cluster {
     this.givenSessions = validateSessions(options.sessions);
     this.#token = options.token;
     this.options = { ...options, token: '' };
+    this.clock = options.clock ?? realClock;
     this.sessions = new SessionSaver({
+      clock: this.clock,
       store: options.sessionStore ?? new InMemorySessionStore(),
       sessionSaveIntervalMs: options.sessionSaveIntervalMs,
       sequenceSaveIntervalMs: options.sequenceSaveIntervalMs,
@@ -599,6 +608,7 @@ export class Cluster {
       this.options.guildReadyTimeout ?? 15_000,
       (event) => this.guildsReadySubject.next(event),
       (event, problem) => this.reportMalformed(event, problem),
+      this.clock,
     );
     const subscriptions = [
       shard.dispatch$.subscribe((event) => {

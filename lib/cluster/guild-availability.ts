@@ -1,5 +1,7 @@
+import type { Clock, ClockTimer } from '../interfaces/clock.interface';
 import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
 import { isObject } from '../shard/is-object';
+import { realClock } from '../shard/real-clock';
 
 /** Fired once per READY, when every guild READY listed has arrived, or when the wait timed out. */
 export interface GuildsReadyEvent {
@@ -22,7 +24,7 @@ export class GuildAvailability {
   private readonly available = new Set<string>();
   private readonly unavailable = new Set<string>();
   private readonly awaited = new Set<string>();
-  private timer: NodeJS.Timeout | null = null;
+  private timer: ClockTimer | null = null;
   private ready = false;
 
   constructor(
@@ -30,6 +32,8 @@ export class GuildAvailability {
     private readonly timeoutMs: number,
     private readonly onReady: (event: GuildsReadyEvent) => void,
     private readonly onMalformed: (event: GatewayDispatch, problem: string) => void = () => undefined,
+    /** Where the timeout is timed. @defaultValue the real clock */
+    private readonly clock: Clock = realClock,
   ) {}
 
   /** True once "guilds ready" fired for the current session. */
@@ -60,7 +64,7 @@ export class GuildAvailability {
 
   /** Stops the timer. */
   stop(): void {
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer) this.clock.clearTimeout(this.timer);
     this.timer = null;
   }
 
@@ -100,7 +104,7 @@ export class GuildAvailability {
       this.awaited.add(id);
     }
     if (this.awaited.size === 0) return this.fire(false);
-    this.timer = setTimeout(() => this.fire(true), this.timeoutMs);
+    this.timer = this.clock.setTimeout(() => this.fire(true), this.timeoutMs);
   }
 
   private checkReady(): void {

@@ -1,3 +1,4 @@
+import type { Clock, ClockTimer } from '../interfaces/clock.interface';
 import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
 import type { IHandlingTracker } from '../interfaces/handling-tracker.interface';
 import type { ISessionStore } from '../interfaces/session-store.interface';
@@ -29,6 +30,8 @@ export interface SessionSaverOptions {
   shard: (shardId: number) => SessionSource | undefined;
   /** Receives store failures (they are never thrown). */
   onError: (error: Error) => void;
+  /** Times the periodic save. */
+  clock: Clock;
 }
 
 /**
@@ -39,7 +42,7 @@ export interface SessionSaverOptions {
 export class SessionSaver {
   private readonly store: ISessionStore;
   /** The periodic save, while started. */
-  private saveTimer: NodeJS.Timeout | null = null;
+  private saveTimer: ClockTimer | null = null;
   private readonly saveEveryMs: number;
   /** Saves the handled sequence of busy shards soon after their events (`sequenceSaveIntervalMs`). */
   private readonly checkpointer: SequenceCheckpointer | null = null;
@@ -75,7 +78,7 @@ export class SessionSaver {
   /** Starts the periodic save (and the sequence saves). */
   start(): void {
     this.checkpointer?.start();
-    this.saveTimer = setInterval(() => {
+    this.saveTimer = this.options.clock.setInterval(() => {
       for (const shard of this.options.shards()) if (shard.state === ShardState.Ready) this.save(shard);
       void this.flush();
     }, this.saveEveryMs);
@@ -85,7 +88,7 @@ export class SessionSaver {
   /** Stops the periodic save and the sequence saves. */
   stop(): void {
     this.checkpointer?.stop();
-    if (this.saveTimer) clearInterval(this.saveTimer);
+    if (this.saveTimer) this.options.clock.clearInterval(this.saveTimer);
     this.saveTimer = null;
   }
 

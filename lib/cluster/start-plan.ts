@@ -3,6 +3,7 @@ import { SessionStartLimitError } from '../errors/session-start-limit.error';
 import type { ClusterOptions, IdentifyQueueFactoryOptions } from '../interfaces/cluster-options.interface';
 import type { IIdentifyQueue } from '../interfaces/identify-queue.interface';
 import type { ShardSession } from '../interfaces/shard-session.interface';
+import { realClock } from '../shard/real-clock';
 import { InMemoryIdentifyQueue } from '../queue/in-memory-identify-queue';
 import { resolveShardScheme } from './resolve-shard-scheme';
 import { RestGatewayInfoSource } from './rest-gateway-info-source';
@@ -72,6 +73,7 @@ export async function resolveStartPlan(
     windowMs: options.identifyWindowMs,
     sessionStartLimit: limit ? { remaining: limit.remaining, total: limit.total, resetAfter: limit.reset_after } : undefined,
     log: debug,
+    clock: options.clock ?? realClock,
   };
   const queue =
     options.identifyQueue ?? (options.identifyQueueFactory ? options.identifyQueueFactory(queueOptions) : new InMemoryIdentifyQueue(queueOptions));

@@ -1,4 +1,5 @@
 import type { ResolvedShardOptions } from '../interfaces/shard-options.interface';
+import { realClock } from '../shard/real-clock';
 
 /**
  * Defaults applied to every `ShardOptions` field that is left out.
@@ -27,4 +28,5 @@ export const DefaultShardOptions: Omit<
   random: Math.random,
   maxMessageBytes: 64 * 1024 * 1024,
   allowInsecureGateway: false,
+  clock: realClock,
 };

@@ -1,3 +1,4 @@
+import type { Clock } from './clock.interface';
 import type { IGatewayInfoSource } from './gateway-info.interface';
 import type { IIdentifyQueue } from './identify-queue.interface';
 import type { ISessionStore } from './session-store.interface';
@@ -30,6 +31,8 @@ export interface IdentifyQueueFactoryOptions {
   sessionStartLimit?: SessionStartBudget;
   /** Where the queue may write lines for the cluster's `debug$`. */
   log: (message: string) => void;
+  /** The cluster's clock (its `clock` option, or the real clock), for the queue's windows. */
+  clock: Clock;
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { GatewayIdentifyProperties, GatewayPresenceUpdateData } from 'discord-api-types/v10';
 import type { DispatchFilter } from '../shard/dispatch-filter';
+import type { Clock } from './clock.interface';
 import type { CompressionOptions } from './compression-options.interface';
 import type { IDecompressorFactory } from './decompressor.interface';
 import type { IIdentifyQueue } from './identify-queue.interface';
@@ -131,6 +132,14 @@ export interface ShardOptions {
    * e.g. by a lease in Redis. It should settle promptly: the connection waits for it.
    */
   handshakeGuard?: (kind: HandshakeKind) => Promise<boolean>;
+  /**
+   * Time and timers of the protocol's timing rules: heartbeats and their jitter, the zombie check, `helloTimeout`,
+   * `readyTimeout`, the backoff and its reset, `reconnectLimit` and `commandRateLimit`. Socket deadlines
+   * (`handshakeTimeout`, `closeTimeout`) stay on real time. A cluster hands its clock to its shards, identify queue,
+   * guild-availability waits and session saves. Tests pass a `VirtualClock` from `nestjs-discord-gateway/testing`.
+   * @defaultValue the real clock
+   */
+  clock?: Clock;
 }
 
 /** The two handshakes that start or continue a session on a new connection. */
@@ -162,4 +171,5 @@ export interface ResolvedShardOptions {
   allowInsecureGateway: boolean;
   dispatchFilter: DispatchFilter | undefined;
   handshakeGuard: ((kind: HandshakeKind) => Promise<boolean>) | undefined;
+  clock: Clock;
 }

@@ -1,4 +1,6 @@
+import type { Clock, ClockTimer } from '../interfaces/clock.interface';
 import type { IIdentifyQueue } from '../interfaces/identify-queue.interface';
+import { realClock } from '../shard/real-clock';
 import { abortError } from './abort-error';
 
 /** The daily session-start budget, as `GET /gateway/bot` reports it in `session_start_limit`. */
@@ -21,6 +23,8 @@ export interface InMemoryIdentifyQueueOptions {
   sessionStartLimit?: SessionStartBudget;
   /** Receives a line whenever grants must wait for the session-start budget to reset. */
   log?: (message: string) => void;
+  /** Where windows and the budget's reset are timed. @defaultValue the real clock */
+  clock?: Clock;
 }
 
 interface Waiter {
@@ -46,16 +50,18 @@ export class InMemoryIdentifyQueue implements IIdentifyQueue {
   private readonly waiting = new Map<number, Waiter[]>();
   private readonly nextFreeAt = new Map<number, number>();
   private budget: { remaining: number; total: number; resetAt: number } | null;
-  private timer: NodeJS.Timeout | null = null;
+  private readonly clock: Clock;
+  private timer: ClockTimer | null = null;
 
   constructor(options: InMemoryIdentifyQueueOptions = {}) {
     this.maxConcurrency = Math.max(1, options.maxConcurrency ?? 1);
     const windowMs = options.windowMs ?? 5_000;
     this.spacingMs = windowMs + Math.min(250, Math.max(50, Math.ceil(windowMs * 0.05)));
     this.log = options.log ?? (() => undefined);
+    this.clock = options.clock ?? realClock;
     const limit = options.sessionStartLimit;
     this.budget = limit
-      ? { remaining: limit.remaining, total: limit.total, resetAt: Date.now() + limit.resetAfter }
+      ? { remaining: limit.remaining, total: limit.total, resetAt: this.clock.now() + limit.resetAfter }
       : null;
   }
 
@@ -97,10 +103,10 @@ export class InMemoryIdentifyQueue implements IIdentifyQueue {
 
   private drain(): void {
     if (this.timer) {
-      clearTimeout(this.timer);
+      this.clock.clearTimeout(this.timer);
       this.timer = null;
     }
-    const now = Date.now();
+    const now = this.clock.now();
     let wakeAt = Infinity;
     for (const [key, list] of this.waiting) {
       if (list.length === 0) continue;
@@ -128,6 +134,6 @@ export class InMemoryIdentifyQueue implements IIdentifyQueue {
     if (this.budget && this.budget.remaining <= 0 && wakeAt === this.budget.resetAt) {
       this.log(`Session start limit reached: waiting ${wakeAt - now} ms for it to reset before identifying`);
     }
-    this.timer = setTimeout(() => this.drain(), Math.max(0, wakeAt - now));
+    this.timer = this.clock.setTimeout(() => this.drain(), Math.max(0, wakeAt - now));
   }
 }

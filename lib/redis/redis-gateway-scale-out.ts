@@ -75,6 +75,7 @@ export class RedisGatewayScaleOut implements IGatewayScaleOut {
           windowMs: limits.windowMs,
           sessionStartLimit: limits.sessionStartLimit,
           log: limits.log,
+          clock: limits.clock,
         });
         return this.queue;
       };

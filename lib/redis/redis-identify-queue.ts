@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { RESTGetAPIGatewayBotResult } from 'discord-api-types/v10';
+import type { Clock, ClockTimer } from '../interfaces/clock.interface';
 import type { IIdentifyQueue } from '../interfaces/identify-queue.interface';
 import { abortError } from '../queue/abort-error';
 import type { SessionStartBudget } from '../queue/in-memory-identify-queue';
+import { realClock } from '../shard/real-clock';
 import { closeRedisClient, createRedisClient } from './create-redis-client';
 import { redisKey, redisKeyPrefix, type RedisClient, type RedisConnectionOptions } from './redis-options.interface';
 import { RedisScript } from './redis-script';
@@ -30,6 +32,11 @@ export type RedisIdentifyQueueOptions = RedisConnectionOptions & {
    * @defaultValue `windowMs`
    */
   grantHoldMs?: number;
+  /**
+   * Where this process times its waits between asks and a grant's lateness (`grantHoldMs`). The grant keys expire
+   * on Redis's clock whatever this is. @defaultValue the real clock
+   */
+  clock?: Clock;
 };
 
 /** The time between two grants of one rate-limit key: the window plus a margin (5 %, from 50 to 250 ms). */
@@ -110,7 +117,7 @@ interface Waiter {
 interface Lane {
   key: number;
   waiters: Waiter[];
-  timer: NodeJS.Timeout | null;
+  timer: ClockTimer | null;
   busy: boolean;
   budgetWaitLogged: boolean;
 }
@@ -145,6 +152,7 @@ export class RedisIdentifyQueue implements IIdentifyQueue {
   private readonly log: (message: string) => void;
   private readonly budget: SessionStartBudget | undefined;
   private readonly retryDelayMs: number;
+  private readonly clock: Clock;
   private readonly instanceId = randomUUID();
   private readonly lanes = new Map<number, Lane>();
   /** The owner string of the last grant handed to each shard, until the shard reports its IDENTIFY written. */
@@ -195,6 +203,7 @@ export class RedisIdentifyQueue implements IIdentifyQueue {
     this.log = options.log ?? (() => undefined);
     this.budget = budget ? { ...budget } : undefined;
     this.retryDelayMs = options.retryDelayMs ?? 1_000;
+    this.clock = options.clock ?? realClock;
     const { client, owned } = createRedisClient(options);
     this.client = client;
     this.ownsClient = owned;
@@ -233,7 +242,7 @@ export class RedisIdentifyQueue implements IIdentifyQueue {
           const index = current.waiters.indexOf(waiter);
           if (index >= 0) current.waiters.splice(index, 1);
           if (current.waiters.length === 0 && current.timer) {
-            clearTimeout(current.timer);
+            this.clock.clearTimeout(current.timer);
             current.timer = null;
           }
           reject(abortError());
@@ -270,7 +279,7 @@ export class RedisIdentifyQueue implements IIdentifyQueue {
     if (this.closed) return;
     this.closed = true;
     for (const lane of this.lanes.values()) {
-      if (lane.timer) clearTimeout(lane.timer);
+      if (lane.timer) this.clock.clearTimeout(lane.timer);
       lane.timer = null;
       for (const waiter of lane.waiters.splice(0)) {
         if (waiter.onAbort) waiter.signal?.removeEventListener('abort', waiter.onAbort);
@@ -299,7 +308,7 @@ export class RedisIdentifyQueue implements IIdentifyQueue {
   private pump(lane: Lane): void {
     if (this.closed || lane.busy || lane.timer || lane.waiters.length === 0) return;
     lane.busy = true;
-    const askedAt = performance.now();
+    const askedAt = this.clock.now();
     const owner = `${this.instanceId}:${lane.waiters[0].shardId}:${++this.attempt}`;
     const keys = [this.grantKey(lane.key), this.budgetKey];
     const enforce = this.budget ? '1' : '0';
@@ -325,7 +334,7 @@ export class RedisIdentifyQueue implements IIdentifyQueue {
               RELEASE_SCRIPT.run(this.client, keys, [owner, enforce]).catch(() => undefined);
               return;
             }
-            const late = performance.now() - askedAt;
+            const late = this.clock.now() - askedAt;
             if (late > this.grantHoldMs) {
               // Too late to use: the key may expire less than a window after an IDENTIFY sent now.
               lane.waiters.unshift(waiter);
@@ -366,7 +375,7 @@ export class RedisIdentifyQueue implements IIdentifyQueue {
   /** Asks again for `lane` after `ms`, if anyone is still waiting then. */
   private wake(lane: Lane, ms: number): void {
     if (this.closed || lane.waiters.length === 0 || lane.timer) return;
-    lane.timer = setTimeout(() => {
+    lane.timer = this.clock.setTimeout(() => {
       lane.timer = null;
       this.pump(lane);
     }, Math.max(0, ms));

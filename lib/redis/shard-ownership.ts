@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Subject, type Observable } from 'rxjs';
 import type { Cluster } from '../cluster/cluster';
+import type { Clock, ClockTimer } from '../interfaces/clock.interface';
 import type { ISessionStore } from '../interfaces/session-store.interface';
 import type { HandshakeKind } from '../interfaces/shard-options.interface';
 import type { OwnershipEvent } from '../interfaces/shard-ownership-event.interface';
@@ -32,6 +33,11 @@ export type ShardOwnershipOptions = RedisConnectionOptions & {
   joinDelayMs?: number;
   /** Receives a line for each claim, release, loss and membership change, and for Redis failures. */
   log?: (message: string) => void;
+  /**
+   * Where renewals, the join delay and the local lease deadlines are timed (Redis expires the leases on its own
+   * clock whatever this is). @defaultValue the cluster's clock
+   */
+  clock?: Clock;
 };
 
 export type { OwnershipEvent };
@@ -40,7 +46,7 @@ interface Lease {
   shardId: number;
   /** `<memberId>|<random>`: unique per claim, checked by every renewal, release and handshake. */
   token: string;
-  /** Time (monotonic clock) until which the lease is surely still ours: Redis expires it no sooner. */
+  /** Time (on the clock, which never jumps) until which the lease is surely still ours: Redis expires it no sooner. */
   validUntil: number;
   releasing: boolean;
 }
@@ -172,9 +178,10 @@ export class ShardOwnership {
   /** Shards whose lease could not be deleted on release (Redis did not answer): they expire on their own. */
   private readonly unreleasedLeases = new Set<number>();
   private memberList: string[] = [];
-  private tickTimer: NodeJS.Timeout | null = null;
-  private watchdogTimer: NodeJS.Timeout | null = null;
-  private expiryTimer: NodeJS.Timeout | null = null;
+  private readonly clock: Clock;
+  private tickTimer: ClockTimer | null = null;
+  private watchdogTimer: ClockTimer | null = null;
+  private expiryTimer: ClockTimer | null = null;
   private ticking: Promise<void> | null = null;
   private claimFrom = Infinity;
   /** The epoch seen in the last round, null before the first. */
@@ -200,6 +207,7 @@ export class ShardOwnership {
       throw new Error('ShardOwnership: memberId must be a non-empty string without "|"');
     }
     this.cluster = options.cluster;
+    this.clock = options.clock ?? options.cluster.clock;
     this.memberId = memberId;
     this.leaseTtlMs = ttl;
     this.renewIntervalMs = renew;
@@ -248,7 +256,7 @@ export class ShardOwnership {
   /** True while this process surely holds the lease of `shardId` (renewed recently enough). */
   holds(shardId: number): boolean {
     const lease = this.leases.get(shardId);
-    return !!lease && monotonicNow() < lease.validUntil;
+    return !!lease && this.clock.now() < lease.validUntil;
   }
 
   /**
@@ -257,7 +265,7 @@ export class ShardOwnership {
    */
   writeFence(shardId: number): SessionWriteFence | null {
     const lease = this.leases.get(shardId);
-    if (!lease || monotonicNow() >= lease.validUntil) return null;
+    if (!lease || this.clock.now() >= lease.validUntil) return null;
     return { key: this.leaseKey(shardId), token: lease.token };
   }
 
@@ -274,15 +282,15 @@ export class ShardOwnership {
     if (this.state !== 'idle') return;
     if (this.cluster.total === 0) throw new Error('ShardOwnership.start() needs a started cluster: call cluster.up() first');
     this.state = 'running';
-    this.claimFrom = monotonicNow() + this.joinDelayMs;
-    this.tickTimer = setInterval(() => void this.tick(), this.renewIntervalMs);
+    this.claimFrom = this.clock.now() + this.joinDelayMs;
+    this.tickTimer = this.clock.setInterval(() => void this.tick(), this.renewIntervalMs);
     this.tickTimer.unref();
     const watchEvery = Math.max(20, Math.min(1_000, Math.floor(this.leaseTtlMs / 10)));
-    this.watchdogTimer = setInterval(() => this.checkDeadlines(), watchEvery);
+    this.watchdogTimer = this.clock.setInterval(() => this.checkDeadlines(), watchEvery);
     this.watchdogTimer.unref();
     this.log(`member ${this.memberId} joining (lease TTL ${this.leaseTtlMs} ms, ${this.cluster.total} shards)`);
     await this.tick();
-    if (this.joinDelayMs > 0) await sleep(this.joinDelayMs);
+    if (this.joinDelayMs > 0) await new Promise<void>((resolve) => this.clock.setTimeout(resolve, this.joinDelayMs));
     await this.ticking;
     await this.tick();
     await Promise.allSettled([...this.starts.values()]);
@@ -297,15 +305,15 @@ export class ShardOwnership {
     if (this.state === 'stopping' || this.state === 'stopped') return;
     const wasRunning = this.state === 'running';
     this.state = 'stopping';
-    if (this.tickTimer) clearInterval(this.tickTimer);
-    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    if (this.tickTimer) this.clock.clearInterval(this.tickTimer);
+    if (this.expiryTimer) this.clock.clearTimeout(this.expiryTimer);
     this.tickTimer = this.expiryTimer = null;
     await this.ticking?.catch(() => undefined);
     try {
       if (wasRunning) {
         const resumable = options.resumable ?? true;
         // Keep the leases alive while the shards close (a close can take closeTimeout).
-        const keepAlive = setInterval(() => void this.renew().catch(() => undefined), this.renewIntervalMs);
+        const keepAlive = this.clock.setInterval(() => void this.renew().catch(() => undefined), this.renewIntervalMs);
         try {
           // Bounded: with Redis unreachable, saving a session can wait for the client's reconnects.
           const releases = Promise.all([...this.leases.values()].map((lease) => this.release(lease, resumable)));
@@ -317,7 +325,7 @@ export class ShardOwnership {
             }
           });
         } finally {
-          clearInterval(keepAlive);
+          this.clock.clearInterval(keepAlive);
         }
         await withDeadline(this.client.zrem(this.membersKey, this.memberId), STOP_CALL_TIMEOUT_MS).catch((error: Error) =>
           this.log(`could not leave the members (the heartbeat expires in ${this.leaseTtlMs} ms): ${error.message}`),
@@ -325,7 +333,7 @@ export class ShardOwnership {
         this.log(`member ${this.memberId} left`);
       }
     } finally {
-      if (this.watchdogTimer) clearInterval(this.watchdogTimer);
+      if (this.watchdogTimer) this.clock.clearInterval(this.watchdogTimer);
       this.watchdogTimer = null;
       this.state = 'stopped';
       this.eventsSubject.complete();
@@ -358,7 +366,7 @@ export class ShardOwnership {
     if (this.epoch !== null && epoch !== this.epoch) {
       // Redis lost its data (restarted empty): the live holders set their leases and sessions again at their
       // next renewal, within a renewal interval. Claim nothing before a lease TTL has passed.
-      this.claimFrom = Math.max(this.claimFrom, monotonicNow() + this.leaseTtlMs);
+      this.claimFrom = Math.max(this.claimFrom, this.clock.now() + this.leaseTtlMs);
       this.log(`Redis lost its data (epoch ${this.epoch} is now ${epoch}): re-asserting the leases held; no claim for ${this.leaseTtlMs} ms`);
     }
     this.epoch = epoch;
@@ -377,14 +385,14 @@ export class ShardOwnership {
       this.eventsSubject.next({ type: 'members', members: sorted });
     }
     await this.renew();
-    if (this.state === 'running' && monotonicNow() >= this.claimFrom) await this.balance(sorted);
+    if (this.state === 'running' && this.clock.now() >= this.claimFrom) await this.balance(sorted);
   }
 
   /** Renews every lease held; a lease that no longer holds its token is lost. */
   private async renew(): Promise<void> {
     const held = [...this.leases.values()];
     if (held.length === 0) return;
-    const sentAt = monotonicNow();
+    const sentAt = this.clock.now();
     const results = await withDeadline(
       RENEW_SCRIPT.run<number[]>(
         this.client,
@@ -439,7 +447,7 @@ export class ShardOwnership {
       const batch = free.slice(next, next + count - claimed);
       next += batch.length;
       const tokens = batch.map(() => `${this.memberId}|${randomBytes(8).toString('hex')}`);
-      const sentAt = monotonicNow();
+      const sentAt = this.clock.now();
       const pipeline = this.client.pipeline();
       batch.forEach((id, i) => pipeline.set(this.leaseKey(id), tokens[i], 'PX', this.leaseTtlMs, 'NX'));
       const results = (await withDeadline(pipeline.exec(), this.renewIntervalMs)) ?? [];
@@ -472,7 +480,7 @@ export class ShardOwnership {
   /** Runs an extra round in `ms` (unless one is already planned). */
   private wakeIn(ms: number): void {
     if (this.expiryTimer || this.state !== 'running') return;
-    this.expiryTimer = setTimeout(() => {
+    this.expiryTimer = this.clock.setTimeout(() => {
       this.expiryTimer = null;
       void this.tick();
     }, Math.max(0, ms));
@@ -497,7 +505,7 @@ export class ShardOwnership {
   /** The fence: renews the lease with its token right before a handshake; false makes the shard stop. */
   private async guard(lease: Lease, kind: HandshakeKind): Promise<boolean> {
     if (this.leases.get(lease.shardId) === lease && this.state === 'running') {
-      const sentAt = monotonicNow();
+      const sentAt = this.clock.now();
       try {
         const [ok] = await withDeadline(
           RENEW_SCRIPT.run<number[]>(this.client, [this.leaseKey(lease.shardId)], [this.leaseTtlMs, lease.token]),
@@ -519,7 +527,7 @@ export class ShardOwnership {
 
   /** Closes every shard whose local deadline has passed without a renewal. */
   private checkDeadlines(): void {
-    const now = monotonicNow();
+    const now = this.clock.now();
     for (const lease of [...this.leases.values()]) {
       if (now >= lease.validUntil) this.lose(lease, 'its lease could not be renewed in time');
     }
@@ -605,11 +613,3 @@ export class LeaseFencedSessionStore implements ISessionStore {
 /** Longest wait for one Redis call on the way out (deleting a lease, leaving the members), ms. */
 const STOP_CALL_TIMEOUT_MS = 500;
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Milliseconds on a clock that never jumps (unlike `Date.now()` under NTP corrections), for lease deadlines. */
-function monotonicNow(): number {
-  return performance.now();
-}

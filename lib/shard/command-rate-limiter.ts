@@ -1,3 +1,6 @@
+import type { Clock } from '../interfaces/clock.interface';
+import { realClock } from './real-clock';
+
 /**
  * Sliding-window limit on the frames one connection sends. Heartbeats are never held back: they get a reserved
  * share of `ceil(windowMs / interval) + 1` frames (the scheduled beats of one window plus one the server may
@@ -13,7 +16,8 @@ export class CommandRateLimiter {
     readonly limit: number,
     /** Window length, ms. */
     readonly windowMs: number,
-    private readonly now: () => number = Date.now,
+    /** Where the time is read. @defaultValue the real clock */
+    private readonly clock: Pick<Clock, 'now'> = realClock,
   ) {}
 
   /** Reserves room for heartbeats: `ceil(windowMs / heartbeatIntervalMs) + 1` frames. */
@@ -45,13 +49,13 @@ export class CommandRateLimiter {
 
   /** Counts a frame that is sent regardless of the limit but outside the heartbeat share (IDENTIFY, RESUME). */
   record(): void {
-    this.sent.push(this.now());
+    this.sent.push(this.clock.now());
   }
 
   /** Takes room for one user command; false when the window is full. */
   tryTake(): boolean {
     if (this.remaining() <= 0) return false;
-    this.sent.push(this.now());
+    this.sent.push(this.clock.now());
     return true;
   }
 
@@ -65,11 +69,11 @@ export class CommandRateLimiter {
   msUntilRefill(): number {
     this.prune();
     if (this.sent.length === 0) return 0;
-    return Math.max(0, this.sent[0] + this.windowMs - this.now());
+    return Math.max(0, this.sent[0] + this.windowMs - this.clock.now());
   }
 
   private prune(): void {
-    const cutoff = this.now() - this.windowMs;
+    const cutoff = this.clock.now() - this.windowMs;
     let drop = 0;
     while (drop < this.sent.length && this.sent[drop] <= cutoff) drop++;
     if (drop > 0) this.sent.splice(0, drop);

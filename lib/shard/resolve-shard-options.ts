@@ -1,6 +1,7 @@
 import { DefaultShardOptions } from '../constants/shard-defaults.constant';
 import { GatewayOptionsError } from '../errors/gateway-options.error';
 import { resolveCompression } from '../compression/resolve-compression';
+import type { Clock } from '../interfaces/clock.interface';
 import type { ResolvedShardOptions, ShardOptions } from '../interfaces/shard-options.interface';
 import { InMemoryIdentifyQueue } from '../queue/in-memory-identify-queue';
 import { requireTransportUrl } from './transport-security';
@@ -94,6 +95,10 @@ export function resolveShardOptions(options: ShardOptions): ResolvedShardOptions
   if (options.handshakeGuard !== undefined && typeof options.handshakeGuard !== 'function') {
     throw new GatewayOptionsError('handshakeGuard', 'must be a function returning a Promise<boolean>');
   }
+  const clock = options.clock ?? DefaultShardOptions.clock;
+  if (!isClock(clock)) {
+    throw new GatewayOptionsError('clock', 'must have the methods now, setTimeout, clearTimeout, setInterval and clearInterval');
+  }
 
   return {
     id,
@@ -120,5 +125,15 @@ export function resolveShardOptions(options: ShardOptions): ResolvedShardOptions
     allowInsecureGateway,
     dispatchFilter: options.dispatchFilter,
     handshakeGuard: options.handshakeGuard,
+    clock,
   };
 }
+
+/** True when `value` has every method of a {@link Clock}. */
+function isClock(value: unknown): value is Clock {
+  if (typeof value !== 'object' || value === null) return false;
+  const methods = value as Record<string, unknown>;
+  return CLOCK_METHODS.every((name) => typeof methods[name] === 'function');
+}
+
+const CLOCK_METHODS = ['now', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'];

@@ -19,6 +19,7 @@ import {
 import { GatewayFatalError } from '../errors/gateway-fatal.error';
 import { GatewayOptionsError } from '../errors/gateway-options.error';
 import { ShardCommandError } from '../errors/shard-command.error';
+import type { Clock, ClockTimer } from '../interfaces/clock.interface';
 import type { IDecompressor } from '../interfaces/decompressor.interface';
 import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
 import type { IGatewayShard } from '../interfaces/gateway-shard.interface';
@@ -115,12 +116,12 @@ interface Connection {
   /** Payloads that arrived while reading was paused (ws still emits what it had read): handled on resume, in order. */
   held: (Buffer | string)[];
   beatSentAt: number | null;
-  helloTimer: NodeJS.Timeout | null;
-  readyTimer: NodeJS.Timeout | null;
-  heartbeatTimer: NodeJS.Timeout | null;
-  drainTimer: NodeJS.Timeout | null;
+  helloTimer: ClockTimer | null;
+  readyTimer: ClockTimer | null;
+  heartbeatTimer: ClockTimer | null;
+  drainTimer: ClockTimer | null;
   /** Fires once the connection has stayed ready long enough to reset the backoff. */
-  healthyTimer: NodeJS.Timeout | null;
+  healthyTimer: ClockTimer | null;
   identifyAbort: AbortController | null;
 }
 
@@ -143,6 +144,8 @@ export class Shard implements IGatewayShard {
 
   readonly #token: string;
   private readonly options: ResolvedShardOptions;
+  /** Time and timers of every protocol rule (heartbeats, handshake timeouts, backoff, windows). */
+  private readonly clock: Clock;
   private readonly stateSubject = new BehaviorSubject<ShardState>(ShardState.Disconnected);
   private readonly dispatchSubject = new Subject<GatewayDispatch>();
   private readonly debugSubject = new Subject<string>();
@@ -156,7 +159,7 @@ export class Shard implements IGatewayShard {
   private sequence: number | null = null;
   private attempts = 0;
   private stopped = true;
-  private reconnectTimer: NodeJS.Timeout | null = null;
+  private reconnectTimer: ClockTimer | null = null;
   /** Connections opened in the last `reconnectLimit.windowMs` (a sliding window of `reconnectLimit.max`). */
   private readonly connectionWindow: CommandRateLimiter;
   private lastCloseInfo: ShardCloseInfo | null = null;
@@ -180,11 +183,12 @@ export class Shard implements IGatewayShard {
   /** @throws {@link GatewayOptionsError} naming the first invalid option. */
   constructor(options: ShardOptions) {
     this.options = resolveShardOptions(options);
+    this.clock = this.options.clock;
     this.#token = options.token;
     this.id = this.options.id;
     this.total = this.options.total;
     const { max, windowMs } = this.options.reconnectLimit;
-    this.connectionWindow = new CommandRateLimiter(max, windowMs, () => Date.now());
+    this.connectionWindow = new CommandRateLimiter(max, windowMs, this.clock);
     const saved = this.options.session;
     if (saved) {
       this.sessionData = { sessionId: saved.sessionId, resumeUrl: saved.resumeUrl };
@@ -232,8 +236,8 @@ export class Shard implements IGatewayShard {
       lastError: this.lastErrorMessage,
       commandBudget: this.commandBudget(),
       paused: this.pausedSince !== null,
-      lagMs: this.pausedSince === null ? 0 : Date.now() - this.pausedSince,
-      totalPausedMs: this.totalPausedMs + (this.pausedSince === null ? 0 : Date.now() - this.pausedSince),
+      lagMs: this.pausedSince === null ? 0 : this.clock.now() - this.pausedSince,
+      totalPausedMs: this.totalPausedMs + (this.pausedSince === null ? 0 : this.clock.now() - this.pausedSince),
     };
   }
 
@@ -271,7 +275,7 @@ export class Shard implements IGatewayShard {
    */
   pause(): void {
     if (this.pausedSince !== null) return;
-    this.pausedSince = Date.now();
+    this.pausedSince = this.clock.now();
     if (this.conn) {
       this.conn.pausedSinceBeat = true;
       this.conn.ws.pause();
@@ -282,7 +286,7 @@ export class Shard implements IGatewayShard {
   /** Starts reading from the socket again after {@link pause}. */
   resume(): void {
     if (this.pausedSince === null) return;
-    const pausedFor = Date.now() - this.pausedSince;
+    const pausedFor = this.clock.now() - this.pausedSince;
     this.totalPausedMs += pausedFor;
     this.pausedSince = null;
     this.debug(`reading resumed after ${pausedFor} ms`);
@@ -401,7 +405,7 @@ export class Shard implements IGatewayShard {
       ws,
       viaResumeUrl,
       decompressor: null,
-      limiter: new CommandRateLimiter(this.options.commandRateLimit.limit, windowWithMargin(this.options.commandRateLimit.windowMs)),
+      limiter: new CommandRateLimiter(this.options.commandRateLimit.limit, windowWithMargin(this.options.commandRateLimit.windowMs), this.clock),
       opened: false,
       helloReceived: false,
       handshakeSent: false,
@@ -451,7 +455,7 @@ export class Shard implements IGatewayShard {
       this.debug(`socket error: ${error.message}`);
       if (!conn.opened) this.lastErrorMessage = `could not connect to ${url}: ${error.message}`;
     });
-    conn.helloTimer = setTimeout(() => {
+    conn.helloTimer = this.clock.setTimeout(() => {
       this.reconnect(conn, `no HELLO within ${this.options.helloTimeout} ms`, 'resume', 'hello-timeout');
     }, this.options.helloTimeout);
   }
@@ -526,7 +530,7 @@ export class Shard implements IGatewayShard {
     const capped = windowWait > backoff ? ` (at most ${this.options.reconnectLimit.max} connections per ${this.options.reconnectLimit.windowMs} ms)` : '';
     this.debug(`reconnect attempt ${this.attempts} in ${delay} ms${capped}`);
     this.clearReconnectTimer();
-    this.reconnectTimer = setTimeout(() => {
+    this.reconnectTimer = this.clock.setTimeout(() => {
       this.reconnectTimer = null;
       if (!this.stopped) this.openConnection();
     }, delay);
@@ -548,15 +552,15 @@ export class Shard implements IGatewayShard {
   }
 
   private teardown(conn: Connection): void {
-    for (const timer of [conn.helloTimer, conn.readyTimer, conn.drainTimer, conn.healthyTimer]) if (timer) clearTimeout(timer);
-    if (conn.heartbeatTimer) clearInterval(conn.heartbeatTimer);
+    // The heartbeat timer is a timeout before the first beat and an interval after it: clearTimeout cancels either.
+    for (const timer of [conn.helloTimer, conn.readyTimer, conn.drainTimer, conn.healthyTimer, conn.heartbeatTimer]) if (timer) this.clock.clearTimeout(timer);
     conn.helloTimer = conn.readyTimer = conn.drainTimer = conn.heartbeatTimer = conn.healthyTimer = null;
     conn.identifyAbort?.abort();
     conn.decompressor?.close();
   }
 
   private clearReconnectTimer(): void {
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.reconnectTimer) this.clock.clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
   }
 
@@ -637,7 +641,7 @@ export class Shard implements IGatewayShard {
     }
     conn.helloReceived = true;
     conn.heartbeatInterval = interval;
-    if (conn.helloTimer) clearTimeout(conn.helloTimer);
+    if (conn.helloTimer) this.clock.clearTimeout(conn.helloTimer);
     conn.helloTimer = null;
     this.latency.reset();
     conn.limiter.reserveForHeartbeats(interval);
@@ -651,9 +655,9 @@ export class Shard implements IGatewayShard {
     }
     const firstBeatIn = Math.floor(interval * this.options.random());
     this.debug(`HELLO: heartbeat every ${interval} ms, first in ${firstBeatIn} ms`);
-    conn.heartbeatTimer = setTimeout(() => {
+    conn.heartbeatTimer = this.clock.setTimeout(() => {
       if (!this.beat(conn)) return;
-      conn.heartbeatTimer = setInterval(() => this.beat(conn), interval);
+      conn.heartbeatTimer = this.clock.setInterval(() => this.beat(conn), interval);
     }, firstBeatIn);
     if (this.sessionData) void this.sendResume(conn);
     else void this.identify(conn);
@@ -671,7 +675,7 @@ export class Shard implements IGatewayShard {
     conn.acked = false;
     conn.pausedSinceBeat = this.pausedSince !== null;
     conn.requestedBeatInFlight = false;
-    conn.beatSentAt = Date.now();
+    conn.beatSentAt = this.clock.now();
     this.sendFrame(conn, { op: GatewayOpcodes.Heartbeat, d: this.sequence });
     return true;
   }
@@ -697,7 +701,7 @@ export class Shard implements IGatewayShard {
     conn.acked = true;
     conn.requestedBeatInFlight = false;
     if (conn.beatSentAt !== null) {
-      this.latency.record(Date.now() - conn.beatSentAt);
+      this.latency.record(this.clock.now() - conn.beatSentAt);
       conn.beatSentAt = null;
     }
   }
@@ -792,7 +796,7 @@ export class Shard implements IGatewayShard {
   }
 
   private armReadyTimer(conn: Connection): void {
-    conn.readyTimer = setTimeout(() => {
+    conn.readyTimer = this.clock.setTimeout(() => {
       const action: CloseAction = this.sessionData ? 'resume' : 'identify';
       this.reconnect(conn, `no READY or RESUMED within ${this.options.readyTimeout} ms`, action, 'ready-timeout');
     }, this.options.readyTimeout);
@@ -847,12 +851,12 @@ export class Shard implements IGatewayShard {
   private onSessionReady(conn: Connection, t: string): void {
     if (conn !== this.conn || conn.sessionReady) return;
     conn.sessionReady = true;
-    if (conn.readyTimer) clearTimeout(conn.readyTimer);
+    if (conn.readyTimer) this.clock.clearTimeout(conn.readyTimer);
     conn.readyTimer = null;
     if (this.attempts > 0) {
       // The backoff starts over only once this connection has proved healthy, not on READY or RESUMED alone.
       const healthyAfter = Math.max(conn.heartbeatInterval, this.options.backoff.resetAfterMs);
-      conn.healthyTimer = setTimeout(() => {
+      conn.healthyTimer = this.clock.setTimeout(() => {
         conn.healthyTimer = null;
         if (conn !== this.conn) return;
         this.attempts = 0;
@@ -890,7 +894,7 @@ export class Shard implements IGatewayShard {
     let requeueAt = 0;
     while (this.commands.length > 0) {
       if (!conn.limiter.tryTake()) {
-        conn.drainTimer = setTimeout(() => {
+        conn.drainTimer = this.clock.setTimeout(() => {
           conn.drainTimer = null;
           if (conn === this.conn) this.drain();
         }, conn.limiter.msUntilRefill() + 1);

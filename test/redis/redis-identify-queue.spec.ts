@@ -4,14 +4,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import Redis from 'ioredis';
+import type { Clock } from '../../lib/core';
 import { identifySpacingMs, RedisIdentifyQueue, type RedisIdentifyQueueOptions } from '../../lib/redis';
+import { VirtualClock } from '../../lib/testing';
+import { eventually, eventuallyAsync } from '../helpers/gateway-test-kit';
 import { startRedisDelayProxy } from '../helpers/redis-delay-proxy';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 
 const WINDOW_MS = 200;
 const SPACING_MS = identifySpacingMs(WINDOW_MS);
-/** Scheduling slack allowed on top of a computed deadline (timers, Redis round trips, a loaded 2-core machine). */
-const SLACK_MS = 250;
 const ROOT = join(__dirname, '..', '..');
 const WORKER = join(__dirname, 'fixtures', 'identify-worker.ts');
 
@@ -32,15 +33,19 @@ function freshPrefix(): string {
   return `ndg-test:identify:${process.pid}:${++prefixCount}`;
 }
 
+/** The clock each queue was given, when it was given one: grant times are read on it. */
+const clocks = new WeakMap<RedisIdentifyQueue, Clock>();
+
 function queueOn(options: Partial<RedisIdentifyQueueOptions> & { keyPrefix: string }): RedisIdentifyQueue {
   const queue = new RedisIdentifyQueue({ url: server.url, windowMs: WINDOW_MS, ...options } as RedisIdentifyQueueOptions);
   queues.push(queue);
+  if (options.clock) clocks.set(queue, options.clock);
   return queue;
 }
 
 function track(queue: RedisIdentifyQueue, grants: Grant[], shardId: number, by?: string, signal?: AbortSignal): Promise<void> {
   return queue.acquire(shardId, signal).then(() => {
-    grants.push({ shardId, at: Date.now(), by });
+    grants.push({ shardId, at: clocks.get(queue)?.now() ?? Date.now(), by });
   });
 }
 
@@ -74,8 +79,9 @@ function settle<T>(promise: Promise<T>): { readonly state: 'pending' | 'resolved
   return result;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** True once Redis no longer has `key` (it expired on Redis's clock, or was deleted). */
+function gone(key: string, what: string): Promise<void> {
+  return eventuallyAsync(async () => (await redis.exists(key)) === 0, 10_000, what);
 }
 
 /** A worker process running the identify-worker fixture; resolves once it is connected and waiting for "go". */
@@ -133,7 +139,6 @@ void describe('RedisIdentifyQueue across instances', () => {
     const a = queueOn({ keyPrefix, maxConcurrency: 2 });
     const b = queueOn({ keyPrefix, maxConcurrency: 2 });
     const grants: Grant[] = [];
-    const start = Date.now();
     // Both instances ask for shards of both keys (key = shard id % 2), so each key is contended across instances.
     await Promise.all([
       ...[0, 1, 2, 3].map((id) => track(a, grants, id, 'a')),
@@ -144,11 +149,12 @@ void describe('RedisIdentifyQueue across instances', () => {
     const byKey = timesByKey(grants, 2);
     for (const times of byKey.values()) {
       expect(times).toHaveLength(4);
+      // Real time: Redis spaces the grants on its own clock. A lower bound, which a loaded machine can only widen.
       expect(smallestGap(times)).toBeGreaterThanOrEqual(WINDOW_MS);
     }
-    // The two keys are independent: each one's first grant comes at once, in the same window.
-    expect(byKey.get(0)![0] - start).toBeLessThan(WINDOW_MS);
-    expect(byKey.get(1)![0] - start).toBeLessThan(WINDOW_MS);
+    // The two keys are independent: each one's first grant comes before the second grant of either.
+    const order = [...grants].sort((x, y) => x.at - y.at).map((g) => g.shardId % 2);
+    expect(order.slice(0, 2).sort()).toEqual([0, 1]);
     // Within one instance, the waiters of a key are served in shard-id order.
     for (const by of ['a', 'b']) {
       for (const key of [0, 1]) {
@@ -204,32 +210,70 @@ void describe('RedisIdentifyQueue across instances', () => {
     }
   });
 
+  void it('measures the time to a grant on its clock: a grant that arrives grantHoldMs late is used, 1 ms later given back', async () => {
+    for (const [lateBy, givenBack] of [
+      [50, false],
+      [51, true],
+    ] as const) {
+      const clock = new VirtualClock();
+      const log: string[] = [];
+      const queue = queueOn({ keyPrefix: freshPrefix(), grantHoldMs: 50, clock, log: (line) => log.push(line) });
+      const granted = queue.acquire(0);
+      // Asked at 0 ms; Redis answers after the clock moved on.
+      clock.advance(lateBy);
+      await granted;
+      expect(log).toEqual(givenBack ? ['Identify queue: a grant took 51 ms to arrive (over grantHoldMs 50); given back and asked again'] : []);
+      // The grant in Redis is the first attempt's when it was used, a later attempt's when it was given back.
+      const owner = await redis.get(queue.grantKey(0));
+      expect(Number(owner!.split(':').pop())).toBe(givenBack ? 2 : 1);
+    }
+  });
+
   void it('keeps bots with different key prefixes independent on one Redis', async () => {
-    const first = queueOn({ keyPrefix: freshPrefix() });
-    const second = queueOn({ keyPrefix: freshPrefix() });
+    const clock = new VirtualClock();
+    const first = queueOn({ keyPrefix: freshPrefix(), grantHoldMs: 60_000, clock });
+    const second = queueOn({ keyPrefix: freshPrefix(), clock });
     await first.acquire(0);
-    const start = Date.now();
+    // Granted without the clock moving: nothing made it wait.
     await second.acquire(0);
-    expect(Date.now() - start).toBeLessThan(WINDOW_MS);
-    // The same prefix is the same bot: its next grant waits for the window.
-    const third = queueOn({ keyPrefix: first.keyPrefix });
-    await third.acquire(0);
-    expect(Date.now() - start).toBeGreaterThanOrEqual(WINDOW_MS - 60);
+    expect(clock.now()).toBe(0);
+    // The same prefix is the same bot: its next grant waits. Redis says the key is held (for the spacing and the
+    // 60 s hold), and the queue looks again exactly a spacing and 1 ms later.
+    const third = queueOn({ keyPrefix: first.keyPrefix, clock });
+    const grants: Grant[] = [];
+    void track(third, grants, 0);
+    await eventually(() => clock.pending === 1, 5_000, 'the queue to wait');
+    expect(clock.nextDueAt).toBe(SPACING_MS + 1);
+    expect(grants).toHaveLength(0);
+    // The first one's IDENTIFY is reported: its grant expires a spacing later, in Redis.
+    first.identified(0);
+    await gone(first.grantKey(0), 'the grant to expire');
+    clock.advance(SPACING_MS);
+    expect(grants).toHaveLength(0);
+    clock.advance(1);
+    await eventually(() => grants.length === 1, 5_000, 'the grant');
   });
 
   void it('blocks others at most until the lease of a grant expires when its holder dies without releasing', async () => {
     const keyPrefix = freshPrefix();
-    const dying = queueOn({ keyPrefix });
+    const dying = queueOn({ keyPrefix, grantHoldMs: 1_000 });
     await dying.acquire(0);
-    const grantedAt = Date.now();
     await dying.close(); // its process is gone: nothing is released
-
-    const survivor = queueOn({ keyPrefix });
-    await survivor.acquire(1);
-    const waited = Date.now() - grantedAt;
-    expect(waited).toBeGreaterThanOrEqual(WINDOW_MS);
     // Its IDENTIFY was never reported, so the grant lives its hold time too.
-    expect(waited).toBeLessThanOrEqual(SPACING_MS + dying.grantHoldMs + SLACK_MS);
+    expect(await redis.pttl(dying.grantKey(0))).toBeGreaterThan(SPACING_MS);
+
+    const clock = new VirtualClock();
+    const survivor = queueOn({ keyPrefix, clock });
+    const grants: Grant[] = [];
+    void track(survivor, grants, 1);
+    // Held for longer than a spacing: the survivor looks again a spacing and 1 ms later, and so on until it is free.
+    await eventually(() => clock.pending === 1, 5_000, 'the survivor to wait');
+    expect(clock.nextDueAt).toBe(SPACING_MS + 1);
+    await gone(dying.grantKey(0), "the dead holder's grant to expire");
+    expect(grants).toHaveLength(0);
+    clock.advanceToNext();
+    await eventually(() => grants.length === 1, 5_000, 'the grant');
+    expect(clock.now()).toBe(SPACING_MS + 1);
   });
 
   void it('serves waiters of one instance in shard-id order whatever order they asked in', async () => {
@@ -238,36 +282,45 @@ void describe('RedisIdentifyQueue across instances', () => {
     await queue.acquire(9); // holds the only key
     await Promise.all([5, 3, 7, 1].map((id) => track(queue, grants, id)));
     expect(grants.map((g) => g.shardId)).toEqual([1, 3, 5, 7]);
+    // Real time: Redis spaces the grants on its own clock. A lower bound, which a loaded machine can only widen.
     expect(smallestGap(grants.map((g) => g.at))).toBeGreaterThanOrEqual(WINDOW_MS);
   });
 });
 
 void describe('RedisIdentifyQueue session-start budget', () => {
-  void it('lets one grant through with one session start left, then waits for the reset and logs it', async () => {
+  void it('lets one grant through with one session start left, then waits exactly as long as Redis says the budget lasts', async () => {
     const RESET_MS = 700;
     const keyPrefix = freshPrefix();
     const log: string[] = [];
+    const clock = new VirtualClock();
     const queue = queueOn({
       keyPrefix,
       maxConcurrency: 2,
       sessionStartLimit: { remaining: 1, total: 5, resetAfter: RESET_MS },
       log: (line) => log.push(line),
+      clock,
     });
-    const start = Date.now();
     await queue.acquire(0);
-    expect(Date.now() - start).toBeLessThan(WINDOW_MS);
+    expect(clock.now()).toBe(0);
     expect(await queue.sessionStartsLeft()).toMatchObject({ remaining: 0 });
 
-    // Shard 1 has its own rate-limit key, so only the budget holds it back.
+    // Shard 1 has its own rate-limit key, so only the budget holds it back: the queue waits what Redis reports.
     const grants: Grant[] = [];
-    const waiting = track(queue, grants, 1);
-    await sleep(RESET_MS / 2);
-    expect(grants).toHaveLength(0);
-    expect(log.some((line) => /Session start limit reached: waiting \d+ ms/.test(line))).toBe(true);
+    void track(queue, grants, 1);
+    await eventually(() => clock.pending === 1, 5_000, 'the queue to wait for the budget');
+    const waitMs = Number(/Session start limit reached: waiting (\d+) ms/.exec(log.join('\n'))?.[1]);
+    expect(waitMs).toBeGreaterThan(0);
+    expect(waitMs).toBeLessThanOrEqual(RESET_MS);
+    expect(clock.nextDueAt).toBe(waitMs);
 
-    await waiting;
-    expect(grants[0].at - start).toBeGreaterThanOrEqual(RESET_MS - 60);
-    expect(log.some((line) => /Session start limit reset: 5 session start\(s\) available/.test(line))).toBe(true);
+    // The budget resets in Redis (a real TTL); the queue asks again when its wait is over, not a millisecond before.
+    await gone(queue.budgetKey, 'the budget to reset');
+    clock.advance(waitMs - 1);
+    expect(clock.pending).toBe(1);
+    clock.advance(1);
+    await eventually(() => grants.length === 1, 5_000, 'the grant after the reset');
+    expect(grants[0].at).toBe(waitMs);
+    expect(log).toContain('Session start limit reset: 5 session start(s) available');
     // It starts again from `total`, minus the grant just made, for a whole day.
     const left = await queue.sessionStartsLeft();
     expect(left?.remaining).toBe(4);
@@ -286,40 +339,40 @@ void describe('RedisIdentifyQueue session-start budget', () => {
     const log: string[] = [];
     const third = queueOn({ keyPrefix, maxConcurrency: 4, sessionStartLimit: { remaining: 50, total: 10, resetAfter: 60_000 }, log: (l) => log.push(l) });
     const blocked = settle(third.acquire(2));
-    await sleep(WINDOW_MS + 100);
+    await eventually(() => log.some((line) => line.startsWith('Session start limit reached')), 5_000, 'the budget wait');
     expect(blocked.state).toBe('pending');
-    expect(log.some((line) => line.startsWith('Session start limit reached'))).toBe(true);
   });
 });
 
 void describe('RedisIdentifyQueue cancellation', () => {
   void it('rejects an aborted wait with an AbortError at once and serves the next waiter in its place', async () => {
-    const queue = queueOn({ keyPrefix: freshPrefix() });
+    const clock = new VirtualClock();
+    const queue = queueOn({ keyPrefix: freshPrefix(), clock });
     await queue.acquire(0);
-    const grantedAt = Date.now();
+    // The first grant was never reported as used: it lives its hold time (the window, by default) too.
+    expect(await redis.pttl(queue.grantKey(0))).toBeGreaterThan(SPACING_MS);
     const controller = new AbortController();
     const grants: Grant[] = [];
-    const aborted = settle(track(queue, grants, 1, undefined, controller.signal));
-    const next = track(queue, grants, 2);
-    await sleep(30);
+    const aborted = track(queue, grants, 1, undefined, controller.signal);
+    void track(queue, grants, 2);
+    await eventually(() => clock.pending === 1, 5_000, 'the queue to wait');
     controller.abort();
-    await sleep(10);
-    expect(aborted.state).toBe('rejected');
-    expect(aborted.error?.name).toBe('AbortError');
-    await next;
+    await expect(aborted).rejects.toMatchObject({ name: 'AbortError' });
+    expect(clock.now()).toBe(0);
+
+    await gone(queue.grantKey(0), 'the first grant to expire');
+    clock.advanceToNext();
+    await eventually(() => grants.length === 1, 5_000, 'the next grant');
     expect(grants.map((g) => g.shardId)).toEqual([2]);
-    expect(grants[0].at - grantedAt).toBeGreaterThanOrEqual(WINDOW_MS);
-    // The first grant was never reported as used: it lives its hold time (the window, by default) too.
-    expect(grants[0].at - grantedAt).toBeLessThanOrEqual(SPACING_MS + WINDOW_MS + SLACK_MS);
   });
 
   void it('rejects at once when the signal is already aborted, without taking a grant', async () => {
-    const queue = queueOn({ keyPrefix: freshPrefix() });
+    const clock = new VirtualClock();
+    const queue = queueOn({ keyPrefix: freshPrefix(), clock });
     await expect(queue.acquire(0, AbortSignal.abort())).rejects.toMatchObject({ name: 'AbortError' });
     expect(await redis.exists(queue.grantKey(0))).toBe(0);
-    const start = Date.now();
     await queue.acquire(0);
-    expect(Date.now() - start).toBeLessThan(WINDOW_MS);
+    expect(clock.now()).toBe(0);
   });
 
   void it('gives back a grant that Redis made for a wait aborted meanwhile, with its session start', async () => {
@@ -328,20 +381,17 @@ void describe('RedisIdentifyQueue cancellation', () => {
     const pending = queue.acquire(0, controller.signal);
     controller.abort(); // before Redis answers
     await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
-    await sleep(50);
-    expect(await redis.exists(queue.grantKey(0))).toBe(0);
+    // Redis makes the grant, then the queue gives it back.
+    await gone(queue.grantKey(0), 'the unused grant to be given back');
     expect((await queue.sessionStartsLeft())?.remaining).toBe(3);
   });
 
   void it('rejects every waiter when the queue is closed', async () => {
     const queue = queueOn({ keyPrefix: freshPrefix() });
     await queue.acquire(0);
-    const waiter = settle(queue.acquire(1));
-    await sleep(20);
+    const waiter = expect(queue.acquire(1)).rejects.toThrow(/closed/);
     await queue.close();
-    await sleep(10);
-    expect(waiter.state).toBe('rejected');
-    expect(waiter.error?.message).toMatch(/closed/);
+    await waiter;
     await expect(queue.acquire(2)).rejects.toThrow(/closed/);
   });
 });
@@ -365,6 +415,7 @@ void describe('RedisIdentifyQueue in separate processes', () => {
     const byKey = timesByKey(grants, MAX_CONCURRENCY);
     expect(byKey.get(0)).toHaveLength(5);
     expect(byKey.get(1)).toHaveLength(4);
+    // Real time: Redis spaces the grants on its own clock. A lower bound, which a loaded machine can only widen.
     for (const times of byKey.values()) expect(smallestGap(times)).toBeGreaterThanOrEqual(WINDOW_MS);
     // Every process got grants of both keys, so the keys really were contended across processes.
     for (const worker of workers) {
@@ -383,8 +434,8 @@ void describe('RedisIdentifyQueue in separate processes', () => {
 
     const survivor = queueOn({ keyPrefix });
     await survivor.acquire(1);
-    const waited = Date.now() - grantedAt;
-    expect(waited).toBeGreaterThanOrEqual(WINDOW_MS);
-    expect(waited).toBeLessThanOrEqual(SPACING_MS + WINDOW_MS + SLACK_MS);
+    // Real time: the dead process's grant expires on Redis's clock. A lower bound, which load can only widen (how
+    // soon a waiter looks again is asserted on virtual time above).
+    expect(Date.now() - grantedAt).toBeGreaterThanOrEqual(WINDOW_MS);
   });
 });

@@ -4,11 +4,15 @@ import { GatewayIntentBits, GatewayOpcodes } from 'discord-api-types/v10';
 import Redis from 'ioredis';
 import { Cluster, ShardState } from '../../lib/core';
 import { LeaseFencedSessionStore, RedisSessionStore, redisKey, ShardOwnership, shardLeaseKey, type OwnershipEvent } from '../../lib/redis';
-import type { LocalGateway } from '../../lib/testing';
-import { SHORT_SHARD_TIMINGS, eventually, sleep, startGateway } from '../helpers/gateway-test-kit';
+import { VirtualClock, type LocalGateway } from '../../lib/testing';
+import { SHORT_SHARD_TIMINGS, eventually, eventuallyAsync, startGateway } from '../helpers/gateway-test-kit';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 
 const LEASE_TTL_MS = 900;
+/** The local deadline of a lease: the TTL less a margin of 10 % (at least 50 ms) after the renewal was sent. */
+const DEADLINE_MS = 810;
+/** How often the deadlines are checked: a tenth of the TTL. */
+const WATCHDOG_MS = 90;
 const TOTAL = 2;
 
 let server: RunningRedisServer;
@@ -26,9 +30,10 @@ interface Member {
 
 /**
  * A process's worth of parts: a cluster of the ownership scheme, a Redis session store fenced by the leases, and the
- * ownership, on one client that fails commands at once while Redis is unreachable (instead of queueing them).
+ * ownership, on one client that fails commands at once while Redis is unreachable (instead of queueing them). With
+ * `clock`, the ownership times its renewals and deadlines on it (the shards keep the real clock).
  */
-async function member(memberId: string, keyPrefix: string): Promise<Member> {
+async function member(memberId: string, keyPrefix: string, clock?: VirtualClock): Promise<Member> {
   const client = new Redis(server.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, lazyConnect: true });
   client.on('error', () => undefined);
   await client.connect();
@@ -47,7 +52,7 @@ async function member(memberId: string, keyPrefix: string): Promise<Member> {
     closeTimeout: 300,
     random: () => 0.5,
   });
-  const ownership = new ShardOwnership({ client, keyPrefix, cluster, memberId, leaseTtlMs: LEASE_TTL_MS, joinDelayMs: 0 });
+  const ownership = new ShardOwnership({ client, keyPrefix, cluster, memberId, leaseTtlMs: LEASE_TTL_MS, joinDelayMs: 0, clock });
   fence.ownership = ownership;
   const events: OwnershipEvent[] = [];
   ownership.events$.subscribe((event) => events.push(event));
@@ -85,40 +90,47 @@ void describe('ShardOwnership', () => {
     await server.stop();
   });
 
-  void it('a process paused past its lease closes the shard resumably and never writes its session again', async () => {
-    const a = await member('a', prefix);
+  void it('a process paused past its lease closes the shard resumably at its local deadline and never writes its session again', async () => {
+    // The ownership's clock stands still while Redis lets the leases expire: a process stalled (a long GC pause, say).
+    const clock = new VirtualClock();
+    const a = await member('a', prefix, clock);
     await eventually(() => a.cluster.info().filter((s) => s.state === ShardState.Ready).length === TOTAL, 5_000, 'both shards ready');
     gateway.dispatch(0, 'MESSAGE_CREATE', { content: 'x' });
     await eventually(() => a.cluster.shards.get(0)?.session?.sequence === 2, 2_000, 'the event');
-    await sleep(300);
-    const stored = await redis.get(redisKey(prefix, 'session', 0));
-    expect(JSON.parse(stored!).sequence).toBe(2);
+    const storedSequence = async () => JSON.parse((await redis.get(redisKey(prefix, 'session', 0))) ?? 'null')?.sequence;
+    await eventuallyAsync(async () => (await storedSequence()) === 2, 3_000, 'the session saved at sequence 2');
     const connection = gateway.connectionOf(0)!;
 
-    // The process stalls (a long GC pause, say) for longer than the TTL: its leases expire in Redis, and another
-    // process claims shard 0 before this one runs again.
-    const resumeAt = Date.now() + LEASE_TTL_MS + 100;
-    while (Date.now() < resumeAt) {
-      // blocked
-    }
-    const claimed = redis.set(leaseKey(prefix, 0), 'intruder|1', 'PX', 60_000, 'NX');
-    expect(await claimed).toBe('OK');
+    // Redis expires the lease (a real TTL), and another process claims shard 0 before this one runs again.
+    await eventuallyAsync(async () => (await redis.exists(leaseKey(prefix, 0))) === 0, 5 * LEASE_TTL_MS, 'the lease to expire in Redis');
+    expect(await redis.set(leaseKey(prefix, 0), 'intruder|1', 'PX', 60_000, 'NX')).toBe('OK');
     gateway.dispatch(0, 'MESSAGE_CREATE', { content: 'y' });
-    await eventually(() => a.events.some((e) => e.type === 'lost' && e.shardId === 0), 2 * LEASE_TTL_MS, 'the loss');
+
+    // The process runs again: its timers fall due at once. The last renewal was sent at 0 ms, so the lease is
+    // given up at its local deadline, 810 ms, on the watchdog's ninth check: not at 809.
+    clock.advance(DEADLINE_MS - 1);
+    expect(a.events.filter((e) => e.type === 'lost')).toEqual([]);
+    clock.advance(1);
+    expect(a.events.filter((e) => e.type === 'lost')).toEqual([
+      { type: 'lost', shardId: 0, reason: 'its lease could not be renewed in time' },
+      { type: 'lost', shardId: 1, reason: 'its lease could not be renewed in time' },
+    ]);
     await eventually(() => connection.closeCode !== null, 2_000, 'the close');
     expect(connection.closeCode).toBe(4200);
     expect(a.cluster.has(0)).toBe(false);
     expect(a.ownership.owned).not.toContain(0);
-    await sleep(300);
-    // The session in Redis is still the one written while the lease was held.
-    expect(JSON.parse((await redis.get(redisKey(prefix, 'session', 0)))!).sequence).toBe(2);
+    // Whatever the store still held is written now: the session in Redis is still the one written under the lease.
+    await a.store.flush();
+    expect(await storedSequence()).toBe(2);
     expect(a.cluster.has(0)).toBe(false);
 
-    // Once the lease is free again, the process claims the shard and resumes from the stored session.
-    const resumes = gateway.framesOf(GatewayOpcodes.Resume).length;
+    // Once the lease is free again, the process claims the shard at its next round and resumes from the stored
+    // session (shard 1, whose lease expired too, is claimed back as well).
+    const resumes = gateway.framesOf(GatewayOpcodes.Resume, 0).length;
     await redis.del(leaseKey(prefix, 0));
+    clock.advance(300);
     await eventually(() => a.cluster.shards.get(0)?.state === ShardState.Ready, 3_000, 'the shard back');
-    const resume = gateway.framesOf(GatewayOpcodes.Resume).slice(resumes);
+    const resume = gateway.framesOf(GatewayOpcodes.Resume, 0).slice(resumes);
     expect(resume.map((f) => f.d.seq)).toEqual([2]);
     expect(gateway.framesOf(GatewayOpcodes.Identify)).toHaveLength(TOTAL);
   });
@@ -142,20 +154,27 @@ void describe('ShardOwnership', () => {
     expect(gateway.identifyViolations).toBe(0);
   });
 
-  void it('when Redis is unreachable, the shards are closed before their leases could expire', async () => {
-    const a = await member('a', prefix);
+  void it('when Redis is unreachable, the shards are closed at the local deadline, before their leases could expire', async () => {
+    const clock = new VirtualClock();
+    const a = await member('a', prefix, clock);
     await eventually(() => a.cluster.info().filter((s) => s.state === ShardState.Ready).length === TOTAL, 5_000, 'ready');
     const connections = [0, 1].map((id) => gateway.connectionOf(id)!);
-    const stoppedAt = Date.now();
     await server.stop();
-    await eventually(() => connections.every((c) => c.closeCode !== null), 2 * LEASE_TTL_MS, 'the shards closed');
-    expect(Date.now() - stoppedAt).toBeLessThan(LEASE_TTL_MS + 200);
-    expect(connections.map((c) => c.closeCode)).toEqual([4200, 4200]);
+    // Renewals are due at 300 and 600 ms and fail; the leases were last renewed at 0 ms, so the watchdog, every
+    // 90 ms, gives them up at 810 ms, 90 ms before Redis would expire them.
+    clock.advance(DEADLINE_MS - 1);
+    expect(a.events.filter((e) => e.type === 'lost')).toEqual([]);
+    expect(a.ownership.holds(0)).toBe(true);
+    clock.advance(1);
+    expect(a.ownership.holds(0)).toBe(false);
     expect(a.events.filter((e) => e.type === 'lost').map((e) => (e as { reason: string }).reason)).toEqual([
       'its lease could not be renewed in time',
       'its lease could not be renewed in time',
     ]);
+    await eventually(() => connections.every((c) => c.closeCode !== null), 2 * LEASE_TTL_MS, 'the shards closed');
+    expect(connections.map((c) => c.closeCode)).toEqual([4200, 4200]);
     expect(a.ownership.owned).toEqual([]);
+    expect(DEADLINE_MS % WATCHDOG_MS).toBe(0);
   });
 
   void it('checks its options', () => {

@@ -2,7 +2,7 @@ import { describe, it, afterEach, mock } from 'node:test';
 import { expect } from 'expect';
 import { GatewayOpcodes } from 'discord-api-types/v10';
 import { backoffDelay, Shard, ShardState, type GatewayDispatch } from '../../lib';
-import type { LocalGateway } from '../../lib/testing';
+import { VirtualClock, type LocalGateway } from '../../lib/testing';
 import { createShard, eventually, nextDispatch, startGateway, waitFor } from '../helpers/gateway-test-kit';
 
 /** Parses the shard's "reconnect attempt N in D ms" debug lines. */
@@ -108,6 +108,7 @@ void describe('reconnect backoff of a live shard', () => {
     const refusedUrl = closedGateway.url;
     await closedGateway.close();
 
+    const clock = new VirtualClock();
     shard = new Shard({
       id: 0,
       total: 1,
@@ -117,8 +118,13 @@ void describe('reconnect backoff of a live shard', () => {
       helloTimeout: 1_000,
       backoff: { baseMs: 20, maxMs: 200 },
       random: () => 0.5,
+      clock,
     });
     const target = shard;
+    const opened: number[] = [];
+    target.debug$.subscribe((line) => {
+      if (line.startsWith('connecting to')) opened.push(clock.now());
+    });
     const reconnects = recordReconnects(target);
     const connecting = target.connect();
     const connectOutcome = connecting.then(
@@ -126,7 +132,11 @@ void describe('reconnect backoff of a live shard', () => {
       (error: Error) => error,
     );
 
-    await eventually(() => target.info().reconnectAttempts >= 8, 8_000, 'eight reconnect attempts');
+    // Each refusal schedules the next attempt on the clock; the test moves the clock by exactly that delay.
+    for (let attempt = 1; attempt <= 8; attempt++) {
+      await eventually(() => reconnects.attempts.length >= attempt, 8_000, `reconnect attempt ${attempt}`);
+      clock.advance(reconnects.attempts[attempt - 1].delay);
+    }
     reconnects.stop();
 
     expect(target.fatalError).toBeNull();
@@ -136,6 +146,8 @@ void describe('reconnect backoff of a live shard', () => {
     expect(seen.map((a) => a.attempt)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     // random 0.5 gives 0.75 of the ceiling: min(200, 20 * 2^(n-1)) * 0.75.
     expect(seen.map((a) => a.delay)).toEqual([0, 15, 30, 60, 120, 150, 150, 150]);
+    // Each connection opened exactly when its delay ran out, in ms of the shard's clock.
+    expect(opened).toEqual([0, 0, 15, 45, 105, 225, 375, 525, 675]);
 
     await target.close();
     // connect() was still waiting: closing the shard ends the wait, with an error that is not fatal.
@@ -145,8 +157,11 @@ void describe('reconnect backoff of a live shard', () => {
   });
 
   void it('counts failed attempts while HELLO never comes, then resumes, and resets the counter once the connection stayed healthy', async () => {
-    gateway = await startGateway();
-    shard = createShard(gateway, { helloTimeout: 150, random: () => 0.5 });
+    // A long heartbeat interval: the backoff resets after max(interval, resetAfterMs) = 60000 ms, with a single
+    // heartbeat (at 30000 ms) on the way.
+    gateway = await startGateway({ heartbeatInterval: 60_000 });
+    const clock = new VirtualClock();
+    shard = createShard(gateway, { helloTimeout: 150, random: () => 0.5, clock });
     const g = gateway;
     const target = shard;
     await target.connect();
@@ -156,32 +171,46 @@ void describe('reconnect backoff of a live shard', () => {
     g.behaviour.sendHello = false;
     const connectionsBefore = g.connections.length;
     g.reconnect(0);
-    // Attempt 1 follows the op 7; each later one follows a connection that got no HELLO in time.
-    await eventually(() => target.info().reconnectAttempts >= 4, 8_000, 'four reconnect attempts');
-
-    expect(target.state).not.toBe(ShardState.Ready);
-    const silent = g.connections.slice(connectionsBefore);
-    expect(silent.length).toBeGreaterThanOrEqual(3);
-    expect(silent.every((c) => c.path === '/resume' && c.frames.every((f) => f.op === GatewayOpcodes.Heartbeat))).toBe(true);
-    expect(reconnects.attempts.slice(0, 4).map((a) => a.delay)).toEqual([0, 15, 30, 60]);
-
+    // Attempt 1 follows the op 7; each later one follows a connection that got no HELLO within 150 ms. The fifth
+    // connection gets its HELLO.
+    const opened: number[] = [];
     const resumed = nextDispatch(target, 'RESUMED', 8_000);
-    g.behaviour.sendHello = true;
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      await eventually(() => reconnects.attempts.length >= attempt, 8_000, `reconnect attempt ${attempt}`);
+      if (attempt === 5) g.behaviour.sendHello = true;
+      const connection = g.waitForConnection();
+      clock.advance(reconnects.attempts[attempt - 1].delay);
+      await connection;
+      opened.push(clock.now());
+      if (attempt < 5) clock.advance(150);
+    }
     await resumed;
+
+    expect(target.counters.reconnectsByReason.get('hello-timeout')).toBe(4);
+    expect(reconnects.attempts.map((a) => a.delay)).toEqual([0, 15, 30, 60, 120]);
+    // Each silent connection is dropped 150 ms after it opened; the next opens once the backoff delay has passed.
+    expect(opened).toEqual([0, 165, 345, 555, 825]);
+    const silent = g.connections.slice(connectionsBefore, -1);
+    expect(silent).toHaveLength(4);
+    expect(silent.every((c) => c.path === '/resume' && c.frames.length === 0)).toBe(true);
 
     expect(target.state).toBe(ShardState.Ready);
     expect(target.session?.sessionId).toBe(sessionId);
     expect(g.framesOf(GatewayOpcodes.Identify)).toHaveLength(1);
-    // RESUMED alone does not reset the backoff: only a connection that stays healthy for backoff.resetAfterMs does.
-    const attemptsAtResume = target.info().reconnectAttempts;
-    expect(attemptsAtResume).toBeGreaterThanOrEqual(4);
-    await waitFor(target.debug$, (line) => line.includes('the reconnect backoff starts over'), 8_000);
+    // RESUMED alone does not reset the backoff: only max(heartbeat interval, backoff.resetAfterMs) = 60000 ms of
+    // staying ready does, to the millisecond.
+    expect(target.info().reconnectAttempts).toBe(5);
+    clock.advance(59_999);
+    expect(target.info().reconnectAttempts).toBe(5);
+    clock.advance(1);
     expect(target.info().reconnectAttempts).toBe(0);
 
     // The next disconnect starts from the first, immediate, attempt again.
     const countBefore = reconnects.attempts.length;
     const resumedAgain = nextDispatch(target, 'RESUMED');
     g.reconnect(0);
+    await eventually(() => reconnects.attempts.length > countBefore, 8_000, 'the next reconnect attempt');
+    clock.advance(0);
     await resumedAgain;
     reconnects.stop();
     expect(reconnects.attempts.slice(countBefore)).toEqual([{ attempt: 1, delay: 0 }]);

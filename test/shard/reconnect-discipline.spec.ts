@@ -1,8 +1,8 @@
-import { describe, it, afterEach, mock } from 'node:test';
+import { describe, it, afterEach } from 'node:test';
 import { expect } from 'expect';
 import { GatewayOpcodes } from 'discord-api-types/v10';
 import { DefaultShardOptions, MAX_SEQUENCE_JUMP, Shard, ShardState, type ShardOptions } from '../../lib';
-import type { LocalGateway } from '../../lib/testing';
+import { VirtualClock, type LocalGateway } from '../../lib/testing';
 import { collectDispatches, createShard, nextDispatch, startGateway, waitFor } from '../helpers/gateway-test-kit';
 
 /** Discord's usual HELLO interval, ms. */
@@ -10,17 +10,22 @@ const DISCORD_HEARTBEAT_MS = 41_250;
 
 let gateway: LocalGateway | null = null;
 let shard: Shard | null = null;
+/** The virtual clock of the test's shard: timers fire only when the test advances it. */
+let clock = new VirtualClock();
 
 void afterEach(async () => {
-  mock.timers.reset();
   await shard?.close();
   await gateway?.close();
   shard = gateway = null;
 });
 
-/** A shard on `target` with the library's default reconnect policy (no test timings) and a fixed jitter of 0.75. */
+/**
+ * A shard on `target` with the library's default reconnect policy (no test timings), a fixed jitter of 0.75 and a
+ * fresh virtual clock.
+ */
 function defaultPolicyShard(target: LocalGateway, options: Partial<ShardOptions> = {}): Shard {
-  return new Shard({ id: 0, total: 1, token: target.token, intents: 513, gatewayUrl: target.url, random: () => 0.5, ...options });
+  clock = new VirtualClock();
+  return new Shard({ id: 0, total: 1, token: target.token, intents: 513, gatewayUrl: target.url, random: () => 0.5, clock, ...options });
 }
 
 /** The delays of the shard's "reconnect attempt N in D ms" lines, handed out one at a time as they come. */
@@ -43,19 +48,19 @@ function reconnectDelays(target: Shard): { next: () => Promise<number> } {
 }
 
 /**
- * Runs `target` in virtual time (timers and Date mocked, from 0) and advances the clock by each reconnect delay as
+ * Runs `target` in virtual time (its clock, from 0) and advances the clock by each reconnect delay as
  * the shard schedules it, until the next connection would open at or after `untilMs` or `maxConnections` opened.
  * Returns the virtual time at which each connection reached the gateway.
  */
 async function connectionTimes(target: Shard, on: LocalGateway, untilMs: number, maxConnections = 200): Promise<number[]> {
   const opened: number[] = [];
-  on.on('connection', () => opened.push(Date.now()));
+  on.on('connection', () => opened.push(clock.now()));
   const delays = reconnectDelays(target);
   target.connect().catch(() => undefined);
   while (opened.length < maxConnections) {
     const delay = await delays.next();
-    if (Date.now() + delay >= untilMs) break;
-    mock.timers.tick(delay);
+    if (clock.now() + delay >= untilMs) break;
+    clock.advance(delay);
   }
   return opened;
 }
@@ -81,10 +86,6 @@ async function churningGateway(): Promise<{ g: LocalGateway; stop: () => void }>
   return { g, stop: () => (closing = false) };
 }
 
-function enableVirtualTime(): void {
-  mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 0 });
-}
-
 void describe('reconnect discipline', () => {
   void describe('backoff and the reconnect cap, in virtual time', () => {
     // Default policy, jitter factor 0.75: attempt 1 immediate (the first connection was a fresh start), then
@@ -94,7 +95,6 @@ void describe('reconnect discipline', () => {
 
     void it('a session that dies right after READY or RESUMED backs off: 8 connections in the first minute, not a storm', async () => {
       const { g } = await churningGateway();
-      enableVirtualTime();
       shard = defaultPolicyShard(g, { compression: false });
       const times = await connectionTimes(shard, g, 60_000);
       expect(times).toEqual(EXPECTED_FIRST_MINUTE);
@@ -111,7 +111,6 @@ void describe('reconnect discipline', () => {
       void it(`a poison message replayed after each READY or RESUMED (${name}) gets the same backoff`, async () => {
         gateway = await startGateway({ heartbeatInterval: DISCORD_HEARTBEAT_MS });
         const g = gateway;
-        enableVirtualTime();
         shard = defaultPolicyShard(g, options);
         // Right after the shard took READY or RESUMED (a raw frame sent on the gateway's 'ready' could overtake the
         // compressed READY).
@@ -129,7 +128,6 @@ void describe('reconnect discipline', () => {
 
     void it('never opens more than reconnectLimit.max connections in any reconnectLimit.windowMs, whatever the backoff', async () => {
       const { g } = await churningGateway();
-      enableVirtualTime();
       const capped: string[] = [];
       shard = defaultPolicyShard(g, { compression: false, backoff: { baseMs: 100, maxMs: 100 }, reconnectLimit: { max: 5, windowMs: 60_000 } });
       shard.debug$.subscribe((line) => {
@@ -145,23 +143,22 @@ void describe('reconnect discipline', () => {
 
     void it('resets the backoff only after the connection stayed ready for max(heartbeat interval, resetAfterMs)', async () => {
       const { g, stop } = await churningGateway();
-      enableVirtualTime();
       shard = defaultPolicyShard(g, { compression: false });
       const target = shard;
       const delays = reconnectDelays(target);
       target.connect().catch(() => undefined);
       expect(await delays.next()).toBe(0);
-      mock.timers.tick(0);
+      clock.advance(0);
       expect(await delays.next()).toBe(750);
       stop();
       const resumed = waitFor(target.dispatch$, (event) => event.t === 'RESUMED');
-      mock.timers.tick(750);
+      clock.advance(750);
       await resumed;
       // READY or RESUMED alone resets nothing.
       expect(target.info().reconnectAttempts).toBe(2);
-      mock.timers.tick(DISCORD_HEARTBEAT_MS - 1);
+      clock.advance(DISCORD_HEARTBEAT_MS - 1);
       expect(target.info().reconnectAttempts).toBe(2);
-      mock.timers.tick(1);
+      clock.advance(1);
       expect(target.info().reconnectAttempts).toBe(0);
 
       // A connection that proved healthy is retried at once when it ends.
@@ -171,7 +168,6 @@ void describe('reconnect discipline', () => {
 
     void it('uses resetAfterMs when it is longer than the heartbeat interval', async () => {
       const { g, stop } = await churningGateway();
-      enableVirtualTime();
       shard = defaultPolicyShard(g, { compression: false, backoff: { resetAfterMs: 60_000 } });
       const target = shard;
       const delays = reconnectDelays(target);
@@ -179,13 +175,13 @@ void describe('reconnect discipline', () => {
       expect(await delays.next()).toBe(0);
       stop();
       const resumed = waitFor(target.dispatch$, (event) => event.t === 'RESUMED');
-      mock.timers.tick(0);
+      clock.advance(0);
       await resumed;
       expect(target.info().reconnectAttempts).toBe(1);
       // One heartbeat goes out at 20625 ms; the first check for its ACK comes at 61875 ms, after the reset.
-      mock.timers.tick(59_999);
+      clock.advance(59_999);
       expect(target.info().reconnectAttempts).toBe(1);
-      mock.timers.tick(1);
+      clock.advance(1);
       expect(target.info().reconnectAttempts).toBe(0);
     });
   });

@@ -1,17 +1,7 @@
 import { describe, it } from 'node:test';
 import { expect } from 'expect';
 import { CommandRateLimiter } from '../../lib';
-
-/** A clock the tests move by hand. */
-function manualClock(start = 1_000_000): { now: () => number; advance: (ms: number) => void } {
-  let time = start;
-  return {
-    now: () => time,
-    advance: (ms: number) => {
-      time += ms;
-    },
-  };
-}
+import { VirtualClock } from '../../lib/testing';
 
 function takeAll(limiter: CommandRateLimiter, max = 1_000): number {
   let taken = 0;
@@ -24,8 +14,8 @@ void describe('CommandRateLimiter (120 frames per 60 s, injected clock)', () => 
   const WINDOW = 60_000;
 
   void it('reserves ceil(window / heartbeat interval) + 1 frames for heartbeats', () => {
-    const clock = manualClock();
-    const limiter = new CommandRateLimiter(LIMIT, WINDOW, clock.now);
+    const clock = new VirtualClock(1_000_000);
+    const limiter = new CommandRateLimiter(LIMIT, WINDOW, clock);
     expect(limiter.reservedFrames).toBe(0);
 
     limiter.reserveForHeartbeats(41_250);
@@ -42,8 +32,8 @@ void describe('CommandRateLimiter (120 frames per 60 s, injected clock)', () => 
   });
 
   void it('never reserves the whole window, so at least one command can still go out', () => {
-    const clock = manualClock();
-    const limiter = new CommandRateLimiter(LIMIT, WINDOW, clock.now);
+    const clock = new VirtualClock(1_000_000);
+    const limiter = new CommandRateLimiter(LIMIT, WINDOW, clock);
     limiter.reserveForHeartbeats(100); // would be 601
     expect(limiter.reservedFrames).toBe(LIMIT - 1);
     expect(limiter.remaining()).toBe(1);
@@ -52,8 +42,8 @@ void describe('CommandRateLimiter (120 frames per 60 s, injected clock)', () => 
   });
 
   void it('lets user commands take at most limit - reserved frames of an empty window', () => {
-    const clock = manualClock();
-    const limiter = new CommandRateLimiter(LIMIT, WINDOW, clock.now);
+    const clock = new VirtualClock(1_000_000);
+    const limiter = new CommandRateLimiter(LIMIT, WINDOW, clock);
     limiter.reserveForHeartbeats(41_250);
     const reserved = limiter.reservedFrames;
 
@@ -67,8 +57,8 @@ void describe('CommandRateLimiter (120 frames per 60 s, injected clock)', () => 
   });
 
   void it('counts recorded frames (IDENTIFY, RESUME) against the same window', () => {
-    const clock = manualClock();
-    const limiter = new CommandRateLimiter(LIMIT, WINDOW, clock.now);
+    const clock = new VirtualClock(1_000_000);
+    const limiter = new CommandRateLimiter(LIMIT, WINDOW, clock);
     limiter.reserveForHeartbeats(41_250);
     limiter.record(); // IDENTIFY
     limiter.record(); // RESUME
@@ -77,8 +67,8 @@ void describe('CommandRateLimiter (120 frames per 60 s, injected clock)', () => 
   });
 
   void it('refills as old frames slide out of the window, one by one', () => {
-    const clock = manualClock();
-    const limiter = new CommandRateLimiter(LIMIT, WINDOW, clock.now);
+    const clock = new VirtualClock(1_000_000);
+    const limiter = new CommandRateLimiter(LIMIT, WINDOW, clock);
     limiter.reserveForHeartbeats(41_250);
     const room = LIMIT - limiter.reservedFrames;
 
@@ -105,8 +95,8 @@ void describe('CommandRateLimiter (120 frames per 60 s, injected clock)', () => 
   });
 
   void it('reports how long until the oldest frame leaves the window', () => {
-    const clock = manualClock();
-    const limiter = new CommandRateLimiter(LIMIT, WINDOW, clock.now);
+    const clock = new VirtualClock(1_000_000);
+    const limiter = new CommandRateLimiter(LIMIT, WINDOW, clock);
     expect(limiter.msUntilRefill()).toBe(0);
 
     limiter.record();
@@ -128,9 +118,9 @@ void describe('CommandRateLimiter (120 frames per 60 s, injected clock)', () => 
   });
 
   void it('keeps any sliding window within the limit when heartbeats and a command flood interleave', () => {
-    const clock = manualClock(0);
+    const clock = new VirtualClock(0);
     const interval = 41_250;
-    const limiter = new CommandRateLimiter(LIMIT, WINDOW, clock.now);
+    const limiter = new CommandRateLimiter(LIMIT, WINDOW, clock);
     limiter.reserveForHeartbeats(interval);
     const sentAt: number[] = [];
     let nextBeat = Math.floor(interval * 0.5);

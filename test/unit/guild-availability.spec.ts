@@ -2,20 +2,19 @@ import { describe, it, afterEach } from 'node:test';
 import { expect } from 'expect';
 import { GuildAvailability, type GuildsReadyEvent } from '../../lib/cluster/guild-availability';
 import type { GatewayDispatch } from '../../lib/interfaces/gateway-dispatch.interface';
+import { VirtualClock } from '../../lib/testing';
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-const TIMEOUT_MS = 120;
+const TIMEOUT_MS = 15_000;
 
 let trackers: GuildAvailability[] = [];
 
-function tracker(timeoutMs = TIMEOUT_MS): { guilds: GuildAvailability; events: GuildsReadyEvent[] } {
+/** A tracker of shard 3 whose timeout runs on a virtual clock (from 0). */
+function tracker(timeoutMs = TIMEOUT_MS): { guilds: GuildAvailability; events: GuildsReadyEvent[]; clock: VirtualClock } {
   const events: GuildsReadyEvent[] = [];
-  const guilds = new GuildAvailability(3, timeoutMs, (event) => events.push(event));
+  const clock = new VirtualClock();
+  const guilds = new GuildAvailability(3, timeoutMs, (event) => events.push(event), undefined, clock);
   trackers.push(guilds);
-  return { guilds, events };
+  return { guilds, events, clock };
 }
 
 let seq = 0;
@@ -47,11 +46,12 @@ void describe('GuildAvailability', () => {
     expect(guilds.counts()).toEqual({ available: 3, unavailable: 0 });
   });
 
-  void it('does not fire a second time when the timeout passes after all guilds arrived', async () => {
-    const { guilds, events } = tracker();
+  void it('does not fire a second time when the timeout passes after all guilds arrived', () => {
+    const { guilds, events, clock } = tracker();
     guilds.handle(ready('1'));
     guilds.handle(event('GUILD_CREATE', { id: '1' }));
-    await sleep(TIMEOUT_MS * 2);
+    expect(clock.pending).toBe(0);
+    clock.advance(TIMEOUT_MS * 2);
     expect(events).toHaveLength(1);
     expect(events[0].timedOut).toBe(false);
   });
@@ -62,17 +62,15 @@ void describe('GuildAvailability', () => {
     expect(events).toEqual([{ shardId: 3, available: 0, unavailable: [], timedOut: false }]);
   });
 
-  void it('fires after the timeout with timedOut true and the ids still missing', async () => {
-    const { guilds, events } = tracker();
-    const start = Date.now();
+  void it('fires exactly guildReadyTimeout after READY with timedOut true and the ids still missing', () => {
+    const { guilds, events, clock } = tracker();
     guilds.handle(ready('10', '20', '30'));
     guilds.handle(event('GUILD_CREATE', { id: '20' }));
-    await sleep(TIMEOUT_MS / 3);
+    clock.advance(TIMEOUT_MS - 1);
     expect(events).toHaveLength(0);
-    const deadline = Date.now() + TIMEOUT_MS * 10;
-    while (events.length === 0 && Date.now() < deadline) await sleep(10);
+    expect(guilds.guildsReady).toBe(false);
+    clock.advance(1);
     expect(events).toHaveLength(1);
-    expect(Date.now() - start).toBeGreaterThanOrEqual(TIMEOUT_MS - 5);
     expect(events[0].timedOut).toBe(true);
     expect(events[0].available).toBe(1);
     expect([...events[0].unavailable].sort()).toEqual(['10', '30']);
@@ -119,15 +117,15 @@ void describe('GuildAvailability', () => {
     expect(events).toEqual([{ shardId: 3, available: 1, unavailable: [], timedOut: false }]);
   });
 
-  void it('does not count an awaited guild in an outage as arrived', async () => {
-    const { guilds, events } = tracker();
+  void it('does not count an awaited guild in an outage as arrived', () => {
+    const { guilds, events, clock } = tracker();
     guilds.handle(ready('1', '2'));
     guilds.handle(event('GUILD_CREATE', { id: '1' }));
     guilds.handle(event('GUILD_DELETE', { id: '2', unavailable: true }));
+    clock.advance(TIMEOUT_MS - 1);
     expect(events).toHaveLength(0);
-    const deadline = Date.now() + TIMEOUT_MS * 10;
-    while (events.length === 0 && Date.now() < deadline) await sleep(10);
-    expect(events[0]).toEqual({ shardId: 3, available: 1, unavailable: ['2'], timedOut: true });
+    clock.advance(1);
+    expect(events).toEqual([{ shardId: 3, available: 1, unavailable: ['2'], timedOut: true }]);
   });
 
   void it('starts over on a new READY', () => {
@@ -142,6 +140,27 @@ void describe('GuildAvailability', () => {
     guilds.handle(event('GUILD_CREATE', { id: '1' }));
     expect(events).toHaveLength(2);
     expect(events[1]).toEqual({ shardId: 3, available: 2, unavailable: [], timedOut: false });
+  });
+
+  void it('times a new READY from its own arrival: the wait of the session before is dropped', () => {
+    const { guilds, events, clock } = tracker();
+    guilds.handle(ready('1'));
+    clock.advance(10_000);
+    guilds.handle(ready('2'));
+    clock.advance(TIMEOUT_MS - 1);
+    expect(events).toHaveLength(0);
+    clock.advance(1);
+    expect(events).toEqual([{ shardId: 3, available: 0, unavailable: ['2'], timedOut: true }]);
+    expect(clock.now()).toBe(10_000 + TIMEOUT_MS);
+  });
+
+  void it('fires nothing once stopped', () => {
+    const { guilds, events, clock } = tracker();
+    guilds.handle(ready('1'));
+    guilds.stop();
+    expect(clock.pending).toBe(0);
+    clock.advance(TIMEOUT_MS);
+    expect(events).toHaveLength(0);
   });
 
   void it('ignores events of other kinds and malformed guild payloads', () => {

@@ -6,7 +6,7 @@ import { Cluster, GatewayModule, OnEvent, ShardService, type GatewayEventContext
 import { GatewayOptionsError, ShardCommandError, ShardState, type IIdentifyQueue } from '../../lib/core';
 import { createMessage, type LocalGateway } from '../../lib/testing';
 import type { WorkerPool } from '../../lib/workers/worker-pool';
-import { eventually, sleep } from '../helpers/gateway-test-kit';
+import { eventually, eventuallyAsync } from '../helpers/gateway-test-kit';
 import { CapturingLogger, NestHarness, moduleOptions, rejectionOf } from '../module/nest-test-kit';
 
 const OP_RESUME = GatewayOpcodes.Resume;
@@ -90,7 +90,8 @@ void describe('Shards in worker threads', () => {
     expect(seen).not.toContain('TYPING_START');
 
     cluster.dispatchFilter!.add('TYPING_START');
-    await sleep(50);
+    // A round trip to every worker, on the port that carried the filter change: each has applied it.
+    await cluster.collectInfo(15_000);
     gateway.dispatch(2, 'TYPING_START', { channel_id: '1', user_id: '2', timestamp: 1 });
     await eventually(() => seen.includes('TYPING_START'));
   });
@@ -103,10 +104,13 @@ void describe('Shards in worker threads', () => {
     for (let i = 0; i < 60; i++) {
       for (const shardId of [0, 1, 2]) expected[shardId].push(gateway.dispatch(shardId, 'MESSAGE_CREATE', message(i)));
       if (i === 25) void firstWorker.terminate();
-      await sleep(5);
+      // Paced by the other worker (shard 2): the stream goes on while the first worker is gone and restarts.
+      await eventually(() => recorder.of(2).length === expected[2].length, 15_000, 'shard 2 handling the stream');
     }
     await eventually(() => [0, 1, 2].every((id) => recorder.of(id).length >= expected[id].length), 15_000, 'every event handled');
-    await sleep(100);
+    // One more event per shard, handled last: a duplicate of an earlier one would have come before it.
+    for (const shardId of [0, 1, 2]) expected[shardId].push(gateway.dispatch(shardId, 'MESSAGE_CREATE', message(99)));
+    await eventually(() => [0, 1, 2].every((id) => recorder.of(id).at(-1) === expected[id].at(-1)), 15_000, 'the last events');
 
     expect(pool.workerOf(0)).not.toBe(firstWorker);
     expect(pool.workerOf(0)).toBe(pool.workerOf(1));
@@ -168,13 +172,9 @@ void describe('Shards in worker threads', () => {
 
   void it('gathers info from every worker', async () => {
     const { gateway, cluster } = await start();
-    // A worker's first heartbeat comes at a random point of the 300 ms interval: wait for one ACK per shard.
+    // A worker's first heartbeat comes at a random point of the interval: wait for one ACK per shard.
     let info = await cluster.collectInfo(2_000);
-    const deadline = Date.now() + 3_000;
-    while (info.some((i) => i.latency.last === null) && Date.now() < deadline) {
-      await sleep(50);
-      info = await cluster.collectInfo(2_000);
-    }
+    await eventuallyAsync(async () => (info = await cluster.collectInfo(2_000)).every((i) => i.latency.last !== null), 15_000, 'a latency per shard');
     expect(info.map((i) => i.id)).toEqual([0, 1, 2, 3]);
     for (const shard of info) {
       expect(shard.state).toBe(ShardState.Ready);

@@ -206,8 +206,9 @@ void describe('Shard handshake guard (fencing)', () => {
     };
     const { gw, shard } = await shardWith({ handshakeGuard: slow, random: () => 0.01 });
     await shard.connect();
-    const identifyAt = gw.framesOf(OP_IDENTIFY)[0].at;
-    const beatsBefore = gw.framesOf(GatewayOpcodes.Heartbeat).filter((f) => f.at < identifyAt);
+    // In arrival order (two frames may carry the same millisecond).
+    const identifyIndex = gw.frames.findIndex((f) => f.op === OP_IDENTIFY);
+    const beatsBefore = gw.frames.slice(0, identifyIndex).filter((f) => f.op === GatewayOpcodes.Heartbeat);
     expect(beatsBefore.length).toBeGreaterThanOrEqual(1);
     await waitForState(shard, ShardState.Ready);
   });

@@ -8,7 +8,7 @@ import type { ShardSession } from '../../lib/interfaces/shard-session.interface'
 import { InMemorySessionStore } from '../../lib/session/in-memory-session-store';
 import { ShardState } from '../../lib/shard/shard-state';
 import type { LocalGateway, LocalGatewayOptions, RecordedFrame } from '../../lib/testing';
-import { eventually, sleep } from '../helpers/gateway-test-kit';
+import { eventually, heartbeatRoundTrip } from '../helpers/gateway-test-kit';
 import { ClusterHarness } from '../helpers/cluster-test-kit';
 
 const OP_IDENTIFY = GatewayOpcodes.Identify;
@@ -16,10 +16,10 @@ const OP_RESUME = GatewayOpcodes.Resume;
 
 /** An in-memory store that records every write. */
 class CountingSessionStore extends InMemorySessionStore {
-  readonly writes: { shardId: number; session: ShardSession }[] = [];
+  readonly writes: { shardId: number; session: ShardSession; at: number }[] = [];
 
   override async set(shardId: number, session: ShardSession): Promise<void> {
-    this.writes.push({ shardId, session: { ...session } });
+    this.writes.push({ shardId, session: { ...session }, at: Date.now() });
     await super.set(shardId, session);
   }
 }
@@ -163,7 +163,7 @@ void describe('Cluster sessions across restarts', () => {
     await first.down();
     expect(await store.get(0)).toBeNull();
     expect(await store.get(1)).toBeNull();
-    await eventually(() => gateway.connections.every((c) => c.closeCode === 1000), 2_000, 'every connection to close with 1000');
+    await eventually(() => gateway.connections.every((c) => c.closeCode === 1000), 15_000, 'every connection to close with 1000');
 
     const before = lastConnectionId(gateway);
     const second = clusterOn(gateway, { sessionStore: store });
@@ -185,8 +185,9 @@ void describe('Cluster session saving', () => {
 
     const seqs: number[] = [];
     for (let n = 0; n < 100; n++) seqs.push(gateway.dispatch(n % 2, 'MESSAGE_CREATE', { id: String(n) }));
-    await eventually(() => events.filter((e) => e.t === 'MESSAGE_CREATE').length === 100, 3_000, '100 events');
-    await sleep(100);
+    await eventually(() => events.filter((e) => e.t === 'MESSAGE_CREATE').length === 100, 15_000, '100 events');
+    // Both shards read a frame sent after the events: a write made for an event would have been made by now.
+    await Promise.all([heartbeatRoundTrip(gateway, 0), heartbeatRoundTrip(gateway, 1)]);
     expect(store.writes.length).toBeGreaterThanOrEqual(handshakes);
     expect(store.writes.length).toBeLessThanOrEqual(handshakes + 2);
     // What was written on READY carries READY's sequence.
@@ -208,7 +209,7 @@ void describe('Cluster session saving', () => {
       if (n % 2 === 0) last0 = gateway.dispatch(0, 'MESSAGE_CREATE', { id: String(n) });
       else last1 = gateway.dispatch(1, 'MESSAGE_CREATE', { id: String(n) });
     }
-    await eventually(() => events.filter((e) => e.t === 'MESSAGE_CREATE').length === 40, 3_000, '40 events');
+    await eventually(() => events.filter((e) => e.t === 'MESSAGE_CREATE').length === 40, 15_000, '40 events');
     await eventually(
       () =>
         store.writes.some((w) => w.shardId === 0 && w.session.sequence === last0) &&
@@ -220,12 +221,15 @@ void describe('Cluster session saving', () => {
     expect((await store.get(1))?.sequence).toBe(last1);
     expect((await store.get(0))?.sessionId).toBe(gateway.sessionOf(0));
 
-    // It keeps saving while nothing happens, about once per interval per shard, not per event.
+    // It keeps saving while nothing happens (two more saves per shard), once per interval per shard, not per event.
     const counted = store.writes.length;
-    await sleep(SAVE_MS * 3 + 50);
-    const periodic = store.writes.length - counted;
-    expect(periodic).toBeGreaterThanOrEqual(2 * 2);
-    expect(periodic).toBeLessThanOrEqual(2 * 5);
+    const periodicOf = (shardId: number) => store.writes.slice(counted).filter((w) => w.shardId === shardId);
+    await eventually(() => periodicOf(0).length >= 2 && periodicOf(1).length >= 2, SAVE_MS * 20, 'two periodic saves per shard');
+    for (const shardId of [0, 1]) {
+      const saves = periodicOf(shardId).map((w) => w.at);
+      // A timer never fires early: saves of one shard are at least an interval apart (1 ms of timer rounding).
+      for (let i = 1; i < saves.length; i++) expect(saves[i] - saves[i - 1]).toBeGreaterThanOrEqual(SAVE_MS - 1);
+    }
     expect(store.writes.length - afterReady).toBeLessThan(40);
   });
 
@@ -234,10 +238,14 @@ void describe('Cluster session saving', () => {
     const gateway = await gatewayWith();
     const store = new CountingSessionStore();
     const cluster = clusterOn(gateway, { sessionStore: store, sessionSaveIntervalMs: SAVE_MS });
-    await cluster.up();
+    // A second cluster that saves on the same interval is the clock: its saves prove that intervals went by.
+    const witnessStore = new CountingSessionStore();
+    const witness = clusterOn(await gatewayWith(), { sessionStore: witnessStore, sessionSaveIntervalMs: SAVE_MS });
+    await Promise.all([cluster.up(), witness.up()]);
     await cluster.down();
     const writes = store.writes.length;
-    await sleep(SAVE_MS * 3);
+    const witnessed = witnessStore.writes.length;
+    await eventually(() => witnessStore.writes.length >= witnessed + 3, SAVE_MS * 30, 'three saves of the witness');
     expect(store.writes.length).toBe(writes);
     expect(await store.get(0)).toBeNull();
   });

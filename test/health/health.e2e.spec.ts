@@ -9,6 +9,7 @@ import { ShardState } from '../../lib/core';
 import { GatewayHealthIndicator, GatewayHealthModule, type GatewayHealthOptions, type GatewayHealthOptionsFactory } from '../../lib/health';
 import { createTestingGateway, type TestingGateway } from '../../lib/testing';
 import { ObservabilityModule, type ObservabilityOptions } from '../../sample/observability.module';
+import { TEST_HEARTBEAT_MS, eventuallyAsync } from '../helpers/gateway-test-kit';
 
 /** Guilds on shard 0 and shard 1 of a two-shard bot: `(id >> 22) % 2`. */
 const GUILDS = ['81384788765712384', '1023234123812343808'];
@@ -32,14 +33,6 @@ function httpGet(url: string): Promise<Reply> {
   });
 }
 
-/** Polls `check` every 50 ms until it returns true; fails after `timeoutMs`. */
-async function eventually(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 let kit: TestingGateway | null = null;
 let app: INestApplication | null = null;
@@ -53,7 +46,8 @@ void afterEach(async () => {
 
 /** A two-shard bot on a local gateway with GET /health, listening on a free port of 127.0.0.1. */
 async function start(options: ObservabilityOptions = {}): Promise<{ url: string; kit: TestingGateway; cluster: ClusterService }> {
-  kit = await createTestingGateway({ shards: 2, guilds: GUILDS });
+  // A 2 s HELLO timeout: the outage test waits for it to bring a shard back.
+  kit = await createTestingGateway({ shards: 2, guilds: GUILDS, heartbeatInterval: TEST_HEARTBEAT_MS, module: { helloTimeout: 2_000 } });
   const root = { module: class HealthTestModule {}, imports: [kit.module(), ObservabilityModule.register(options)] };
   app = await NestFactory.create(root, { logger: false, abortOnError: false });
   await app.listen(0, '127.0.0.1');
@@ -77,7 +71,7 @@ void describe('GET /health with GatewayHealthIndicator', () => {
   void it('is 503 "down" with the fatal error of shard 0 once it is closed with 4014', async () => {
     const { url, kit: running, cluster } = await start();
     running.gateway.closeShard(0, 4014, 'Disallowed intent(s).');
-    await eventually(async () => cluster.info()[0].state === ShardState.FatallyClosed, 3_000, 'shard 0 fatally closed');
+    await eventuallyAsync(async () => cluster.info()[0].state === ShardState.FatallyClosed, 15_000, 'shard 0 fatally closed');
 
     const reply = await httpGet(url);
     expect(reply.status).toBe(503);
@@ -96,13 +90,13 @@ void describe('GET /health with GatewayHealthIndicator', () => {
     // New connections get no HELLO: shard 1 cannot come back until the hello timeout (2 s) reconnects it.
     running.gateway.behaviour.sendHello = false;
     running.gateway.closeShard(1, 4000);
-    await eventually(async () => cluster.info()[1].state !== ShardState.Ready, 2_000, 'shard 1 to leave ready');
+    await eventuallyAsync(async () => cluster.info()[1].state !== ShardState.Ready, 15_000, 'shard 1 to leave ready');
 
     const early = await httpGet(url);
     expect(early.status).toBe(200);
     expect(early.body.details['discord-gateway'].shards['1'].state).not.toBe('ready');
 
-    await eventually(async () => (await httpGet(url)).status === 503, 3_000, 'GET /health to turn 503');
+    await eventuallyAsync(async () => (await httpGet(url)).status === 503, 15_000, 'GET /health to turn 503');
     const down = await httpGet(url);
     const result = down.body.error['discord-gateway'];
     expect(result.message).toMatch(/shard 1 has not been ready for \d+ ms/);
@@ -110,8 +104,8 @@ void describe('GET /health with GatewayHealthIndicator', () => {
     expect(result.shards['0']).toMatchObject({ state: 'ready', notReadyForMs: 0 });
 
     running.gateway.behaviour.sendHello = true;
-    await running.gateway.waitForReady(1, 5_000);
-    await eventually(async () => (await httpGet(url)).status === 200, 2_000, 'GET /health to turn 200 again');
+    await running.gateway.waitForReady(1, 15_000);
+    await eventuallyAsync(async () => (await httpGet(url)).status === 200, 15_000, 'GET /health to turn 200 again');
     const recovered = await httpGet(url);
     expect(recovered.status).toBe(200);
     expect(recovered.body.details['discord-gateway'].shards['1']).toMatchObject({ state: 'ready', notReadyForMs: 0 });

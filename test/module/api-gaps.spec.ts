@@ -36,7 +36,7 @@ function start(
 
 /** The next frame with opcode `op`, from the frames recorded from now on. */
 function nextFrame(gateway: LocalGateway, op: number) {
-  return gateway.waitForFrame((f) => f.op === op, 5_000);
+  return gateway.waitForFrame((f) => f.op === op, 15_000);
 }
 
 void describe('ClusterService error and debug streams', () => {

@@ -28,8 +28,8 @@ import {
   type GatewayEventData,
 } from '../../lib';
 import { createMessage } from '../../lib/testing';
-import { eventually, sleep } from '../helpers/gateway-test-kit';
-import { CapturingLogger, NestHarness, moduleOptions } from './nest-test-kit';
+import { eventually } from '../helpers/gateway-test-kit';
+import { CapturingLogger, NestHarness, handlersSettled, moduleOptions } from './nest-test-kit';
 
 type Message = GatewayEventData<'MESSAGE_CREATE'>;
 
@@ -154,7 +154,7 @@ class InterceptedHandlers {
   @OnEvent('MESSAGE_CREATE')
   @UseInterceptors(TraceInterceptor)
   async intercepted(message: Message): Promise<string> {
-    await sleep(20);
+    await new Promise((resolve) => setImmediate(resolve));
     trace.push(`handler ${message.content}`);
     return `result of ${message.content}`;
   }
@@ -276,12 +276,12 @@ function say(gateway: Awaited<ReturnType<typeof appWith>>['gateway'], seed: numb
 
 void describe('GatewayModule enhancers', () => {
   void it('a guard that returns false keeps its handler from running, and sees the discord-gateway context type', async () => {
-    const { gateway } = await appWith([GuardedHandlers, ClassGuardedHandlers]);
+    const { gateway, app } = await appWith([GuardedHandlers, ClassGuardedHandlers]);
     const s1 = say(gateway, 1, 'blocked');
     const s2 = say(gateway, 2, 'allowed');
-    await eventually(() => (received.unguarded ?? []).length === 2 && (received.guarded ?? []).length === 1, 3_000, 'handlers');
-    await eventually(() => (received.classGuarded ?? []).length === 1, 3_000, 'class-guarded handler');
-    await sleep(50);
+    await eventually(() => (received.unguarded ?? []).length === 2 && (received.guarded ?? []).length === 1, 15_000, 'handlers');
+    await eventually(() => (received.classGuarded ?? []).length === 1, 15_000, 'class-guarded handler');
+    await handlersSettled(app);
 
     expect(received.unguarded).toEqual(['blocked', 'allowed']);
     expect(received.guarded).toEqual(['allowed']);
@@ -302,9 +302,9 @@ void describe('GatewayModule enhancers', () => {
   void it('an interceptor runs before and after the handler and sees its result', async () => {
     const { gateway } = await appWith([InterceptedHandlers]);
     say(gateway, 1, 'one');
-    await eventually(() => trace.length >= 3, 3_000, 'interceptor trace');
+    await eventually(() => trace.length >= 3, 15_000, 'interceptor trace');
     say(gateway, 2, 'two');
-    await eventually(() => trace.length >= 6, 3_000, 'interceptor trace');
+    await eventually(() => trace.length >= 6, 15_000, 'interceptor trace');
     expect(trace).toEqual([
       'before discord-gateway MESSAGE_CREATE',
       'handler one',
@@ -316,10 +316,10 @@ void describe('GatewayModule enhancers', () => {
   });
 
   void it('pipes from @UsePipes and from @EventData(property, ...pipes) transform what the handler receives', async () => {
-    const { gateway } = await appWith([PipedHandlers, PrefixConfig]);
+    const { gateway, app } = await appWith([PipedHandlers, PrefixConfig]);
     const s = say(gateway, 1, '  Mixed Case  ');
-    await eventually(() => Object.keys(received).length === 5, 3_000, 'five handlers');
-    await sleep(50);
+    await eventually(() => Object.keys(received).length === 5, 15_000, 'five handlers');
+    await handlersSettled(app);
 
     const context = { event: 'MESSAGE_CREATE', shardId: 0, sequence: s, sessionId: expect.any(String) };
     expect(received.usePipes).toEqual([{ content: '  MIXED CASE  ', context }]);
@@ -339,7 +339,7 @@ void describe('GatewayModule enhancers', () => {
     const { gateway } = await appWith([ParamHandlers]);
     const message = createMessage(7, { content: 'picked apart' });
     const s = gateway.dispatch(0, 'MESSAGE_CREATE', message);
-    await eventually(() => (received.params ?? []).length === 1, 3_000, 'params handler');
+    await eventually(() => (received.params ?? []).length === 1, 15_000, 'params handler');
     expect(received.params).toEqual([
       {
         shardId: 0,
@@ -353,11 +353,11 @@ void describe('GatewayModule enhancers', () => {
 
   void it('an exception filter catches a handler error and handles it by returning a value; one that returns undefined does not', async () => {
     const logger = new CapturingLogger();
-    const { gateway } = await appWith([FilteredHandlers, PlainHandler], logger);
+    const { gateway, app } = await appWith([FilteredHandlers, PlainHandler], logger);
     say(gateway, 1, 'first');
-    await eventually(() => logger.of('error').some((l) => l.message.includes('otherError')), 3_000, 'unhandled errors logged');
-    await eventually(() => logger.of('error').some((l) => l.message.includes('silentlyFiltered')), 3_000, 'unhandled errors logged');
-    await sleep(50);
+    await eventually(() => logger.of('error').some((l) => l.message.includes('otherError')), 15_000, 'unhandled errors logged');
+    await eventually(() => logger.of('error').some((l) => l.message.includes('silentlyFiltered')), 15_000, 'unhandled errors logged');
+    await handlersSettled(app);
 
     expect(trace).toContain('recovers runs: first');
     expect(trace).toContain('filter discord-gateway MESSAGE_CREATE shard 0: cannot handle first');
@@ -374,7 +374,7 @@ void describe('GatewayModule enhancers', () => {
 
   void it('global guards and interceptors from APP_GUARD and APP_INTERCEPTOR apply to every handler', async () => {
     const gateway = await harness.gateway();
-    await harness.app({
+    const app = await harness.app({
       imports: [GatewayModule.forRoot(moduleOptions(gateway))],
       providers: [
         PlainHandler,
@@ -385,9 +385,9 @@ void describe('GatewayModule enhancers', () => {
     });
     say(gateway, 1, 'global-block');
     say(gateway, 2, 'passes');
-    await eventually(() => (received.plain ?? []).length === 1 && (received.params ?? []).length === 1, 3_000, 'handlers');
-    await eventually(() => trace.filter((t) => t.startsWith('global interceptor after')).length === 2, 3_000, 'interceptor');
-    await sleep(50);
+    await eventually(() => (received.plain ?? []).length === 1 && (received.params ?? []).length === 1, 15_000, 'handlers');
+    await eventually(() => trace.filter((t) => t.startsWith('global interceptor after')).length === 2, 15_000, 'interceptor');
+    await handlersSettled(app);
 
     expect(received.plain).toEqual(['passes']);
     expect((received.params as { content: string }[]).map((p) => p.content)).toEqual(['passes']);

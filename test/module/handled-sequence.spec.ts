@@ -51,7 +51,7 @@ void describe('The handled sequence saved while events arrive (sequenceSaveInter
     const saved = async () => (await store.get(0))?.sequence ?? null;
 
     const first = gateway.dispatch(0, 'MESSAGE_CREATE', createMessage(1, { content: 'a' }));
-    await eventually(() => handler.handled.includes(first), 5_000, 'the first message handled');
+    await eventually(() => handler.handled.includes(first), 15_000, 'the first message handled');
     let sequence: number | null = null;
     await eventually(() => {
       void saved().then((s) => (sequence = s));
@@ -60,10 +60,10 @@ void describe('The handled sequence saved while events arrive (sequenceSaveInter
 
     const held = gateway.dispatch(0, 'MESSAGE_CREATE', createMessage(2, { content: 'hold' }));
     const after = gateway.dispatch(0, 'MESSAGE_CREATE', createMessage(3, { content: 'c' }));
-    await eventually(() => handler.holding && handler.handled.includes(after), 5_000, 'the held message pending and the next one handled');
+    await eventually(() => handler.holding && handler.handled.includes(after), 15_000, 'the held message pending and the next one handled');
     // The shard has received `after`, but the event before it is still being handled: the saved sequence stays below it.
     const later = gateway.dispatch(0, 'MESSAGE_CREATE', createMessage(4, { content: 'd' }));
-    await eventually(() => handler.handled.includes(later), 5_000, 'a later message handled');
+    await eventually(() => handler.handled.includes(later), 15_000, 'a later message handled');
     await new Promise((resolve) => setImmediate(resolve));
     expect(await saved()).toBe(held - 1);
 

@@ -6,8 +6,8 @@ import type { Observable } from 'rxjs';
 import { ClusterService, GatewayModule, OnEvent, type GatewayEventContext, type GatewayEventData } from '../../lib';
 import { ShardState } from '../../lib/core';
 import { createMessage, type LocalGateway } from '../../lib/testing';
-import { eventually, sleep } from '../helpers/gateway-test-kit';
-import { CapturingLogger, NestHarness, moduleOptions } from './nest-test-kit';
+import { eventually, heartbeatRoundTrip } from '../helpers/gateway-test-kit';
+import { CapturingLogger, NestHarness, handlersSettled, moduleOptions } from './nest-test-kit';
 
 type Message = GatewayEventData<'MESSAGE_CREATE'>;
 
@@ -39,7 +39,7 @@ class RejectingHandler {
   @OnEvent('MESSAGE_CREATE')
   async rejects(message: Message): Promise<void> {
     seen.rejecting.push(message.content);
-    await sleep(5);
+    await new Promise((resolve) => setImmediate(resolve));
     throw new Error(`async failure on "${message.content}"`);
   }
 }
@@ -136,7 +136,7 @@ void describe('GatewayModule: a failing handler is isolated', () => {
     const routerErrors = () => logger.of('error').filter((l) => l.context === 'GatewayEventRouter');
 
     const s1 = say(gateway, 1, 1, 'first');
-    await eventually(() => routerErrors().length >= 3 && seen.healthy.length >= 1, 3_000, 'three errors and a delivery');
+    await eventually(() => routerErrors().length >= 3 && seen.healthy.length >= 1, 15_000, 'three errors and a delivery');
 
     const errors = routerErrors().map((l) => l.message);
     expect(errors).toHaveLength(3);
@@ -154,13 +154,14 @@ void describe('GatewayModule: a failing handler is isolated', () => {
     expect(intercepted).toContain('intercepted failure on "first"');
     expect(seen.healthy).toEqual([{ content: 'first', context: { event: 'MESSAGE_CREATE', shardId: 1, sequence: s1, sessionId: expect.any(String) } }]);
 
-    // The shards stay ready, and later events on both shards reach every handler, the failing ones included.
-    await sleep(350);
+    // The shards stay ready (both answer a heartbeat request on their first connection), and later events on both
+    // shards reach every handler, the failing ones included.
+    await Promise.all([heartbeatRoundTrip(gateway, 0), heartbeatRoundTrip(gateway, 1)]);
     expect(cluster.info().map((s) => s.state)).toEqual([ShardState.Ready, ShardState.Ready]);
     const s2 = say(gateway, 0, 2, 'second');
     const s3 = say(gateway, 1, 3, 'third');
-    await eventually(() => seen.healthy.length >= 3 && routerErrors().length >= 9, 3_000, 'later events');
-    await sleep(50);
+    await eventually(() => seen.healthy.length >= 3 && routerErrors().length >= 9, 15_000, 'later events');
+    await handlersSettled(app);
 
     // Events of different shards may interleave either way.
     const byContent = (a: (string | number)[], b: (string | number)[]) => String(a[0]).localeCompare(String(b[0]));
@@ -181,13 +182,13 @@ void describe('GatewayModule: a failing handler is isolated', () => {
 void describe('GatewayModule: request-scoped providers', () => {
   void it('creates a fresh request-scoped handler per event, with the event context as REQUEST', async () => {
     const gateway = await harness.gateway({ shards: 2 });
-    await harness.app({ imports: [GatewayModule.forRoot(moduleOptions(gateway))], providers: [ScopedHandler, PerEventState, HealthyHandler] });
+    const app = await harness.app({ imports: [GatewayModule.forRoot(moduleOptions(gateway))], providers: [ScopedHandler, PerEventState, HealthyHandler] });
 
     const s1 = say(gateway, 0, 1, 'one');
     const s2 = say(gateway, 1, 2, 'two');
     const s3 = say(gateway, 0, 3, 'three');
-    await eventually(() => seen.scoped.length >= 3, 3_000, 'three scoped deliveries');
-    await sleep(50);
+    await eventually(() => seen.scoped.length >= 3, 15_000, 'three scoped deliveries');
+    await handlersSettled(app);
 
     expect(seen.scoped).toHaveLength(3);
     const bySequence = new Map(seen.scoped.map((entry) => [`${entry.context.shardId}:${entry.context.sequence}`, entry]));
@@ -213,7 +214,7 @@ void describe('GatewayModule: request-scoped providers', () => {
     await harness.app({ imports: [GatewayModule.forRoot(moduleOptions(gateway))], providers: [ImplicitlyScopedHandler, PerEventState] });
     gateway.dispatch(0, 'TYPING_START', { channel_id: '1', user_id: '2', timestamp: 1 });
     gateway.dispatch(0, 'TYPING_START', { channel_id: '1', user_id: '3', timestamp: 2 });
-    await eventually(() => seen.implicit.length >= 2, 3_000, 'two deliveries');
+    await eventually(() => seen.implicit.length >= 2, 15_000, 'two deliveries');
     expect([...seen.implicit].sort()).toEqual([1, 2]);
   });
 
@@ -234,14 +235,14 @@ void describe('GatewayModule: request-scoped providers', () => {
     await harness.app({ imports: [GatewayModule.forRoot(moduleOptions(gateway))], providers: [FailingScopedHandler, HealthyHandler] }, logger);
     const s = gateway.dispatch(0, 'BRAND_NEW_EVENT', {});
     const errors = () => logger.of('error').filter((l) => l.context === 'GatewayEventRouter');
-    await eventually(() => errors().length >= 1, 3_000, 'an error line');
+    await eventually(() => errors().length >= 1, 15_000, 'an error line');
     expect(errors()[0].message).toContain('FailingScopedHandler.fail');
     expect(errors()[0].message).toContain('BRAND_NEW_EVENT');
     expect(errors()[0].message).toContain('shard 0');
     expect(errors()[0].message).toContain(`scoped failure at ${s}`);
 
     const later = say(gateway, 0, 1, 'still flowing');
-    await eventually(() => seen.healthy.length === 1, 3_000, 'a later event');
+    await eventually(() => seen.healthy.length === 1, 15_000, 'a later event');
     expect(seen.healthy[0].context.sequence).toBe(later);
   });
 });

@@ -5,7 +5,7 @@ import { GatewayOpcodes } from 'discord-api-types/v10';
 import { ClusterService, GatewayModule, OnEvent, type GatewayEventContext, type GatewayModuleOptions } from '../../lib';
 import { InMemorySessionStore, ShardState, type ShardSession } from '../../lib/core';
 import { createMessage, type LocalGateway } from '../../lib/testing';
-import { eventually, sleep } from '../helpers/gateway-test-kit';
+import { eventually, eventuallyAsync } from '../helpers/gateway-test-kit';
 import { NestHarness, moduleOptions } from './nest-test-kit';
 
 const GUILD_ON_SHARD_0 = '81384788765712384';
@@ -57,17 +57,17 @@ void describe('GatewayModule lifecycle', () => {
     const first = await startApp(gateway, { sessionStore: store });
     expect(gateway.framesOf(GatewayOpcodes.Identify)).toHaveLength(2);
     const before = gateway.dispatch(0, 'MESSAGE_CREATE', createMessage(1, { guildId: GUILD_ON_SHARD_0, content: 'before shutdown' }));
-    await eventually(() => first.recorder.seen.some((s) => s.content === 'before shutdown'), 3_000, 'a message before shutdown');
+    await eventually(() => first.recorder.seen.some((s) => s.content === 'before shutdown'), 15_000, 'a message before shutdown');
     // An event no handler wants still counts for the sequence the session resumes from.
     const unhandled = gateway.dispatch(0, 'TYPING_START', { channel_id: '1', user_id: '2', timestamp: 3 });
-    await eventually(() => first.cluster.info()[0].sequence === unhandled, 3_000, 'the unhandled event sequenced');
+    await eventually(() => first.cluster.info()[0].sequence === unhandled, 15_000, 'the unhandled event sequenced');
     const sessionIds = [gateway.sessionOf(0), gateway.sessionOf(1)];
     const firstConnections = [...gateway.connections];
 
     await harness.closeApp(first.app);
 
     // The shards closed with a code that keeps the session, and the store holds both sessions.
-    await eventually(() => firstConnections.every((c) => c.closeCode !== null), 3_000, 'connections closed');
+    await eventually(() => firstConnections.every((c) => c.closeCode !== null), 15_000, 'connections closed');
     for (const connection of firstConnections) {
       expect(connection.closedByServer).toBe(false);
       expect([1000, 1001]).not.toContain(connection.closeCode);
@@ -88,7 +88,7 @@ void describe('GatewayModule lifecycle', () => {
     const connectionMark = gateway.connections.length;
 
     const second = await startApp(gateway, { sessionStore: store });
-    await eventually(() => second.recorder.seen.filter((s) => s.event === 'RESUMED').length === 2, 3_000, 'two RESUMED');
+    await eventually(() => second.recorder.seen.filter((s) => s.event === 'RESUMED').length === 2, 15_000, 'two RESUMED');
     expect(second.cluster.allReady).toBe(true);
 
     const handshakes = gateway.frames.slice(frameMark).filter((f) => f.op === GatewayOpcodes.Identify || f.op === GatewayOpcodes.Resume);
@@ -114,7 +114,7 @@ void describe('GatewayModule lifecycle', () => {
 
     // The resumed sessions go on delivering.
     const after = gateway.dispatch(1, 'MESSAGE_CREATE', createMessage(6, { guildId: GUILD_ON_SHARD_1, content: 'after resume' }));
-    await eventually(() => second.recorder.seen.some((s) => s.content === 'after resume'), 3_000, 'a message after resume');
+    await eventually(() => second.recorder.seen.some((s) => s.content === 'after resume'), 15_000, 'a message after resume');
     expect(second.recorder.of(1).at(-1)).toEqual({ event: 'MESSAGE_CREATE', shardId: 1, sequence: after, content: 'after resume' });
   });
 
@@ -122,17 +122,14 @@ void describe('GatewayModule lifecycle', () => {
     const gateway = await harness.gateway({ shards: 2 });
     const store = new InMemorySessionStore();
     const first = await startApp(gateway, { sessionStore: store, shutdown: 'end-sessions' });
-    await eventually(() => first.recorder.seen.filter((s) => s.event === 'READY').length === 2, 3_000, 'two READY');
+    await eventually(() => first.recorder.seen.filter((s) => s.event === 'READY').length === 2, 15_000, 'two READY');
     let saved: (ShardSession | null)[] = [null, null];
-    for (let i = 0; i < 50 && !saved.every((s) => s !== null); i++) {
-      saved = await storedSessions(store);
-      if (!saved.every((s) => s !== null)) await sleep(20);
-    }
+    await eventuallyAsync(async () => (saved = await storedSessions(store)).every((s) => s !== null), 15_000, 'both sessions saved');
     expect(saved.map((s) => s?.sessionId)).toEqual([gateway.sessionOf(0), gateway.sessionOf(1)]);
     const firstConnections = [...gateway.connections];
 
     await harness.closeApp(first.app);
-    await eventually(() => firstConnections.every((c) => c.closeCode !== null), 3_000, 'connections closed');
+    await eventually(() => firstConnections.every((c) => c.closeCode !== null), 15_000, 'connections closed');
     expect(firstConnections.map((c) => c.closeCode)).toEqual([1000, 1000]);
     expect(await storedSessions(store)).toEqual([null, null]);
     // The gateway ended the sessions too.
@@ -143,7 +140,7 @@ void describe('GatewayModule lifecycle', () => {
     const handshakes = gateway.frames.slice(frameMark).filter((f) => f.op === GatewayOpcodes.Identify || f.op === GatewayOpcodes.Resume);
     expect(handshakes.map((f) => f.op)).toEqual([GatewayOpcodes.Identify, GatewayOpcodes.Identify]);
     expect(second.cluster.info().map((s) => s.state)).toEqual([ShardState.Ready, ShardState.Ready]);
-    await sleep(20);
+    await eventually(() => second.recorder.seen.filter((s) => s.event === 'READY').length >= 2, 15_000, 'two READY handled');
     expect(second.recorder.seen.filter((s) => s.event === 'READY').map((s) => s.shardId).sort()).toEqual([0, 1]);
   });
 });

@@ -14,8 +14,8 @@ import {
 } from '../../lib';
 import { GatewayOptionsError, ShardState } from '../../lib/core';
 import { createMessage, createTypingStart, type LocalGateway } from '../../lib/testing';
-import { eventually, sleep } from '../helpers/gateway-test-kit';
-import { CapturingLogger, NestHarness, SHORT_TIMINGS, moduleOptions, rejectionOf, thrownBy } from './nest-test-kit';
+import { eventually } from '../helpers/gateway-test-kit';
+import { CapturingLogger, NestHarness, SHORT_TIMINGS, handlersSettled, moduleOptions, rejectionOf, thrownBy } from './nest-test-kit';
 
 /** Guilds on shard 0 and shard 1 of a two-shard bot: `(id >> 22) % 2`. */
 const GUILD_ON_SHARD_0 = '81384788765712384';
@@ -153,8 +153,8 @@ void describe('GatewayModule: routing events to @OnEvent handlers', () => {
 
     const s0 = gateway.dispatch(0, 'MESSAGE_CREATE', createMessage(1, { guildId: GUILD_ON_SHARD_0, content: 'on shard zero' }));
     const s1 = gateway.dispatch(1, 'MESSAGE_CREATE', createMessage(2, { guildId: GUILD_ON_SHARD_1, content: 'on shard one' }));
-    await eventually(() => seen.messagesA.length >= 2 && seen.messagesB.length >= 2, 3_000, 'two messages per handler');
-    await sleep(50);
+    await eventually(() => seen.messagesA.length >= 2 && seen.messagesB.length >= 2, 15_000, 'two messages per handler');
+    await handlersSettled(app);
 
     for (const received of [seen.messagesA, seen.messagesB]) {
       const byContent = Object.fromEntries(received.map((r) => [r.content, r.context]));
@@ -167,7 +167,7 @@ void describe('GatewayModule: routing events to @OnEvent handlers', () => {
 
   void it('routes every name of @OnEvent(a, b) and of stacked decorators, once per event, and any unknown event name', async () => {
     const gateway = await harness.gateway();
-    await harness.app({ imports: [GatewayModule.forRoot(moduleOptions(gateway))], providers: [MultiEventHandler] });
+    const app = await harness.app({ imports: [GatewayModule.forRoot(moduleOptions(gateway))], providers: [MultiEventHandler] });
 
     const typing = gateway.dispatch(0, 'TYPING_START', createTypingStart(1, GUILD_ON_SHARD_0));
     const reaction = gateway.dispatch(0, 'MESSAGE_REACTION_ADD', { user_id: '1', channel_id: '2', message_id: '3', emoji: { id: null, name: 'x' } });
@@ -175,8 +175,9 @@ void describe('GatewayModule: routing events to @OnEvent handlers', () => {
     const deleted = gateway.dispatch(0, 'CHANNEL_DELETE', { id: '10', type: 0 });
     gateway.dispatch(0, 'CHANNEL_UPDATE', { id: '10', type: 0 });
     const brandNew = gateway.dispatch(0, 'BRAND_NEW_EVENT', { shiny: true, nested: { list: [1, 2] } });
-    await eventually(() => seen.brandNew.length >= 1 && seen.stacked.length >= 2 && seen.multi.length >= 2, 3_000, 'all events');
-    await sleep(100);
+    // BRAND_NEW_EVENT went last on the shard: once it is handled, every event before it has been routed.
+    await eventually(() => seen.brandNew.length >= 1 && seen.stacked.length >= 2 && seen.multi.length >= 2, 15_000, 'all events');
+    await handlersSettled(app);
 
     expect(seen.multi.map((c) => [c.event, c.sequence])).toEqual([
       ['TYPING_START', typing],
@@ -205,7 +206,7 @@ void describe('GatewayModule: registration', () => {
           inject: [GATEWAY_CONFIG],
           useFactory: async (config: GatewayConfig) => {
             factoryCalls.push(config);
-            await sleep(10);
+            await new Promise((resolve) => setImmediate(resolve));
             return moduleOptions(gateway, { token: config.token, apiUrl: config.apiUrl, intents: config.intents });
           },
         }),
@@ -220,7 +221,7 @@ void describe('GatewayModule: registration', () => {
     expect(app.get(ClusterService).allReady).toBe(true);
 
     const s = gateway.dispatch(0, 'MESSAGE_CREATE', createMessage(1, { content: 'async options' }));
-    await eventually(() => seen.messagesA.length === 1, 3_000, 'a message');
+    await eventually(() => seen.messagesA.length === 1, 15_000, 'a message');
     expect(seen.messagesA[0]).toEqual({ content: 'async options', context: { event: 'MESSAGE_CREATE', shardId: 0, sequence: s, sessionId: expect.any(String) } });
   });
 
@@ -367,7 +368,7 @@ void describe('GatewayModule: autoConnect', () => {
       providers: [MessageHandlerA],
     });
     const cluster = app.get(ClusterService);
-    await sleep(400);
+    // app.init() has resolved: it is where the gateway would have connected (it waits for READY by default).
     expect(gateway.connections).toHaveLength(0);
     expect(cluster.info()).toEqual([]);
     expect(cluster.allReady).toBe(false);
@@ -379,7 +380,7 @@ void describe('GatewayModule: autoConnect', () => {
     expect(cluster.allReady).toBe(true);
 
     const s = gateway.dispatch(1, 'MESSAGE_CREATE', createMessage(1, { guildId: GUILD_ON_SHARD_1, content: 'after up' }));
-    await eventually(() => seen.messagesA.length === 1, 3_000, 'a message');
+    await eventually(() => seen.messagesA.length === 1, 15_000, 'a message');
     expect(seen.messagesA[0].context).toEqual({ event: 'MESSAGE_CREATE', shardId: 1, sequence: s, sessionId: gateway.sessionOf(1) });
   });
 });

@@ -152,10 +152,10 @@ void describe('two bots in one app (named gateways)', () => {
     const { main, support, supportBot } = await startTwoBots();
     expect(supportBot.supportShards).not.toBe(supportBot.mainShards);
 
-    const supportFrame = support.waitForFrame((f) => f.op === GatewayOpcodes.PresenceUpdate, 5_000);
+    const supportFrame = support.waitForFrame((f) => f.op === GatewayOpcodes.PresenceUpdate, 15_000);
     await supportBot.supportShards.setPresence({ since: null, activities: [], status: PresenceUpdateStatus.Idle, afk: false });
     expect((await supportFrame).d.status).toBe('idle');
-    const mainFrame = main.waitForFrame((f) => f.op === GatewayOpcodes.PresenceUpdate, 5_000);
+    const mainFrame = main.waitForFrame((f) => f.op === GatewayOpcodes.PresenceUpdate, 15_000);
     await supportBot.mainShards.setPresence({ since: null, activities: [], status: PresenceUpdateStatus.DoNotDisturb, afk: false });
     expect((await mainFrame).d.status).toBe('dnd');
     const members = await supportBot.supportShards.requestGuildMembers({ guildId: SUPPORT_GUILD, query: '', limit: 1 });
@@ -186,7 +186,7 @@ void describe('two bots in one app (named gateways)', () => {
     const seen = waitFor(mainBot.seen$, () => true);
     main.dispatch(0, 'MESSAGE_CREATE', message(3, MAIN_GUILD, 'still here'));
     expect((await seen).content).toBe('still here');
-    const frame = main.waitForFrame((f) => f.op === GatewayOpcodes.PresenceUpdate, 5_000);
+    const frame = main.waitForFrame((f) => f.op === GatewayOpcodes.PresenceUpdate, 15_000);
     await supportBot.mainShards.setPresence({ since: null, activities: [], status: PresenceUpdateStatus.Online, afk: false });
     expect((await frame).d.status).toBe('online');
 

@@ -3,6 +3,7 @@ import type { INestApplication, LoggerService, ModuleMetadata } from '@nestjs/co
 import { Test } from '@nestjs/testing';
 import { GatewayIntentBits } from 'discord-api-types/v10';
 import { ClusterService, GatewayModule, ShardService, type GatewayModuleOptions } from '../../lib';
+import { findGateway, type GatewayPartsResolver } from '../../lib/gateway-lookup';
 import type { LocalGateway, LocalGatewayOptions } from '../../lib/testing';
 import { SHORT_SHARD_TIMINGS, startGateway } from '../helpers/gateway-test-kit';
 
@@ -72,7 +73,7 @@ export class NestHarness {
   private readonly apps: INestApplication[] = [];
   private readonly gateways: LocalGateway[] = [];
 
-  /** Starts a local gateway with a 300 ms heartbeat and the given options. */
+  /** Starts a local gateway (see `startGateway`) with the given options. */
   async gateway(options: LocalGatewayOptions = {}): Promise<LocalGateway> {
     const gateway = await startGateway(options);
     this.gateways.push(gateway);
@@ -157,4 +158,12 @@ export function thrownBy(call: () => unknown): unknown {
     return error;
   }
   throw new Error('expected a synchronous throw, but the call returned');
+}
+
+/**
+ * Resolves once every handler promise of the app's gateway has settled: what the events routed so far caused
+ * (results, rejections, interceptor and filter work) has happened.
+ */
+export function handlersSettled(app: GatewayPartsResolver, name?: string): Promise<void> {
+  return findGateway(app, name, 'handlersSettled').router.idle();
 }

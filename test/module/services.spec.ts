@@ -4,7 +4,7 @@ import { ActivityType, GatewayOpcodes, PresenceUpdateStatus, type GatewayPresenc
 import { ClusterService, type GatewayModuleOptions } from '../../lib';
 import { GatewayOptionsError, ShardState, type GatewayDispatch } from '../../lib/core';
 import { createMessage, type LocalGateway, type LocalGatewayOptions, type RecordedFrame } from '../../lib/testing';
-import { eventually, sleep } from '../helpers/gateway-test-kit';
+import { eventually, heartbeatRoundTrip } from '../helpers/gateway-test-kit';
 import {
   GUILD_ON_SHARD_0,
   GUILD_ON_SHARD_1,
@@ -48,7 +48,7 @@ void describe('ShardService commands', () => {
   void it('setPresence sends op 3 on every shard, or on the one given', async () => {
     const { gateway, shards } = await start();
     await shards.setPresence(PRESENCE);
-    await eventually(() => gateway.framesOf(GatewayOpcodes.PresenceUpdate).length >= 2, 3_000, 'two op 3 frames');
+    await eventually(() => gateway.framesOf(GatewayOpcodes.PresenceUpdate).length >= 2, 15_000, 'two op 3 frames');
     for (const shardId of [0, 1]) {
       const frames = gateway.framesOf(GatewayOpcodes.PresenceUpdate, shardId);
       expect(frames).toHaveLength(1);
@@ -56,8 +56,9 @@ void describe('ShardService commands', () => {
     }
 
     await shards.setPresence({ ...PRESENCE, status: PresenceUpdateStatus.DoNotDisturb, activities: [] }, 1);
-    await eventually(() => gateway.framesOf(GatewayOpcodes.PresenceUpdate, 1).length >= 2, 3_000, 'a second op 3 on shard 1');
-    await sleep(50);
+    await eventually(() => gateway.framesOf(GatewayOpcodes.PresenceUpdate, 1).length >= 2, 15_000, 'a second op 3 on shard 1');
+    // Shard 0 answered a heartbeat request sent after that: an op 3 it sent before would be recorded.
+    await heartbeatRoundTrip(gateway, 0);
     expect(gateway.framesOf(GatewayOpcodes.PresenceUpdate, 0)).toHaveLength(1);
     expect(gateway.framesOf(GatewayOpcodes.PresenceUpdate, 1)[1].d).toMatchObject({ status: 'dnd', activities: [] });
   });
@@ -68,7 +69,7 @@ void describe('ShardService commands', () => {
 
     await shards.updateVoiceState({ guild_id: GUILD_ON_SHARD_1, channel_id: VOICE_CHANNEL, self_mute: true, self_deaf: false });
     await shards.updateVoiceState({ guild_id: GUILD_ON_SHARD_0, channel_id: null, self_mute: false, self_deaf: true });
-    await eventually(() => gateway.framesOf(GatewayOpcodes.VoiceStateUpdate).length >= 2, 3_000, 'two op 4 frames');
+    await eventually(() => gateway.framesOf(GatewayOpcodes.VoiceStateUpdate).length >= 2, 15_000, 'two op 4 frames');
 
     expect(gateway.framesOf(GatewayOpcodes.VoiceStateUpdate, 1).map((f) => f.d)).toEqual([
       { guild_id: GUILD_ON_SHARD_1, channel_id: VOICE_CHANNEL, self_mute: true, self_deaf: false },
@@ -145,9 +146,13 @@ void describe('ShardService commands', () => {
     const { gateway, shards, cluster } = await start({ membersPerGuild: 1500, memberRequestCooldownMs: 500 }, { memberRequestCooldownMs: 0 });
     const events = collect(cluster);
     try {
-      const first = await shards.requestGuildMembers({ guildId: GUILD_ON_SHARD_1, timeoutMs: 5_000 });
+      // Both go out at once (no cooldown on the bot's side): the second reaches the gateway within its window
+      // however long the first answer takes to arrive.
+      const [first, second] = await Promise.all([
+        shards.requestGuildMembers({ guildId: GUILD_ON_SHARD_1, timeoutMs: 15_000 }),
+        shards.requestGuildMembers({ guildId: GUILD_ON_SHARD_1, timeoutMs: 15_000 }),
+      ]);
       expect(first.members).toHaveLength(1500);
-      const second = await shards.requestGuildMembers({ guildId: GUILD_ON_SHARD_1, timeoutMs: 5_000 });
       expect(second.members).toHaveLength(1500);
       expect(second.nonce).not.toBe(first.nonce);
 
@@ -200,7 +205,7 @@ void describe('ShardService commands', () => {
       expect((error as GatewayOptionsError).option).toBe(field);
       expect((error as Error).message).toContain(`"${field}"`);
     }
-    await sleep(100);
+    await Promise.all([heartbeatRoundTrip(gateway, 0), heartbeatRoundTrip(gateway, 1)]);
     expect(gateway.frames.filter((f) => f.op !== GatewayOpcodes.Heartbeat)).toHaveLength(framesBefore);
   });
 });
@@ -221,8 +226,9 @@ void describe('ClusterService', () => {
       const s1 = gateway.dispatch(1, 'MESSAGE_CREATE', createMessage(2, { guildId: GUILD_ON_SHARD_1, content: 'one' }));
       const first = await next;
       expect(['zero', 'one']).toContain(first.d.content);
-      await eventually(() => messages.length >= 2, 3_000, 'two messages');
-      await sleep(50);
+      await eventually(() => messages.length >= 2, 15_000, 'two messages');
+      // Both shards read a frame sent after the events: every event before it has been emitted.
+      await Promise.all([heartbeatRoundTrip(gateway, 0), heartbeatRoundTrip(gateway, 1)]);
       expect([...messages].sort((a, b) => a.shardId - b.shardId)).toEqual([
         { shardId: 0, s: s0, content: 'zero', guildId: GUILD_ON_SHARD_0 },
         { shardId: 1, s: s1, content: 'one', guildId: GUILD_ON_SHARD_1 },
@@ -233,7 +239,7 @@ void describe('ClusterService', () => {
 
     expect(cluster.total).toBe(2);
     expect(cluster.allReady).toBe(true);
-    await eventually(() => cluster.info().every((s) => s.guildsReady), 3_000, 'guilds ready');
+    await eventually(() => cluster.info().every((s) => s.guildsReady), 15_000, 'guilds ready');
     const info = cluster.info();
     expect(info.map((s) => [s.id, s.state])).toEqual([
       [0, ShardState.Ready],

@@ -82,7 +82,7 @@ void describe('GatewayModule with redis', () => {
     // A raw command and a member request for B's shard, through A.
     const from = gateway.frames.length;
     await a.get(ShardService).send(shardOfB, { op: GatewayOpcodes.PresenceUpdate, d: { since: null, activities: [], status: PresenceUpdateStatus.DoNotDisturb, afk: false } });
-    const frame = await gateway.waitForFrame((f) => f.op === GatewayOpcodes.PresenceUpdate, 2_000, from);
+    const frame = await gateway.waitForFrame((f) => f.op === GatewayOpcodes.PresenceUpdate, 15_000, from);
     expect(frame.shardId).toBe(shardOfB);
     expect(frame.connectionId).toBe(gateway.connectionOf(shardOfB)!.id);
 

@@ -2,9 +2,9 @@ import { describe, it, before, after } from 'node:test';
 import { expect } from 'expect';
 import { GatewayOpcodes } from 'discord-api-types/v10';
 import Redis from 'ioredis';
-import { shardLeaseKey } from '../../lib/redis';
+import { redisKey, shardLeaseKey } from '../../lib/redis';
 import { createMessage, type LocalGateway, type LocalGatewayConnection } from '../../lib/testing';
-import { eventually, sleep, startGateway } from '../helpers/gateway-test-kit';
+import { eventually, eventuallyAsync, startGateway } from '../helpers/gateway-test-kit';
 import { overlappingConnections } from '../helpers/gateway-connections';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 import { BotProcess, spawnBotProcess, type HandledEvent } from './fixtures/bot-process';
@@ -68,23 +68,24 @@ async function waitForBalance(members: BotProcess[], ms = 30_000): Promise<void>
     if (ids.some((id) => owners.filter((owner) => owner === id).length !== TOTAL / ids.length)) return false;
     return Array.from({ length: TOTAL }, (_, id) => id).every((id) => liveConnection(id) !== undefined);
   };
-  const deadline = Date.now() + ms;
+  // Balanced in Redis and on the gateway, and still so two renewals later (lease state lives in Redis: polled).
   let stableSince: number | null = null;
-  for (;;) {
-    if (await balanced()) {
-      stableSince ??= Date.now();
-      if (Date.now() - stableSince >= 2 * RENEW_INTERVAL_MS) return;
-    } else {
+  const stable = async () => {
+    if (!(await balanced())) {
       stableSince = null;
+      return false;
     }
-    if (Date.now() > deadline) {
-      const owners = await leaseOwners();
-      throw new Error(
-        `Shards not balanced over ${ids.join(', ')} within ${ms} ms; leases: ${JSON.stringify(owners)}\n` +
-          members.map((m) => m.describe()).join('\n'),
-      );
-    }
-    await sleep(50);
+    stableSince ??= Date.now();
+    return Date.now() - stableSince >= 2 * RENEW_INTERVAL_MS;
+  };
+  try {
+    await eventuallyAsync(stable, ms, 'balanced shards');
+  } catch {
+    const owners = await leaseOwners();
+    throw new Error(
+      `Shards not balanced over ${ids.join(', ')} within ${ms} ms; leases: ${JSON.stringify(owners)}\n` +
+        members.map((m) => m.describe()).join('\n'),
+    );
   }
 }
 
@@ -211,7 +212,7 @@ void describe('Shard ownership across processes (Redis leases)', { timeout: 90_0
     const from = gateway.frames.length;
     const reply = await a.presence(target, 'idle');
     expect(reply).toEqual({ type: 'reply', id: expect.any(Number), ok: true });
-    const frame = await gateway.waitForFrame((f) => f.op === GatewayOpcodes.PresenceUpdate, 5_000, from);
+    const frame = await gateway.waitForFrame((f) => f.op === GatewayOpcodes.PresenceUpdate, 15_000, from);
     expect(frame.d.status).toBe('idle');
     expect(frame.connectionId).toBe(liveConnection(target)!.id);
     expect(frame.shardId).toBe(target);
@@ -222,8 +223,16 @@ void describe('Shard ownership across processes (Redis leases)', { timeout: 90_0
     const sessions = new Map(victimShards.map((id) => [id, sessionOfLive(id)]));
     const before = dispatchMessages(victimShards, 3);
     await waitForHandled(before);
-    // Longer than the session save (and flush) interval, so the store has the sequence of every handled event.
-    await sleep(3 * SESSION_SAVE_INTERVAL_MS);
+    // The store has the sequence of every handled event (saved sessions live in Redis: polled).
+    const savedSequence = async (shardId: number) => {
+      const raw = await redis.get(redisKey(KEY_PREFIX, 'session', shardId));
+      return raw === null ? -1 : (JSON.parse(raw) as { sequence: number }).sequence;
+    };
+    await eventuallyAsync(
+      async () => (await Promise.all(victimShards.map(async (id) => (await savedSequence(id)) >= Math.max(...before.get(id)!)))).every(Boolean),
+      15_000,
+      'the handled sequences saved',
+    );
 
     const killedAt = Date.now();
     process.kill(b.pid, 'SIGKILL');

@@ -82,7 +82,7 @@ void describe('Redis Cluster (3 primaries started by the test)', { timeout: 60_0
     const target = ready(b)[0];
     const from = gateway.frames.length;
     await a.get(ShardService).setPresence({ status: 'idle' as never, activities: [], since: null, afk: false }, target);
-    const frame = await gateway.waitForFrame((f) => f.op === GatewayOpcodes.PresenceUpdate && f.shardId === target, 5_000, from);
+    const frame = await gateway.waitForFrame((f) => f.op === GatewayOpcodes.PresenceUpdate && f.shardId === target, 15_000, from);
     expect(frame.d.status).toBe('idle');
 
     // Events of every shard reach their owner once; then A leaves and B resumes A's shards from the saved sessions.

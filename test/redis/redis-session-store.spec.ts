@@ -8,7 +8,7 @@ import type { ShardSession } from '../../lib/interfaces/shard-session.interface'
 import { RedisSessionStore, redisKey, shardLeaseKey, type RedisSessionStoreOptions } from '../../lib/redis';
 import { ShardState } from '../../lib/shard/shard-state';
 import type { LocalGateway, RecordedFrame } from '../../lib/testing';
-import { SHORT_SHARD_TIMINGS, eventually, eventuallyAsync, sleep, startGateway } from '../helpers/gateway-test-kit';
+import { SHORT_SHARD_TIMINGS, eventually, eventuallyAsync, startGateway } from '../helpers/gateway-test-kit';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 
 const OP_IDENTIFY = GatewayOpcodes.Identify;
@@ -109,11 +109,12 @@ void describe('RedisSessionStore batching', () => {
     expect(store.pendingWrites).toBe(3);
     // Reads see the buffered (newer) values before Redis has them.
     expect(await store.get(1)).toEqual(session(51));
-    await sleep(FLUSH_MS / 2);
     expect(await redis.exists(store.key(0), store.key(1), store.key(2))).toBe(0);
 
     await eventually(() => commands.filter((c) => c.args[0] === 'set').length >= 3, FLUSH_MS * 5, 'the flushed writes');
-    await sleep(100);
+    // A read on the store's own connection after the flush: once MONITOR shows it, it has shown every write before it.
+    await store.get(99);
+    await eventually(() => commands.some((c) => c.args[0] === 'get' && c.args[1] === store.key(99)), 15_000, 'the marker read');
     const sets = commands.filter((c) => c.args[0] === 'set');
     // One write per shard, carrying its latest session, not one per set() call.
     expect(sets.map((c) => c.args[1]).sort()).toEqual([store.key(0), store.key(1), store.key(2)]);
@@ -131,8 +132,8 @@ void describe('RedisSessionStore batching', () => {
     const crashed = new RedisSessionStore({ client, keyPrefix, flushIntervalMs: 100 });
     await crashed.set(0, session(1));
     await crashed.set(1, session(2, 7));
-    await eventually(() => crashed.pendingWrites === 0, 2_000, 'the periodic flush');
-    await sleep(50);
+    await eventually(() => crashed.pendingWrites === 0, 15_000, 'the periodic flush');
+    await eventuallyAsync(async () => (await redis.exists(crashed.key(0), crashed.key(1))) === 2, 15_000, 'the flushed sessions in Redis');
     client.disconnect(); // no close(), no flush: the process is gone
 
     const restarted = storeOn({ keyPrefix });
@@ -165,7 +166,9 @@ void describe('RedisSessionStore batching', () => {
     await store.set(0, session(2));
     await store.delete(0);
     expect(await store.get(0)).toBeNull();
-    await sleep(200);
+    // A session buffered after the delete reaches Redis with a periodic flush that came after the delete.
+    await store.set(1, session(3));
+    await eventuallyAsync(async () => (await redis.exists(store.key(1))) === 1, 15_000, 'a later flush');
     expect(await redis.exists(store.key(0))).toBe(0);
   });
 
@@ -189,13 +192,13 @@ void describe('RedisSessionStore expiry', () => {
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(TTL_MS);
 
-    // A later write renews it.
-    await sleep(TTL_MS / 2);
+    // A later write renews it (Redis's own clock counts the TTL down: real time on purpose).
+    await eventuallyAsync(async () => (await redis.pttl(store.key(0))) < TTL_MS / 2, 15_000, 'half the TTL gone');
     await store.set(0, session(2));
     await store.flush();
     expect(await redis.pttl(store.key(0))).toBeGreaterThan(TTL_MS / 2 + 50);
 
-    await sleep(TTL_MS + 100);
+    await eventuallyAsync(async () => (await redis.exists(store.key(0))) === 0, 15_000, 'the key to expire');
     expect(await store.get(0)).toBeNull();
   });
 
@@ -227,7 +230,7 @@ void describe('Cluster with a RedisSessionStore', () => {
     for (let shard = 0; shard < TOTAL; shard++) {
       for (let n = 0; n < 3; n++) gateway.dispatch(shard, 'MESSAGE_CREATE', { id: `${shard}-${n}` });
     }
-    await eventually(() => first.info().every((info) => info.sequence === 4), 2_000, 'the events before going down');
+    await eventually(() => first.info().every((info) => info.sequence === 4), 15_000, 'the events before going down');
     const sessions = await first.downResumable();
     for (let shard = 0; shard < TOTAL; shard++) {
       expect(JSON.parse((await redis.get(firstStore.key(shard)))!)).toEqual({

@@ -241,7 +241,7 @@ void describe('Shard inbound fuzzing', () => {
         if (!connection) throw new Error(`case ${i}: no open connection`);
         send(connection, input);
         if (expected === 'new-session') {
-          await eventually(() => gateway!.sessionOf(0) !== session && shard!.state === ShardState.Ready, 5_000, `case ${i}: a new session`);
+          await eventually(() => gateway!.sessionOf(0) !== session && shard!.state === ShardState.Ready, 15_000, `case ${i}: a new session`);
         }
         // The probe reaches the shard on this connection, or is replayed by RESUME on the next one.
         gateway.dispatch(0, 'MESSAGE_CREATE', { probe: i });
@@ -263,7 +263,7 @@ void describe('Shard inbound fuzzing', () => {
       // Recovery: ready, and a dispatch sent afterwards arrives.
       expect(shard.state).toBe(ShardState.Ready);
       gateway.dispatch(0, 'MESSAGE_CREATE', { probe: CASES_PER_MODE });
-      await eventually(() => seen.events.some((e) => probeOf(e) === CASES_PER_MODE), 5_000, 'the dispatch after the fuzzing');
+      await eventually(() => seen.events.some((e) => probeOf(e) === CASES_PER_MODE), 15_000, 'the dispatch after the fuzzing');
 
       // Every probe arrived exactly once, in order, across the reconnects the bad frames caused.
       const delivered = seen.events.map(probeOf).filter((n) => n !== undefined);

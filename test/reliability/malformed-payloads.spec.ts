@@ -90,11 +90,11 @@ void describe('malformed payloads through the cluster', () => {
       expect(cluster!.malformedCounts()).toEqual([{ shardId: 0, event: 'READY', count: 1 }]);
 
       // Guild bookkeeping goes on with what it could read: the guild's GUILD_CREATE makes it available.
-      await eventually(() => cluster!.info()[0].guilds.available === 1, 3_000, 'the GUILD_CREATE counted');
+      await eventually(() => cluster!.info()[0].guilds.available === 1, 15_000, 'the GUILD_CREATE counted');
       expect(ready.every((r) => r.unavailable.every((id) => typeof id === 'string'))).toBe(true);
 
       gateway!.dispatch(0, 'MESSAGE_CREATE', { content: 'after' });
-      await eventually(() => events.some((e) => e.t === 'MESSAGE_CREATE'), 3_000, 'the MESSAGE_CREATE after it');
+      await eventually(() => events.some((e) => e.t === 'MESSAGE_CREATE'), 15_000, 'the MESSAGE_CREATE after it');
     });
   }
 
@@ -106,7 +106,7 @@ void describe('malformed payloads through the cluster', () => {
       gateway!.dispatch(0, 'GUILD_CREATE', []),
     ];
     gateway!.dispatch(0, 'MESSAGE_CREATE', { content: 'after' });
-    await eventually(() => events.some((e) => e.t === 'MESSAGE_CREATE'), 3_000, 'the MESSAGE_CREATE after them');
+    await eventually(() => events.some((e) => e.t === 'MESSAGE_CREATE'), 15_000, 'the MESSAGE_CREATE after them');
     expect(errors.filter((e) => e instanceof MalformedPayloadError).map((e) => e.message)).toEqual([
       `Malformed GUILD_CREATE (shard 0, sequence ${bad[0]}): d is not an object`,
       `Malformed GUILD_DELETE (shard 0, sequence ${bad[1]}): d.id is not a string`,
@@ -187,7 +187,7 @@ void describe('malformed payloads through the Nest layer', () => {
     // Everything after it flows: a handler gets the next message, a request with a good answer succeeds.
     local.rewriteDispatches(null);
     local.dispatch(0, 'MESSAGE_CREATE', { content: 'after' });
-    await eventually(() => handlers.contents.includes('after'), 3_000, 'the handler after the bad chunk');
+    await eventually(() => handlers.contents.includes('after'), 15_000, 'the handler after the bad chunk');
     expect((await shards.requestGuildMembers({ guildId: GUILD_A, timeoutMs: 10_000 })).members).toHaveLength(3);
   });
 
@@ -226,7 +226,7 @@ void describe('malformed payloads through the Nest layer', () => {
     expect(malformedWarnings(logger)).toHaveLength(1);
     local.rewriteDispatches(null);
     local.dispatch(0, 'MESSAGE_CREATE', { content: 'after' });
-    await eventually(() => handlers.contents.includes('after'), 3_000, 'the handler after RATE_LIMITED');
+    await eventually(() => handlers.contents.includes('after'), 15_000, 'the handler after RATE_LIMITED');
   });
 
   void it('SOUNDBOARD_SOUNDS with d: null fails the soundboard request that waits', { timeout: 20_000 }, async () => {
@@ -238,7 +238,7 @@ void describe('malformed payloads through the Nest layer', () => {
     local.rewriteDispatches((t, d) => (t === 'SOUNDBOARD_SOUNDS' ? null : d));
     const error = await rejectionOf(shards.requestSoundboardSounds([GUILD_A, GUILD_B], 10_000));
     // The first bad reply failed the request; the second one (a reply nobody waits for any more) is left alone.
-    await eventually(() => replies.length === 2, 3_000, 'both replies');
+    await eventually(() => replies.length === 2, 15_000, 'both replies');
     expect(error).toBeInstanceOf(MalformedPayloadError);
     expect((error as Error).message).toMatch(
       new RegExp(`^The soundboard request for guilds ${GUILD_A}, ${GUILD_B} failed: its reply SOUNDBOARD_SOUNDS \\(shard 0, sequence \\d+\\) was malformed: d is not an object$`),
@@ -248,7 +248,7 @@ void describe('malformed payloads through the Nest layer', () => {
     local.rewriteDispatches(null);
     expect(await shards.requestSoundboardSounds([GUILD_A], 10_000)).toEqual({ [GUILD_A]: [] });
     local.dispatch(0, 'MESSAGE_CREATE', { content: 'after' });
-    await eventually(() => handlers.contents.includes('after'), 3_000, 'the handler after SOUNDBOARD_SOUNDS');
+    await eventually(() => handlers.contents.includes('after'), 15_000, 'the handler after SOUNDBOARD_SOUNDS');
   });
 
   void it('CHANNEL_INFO with d: null, or without a channel list, fails the channel info request that waits', { timeout: 20_000 }, async () => {
@@ -278,7 +278,7 @@ void describe('malformed payloads through the Nest layer', () => {
     });
     local.dispatch(0, 'MESSAGE_CREATE', null);
     local.dispatch(0, 'MESSAGE_CREATE', { content: 'after' });
-    await eventually(() => handlers.contents.includes('after'), 3_000, 'the handler after the throws');
+    await eventually(() => handlers.contents.includes('after'), 15_000, 'the handler after the throws');
     const errors = logger.of('error').map((l) => l.message);
     expect(errors.some((m) => m.startsWith('Handler MessageHandlers.onMessage failed on MESSAGE_CREATE'))).toBe(true);
     expect(errors.filter((m) => m === 'A router observer threw: the observer threw').length).toBeGreaterThanOrEqual(2);

@@ -126,7 +126,7 @@ void describe('the token never shows', () => {
 
     local.dispatch(0, 'MESSAGE_CREATE', { content: 'throw' });
     local.dispatch(1, 'MESSAGE_CREATE', { content: 'reject' });
-    await eventually(() => logger.lines.filter((l) => l.includes('Handler FailingHandlers.onMessage failed')).length === 2, 3_000, 'two handler errors');
+    await eventually(() => logger.lines.filter((l) => l.includes('Handler FailingHandlers.onMessage failed')).length === 2, 15_000, 'two handler errors');
     for (const fault of [
       () => local.reconnect(0),
       () => local.invalidateSession(1, false),
@@ -145,7 +145,7 @@ void describe('the token never shows', () => {
       );
     }
     local.closeShard(1, 4004, 'Authentication failed.');
-    await eventually(() => app.get(ShardService).info(1)?.state === ShardState.FatallyClosed, 3_000, 'the fatal close');
+    await eventually(() => app.get(ShardService).info(1)?.state === ShardState.FatallyClosed, 15_000, 'the fatal close');
     await harness.closeApp(app);
 
     // The lifecycle did happen, and was logged.
@@ -172,12 +172,12 @@ void describe('the token never shows', () => {
     shard.error$.subscribe((e) => errors.push(e));
     await shard.connect();
     for (const fault of [() => gateway!.reconnect(0), () => gateway!.invalidateSession(0, false), () => gateway!.sendInvalidJson(0)]) {
-      const ready = gateway.waitForReady(0, 3_000);
+      const ready = gateway.waitForReady(0, 15_000);
       fault();
       await ready;
-      await waitForState(shard, ShardState.Ready, 3_000);
+      await waitForState(shard, ShardState.Ready, 15_000);
     }
-    const fatal = waitForState(shard, ShardState.FatallyClosed, 3_000);
+    const fatal = waitForState(shard, ShardState.FatallyClosed, 15_000);
     gateway.closeShard(0, 4004, 'Authentication failed.');
     await fatal;
     expect(shard.fatalError).toBeInstanceOf(GatewayFatalError);
@@ -395,7 +395,7 @@ void describe('the server close reason', () => {
           'the new handshake',
         );
         await cluster.ready();
-        await eventually(() => debug.some((m) => m.includes('connection closed with 4000')), 5_000, 'the close in debug$');
+        await eventually(() => debug.some((m) => m.includes('connection closed with 4000')), 15_000, 'the close in debug$');
         const infos = await cluster.collectInfo();
         const lastClose = infos[0].lastClose;
         expect(lastClose).toEqual({ code: 4000, reason: 'unknown error for [token]' });
@@ -471,10 +471,10 @@ void describe('transport security', () => {
     const sessionId = gateway.sessionOf(0);
 
     const missed = gateway.dispatch(0, 'MESSAGE_CREATE', { content: 'before the reconnect' });
-    const resumed = gateway.waitForReady(0, 3_000);
+    const resumed = gateway.waitForReady(0, 15_000);
     gateway.reconnect(0);
     expect(await resumed).toBe(sessionId);
-    await eventually(() => shard!.state === ShardState.Ready && shard!.info().sequence === missed + 1, 3_000, 'RESUMED');
+    await eventually(() => shard!.state === ShardState.Ready && shard!.info().sequence === missed + 1, 15_000, 'RESUMED');
 
     expect(debug).toContain('the resume URL is not a secure WebSocket URL: using the gateway URL');
     const connecting = debug.filter((m) => m.startsWith('connecting to'));

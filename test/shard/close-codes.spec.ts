@@ -8,14 +8,10 @@ import {
   createShard,
   eventually,
   nextDispatch,
-  sleep,
   startGateway,
   waitFor,
   waitForState,
 } from '../helpers/gateway-test-kit';
-
-/** How long a test waits to be sure that no further connection is opened. */
-const QUIET_MS = 500;
 
 let gateway: LocalGateway | null = null;
 let shard: Shard | null = null;
@@ -38,6 +34,19 @@ async function readyShard(): Promise<{ gateway: LocalGateway; shard: Shard }> {
   await kit.shard.connect();
   expect(kit.shard.state).toBe(ShardState.Ready);
   return kit;
+}
+
+/**
+ * The reconnects `target` schedules from now on, as its debug lines say ("reconnect attempt N in M ms"). A shard
+ * decides whether to reconnect when its connection closes and says so at once, so once it is fatally closed, an
+ * empty list proves that no reconnect is coming.
+ */
+function scheduledReconnects(target: Shard): string[] {
+  const lines: string[] = [];
+  target.debug$.subscribe((line) => {
+    if (/reconnect attempt/.test(line)) lines.push(line);
+  });
+  return lines;
 }
 
 /** Resolves with the first GatewayFatalError the shard reports on error$. */
@@ -166,8 +175,9 @@ void describe('fatal close codes', () => {
         // IDENTIFY goes unanswered, so connect() is still pending when the fatal close arrives.
         gateway.behaviour.answerHandshake = false;
         const fatalReported = nextFatal(target);
+        const reconnects = scheduledReconnects(target);
         const connecting = target.connect();
-        await gateway.waitForFrame((f) => f.op === GatewayOpcodes.Identify, 5_000, 0);
+        await gateway.waitForFrame((f) => f.op === GatewayOpcodes.Identify, 15_000, 0);
 
         gateway.closeShard(0, code, 'fatal');
 
@@ -189,10 +199,8 @@ void describe('fatal close codes', () => {
         expect(target.session).toBeNull();
         expect(target.info().lastError).toBe(fatal.message);
 
-        const connectionsAfterClose = gateway.connections.length;
-        await sleep(QUIET_MS);
-        expect(gateway.connections.length).toBe(connectionsAfterClose);
-        expect(target.state).toBe(ShardState.FatallyClosed);
+        expect(reconnects).toEqual([]);
+        expect(gateway.connections).toHaveLength(1);
       },
     );
   }
@@ -201,6 +209,7 @@ void describe('fatal close codes', () => {
     const { gateway, shard } = await readyShard();
     const fatalReported = nextFatal(shard);
     const closed = waitForState(shard, ShardState.FatallyClosed);
+    const reconnects = scheduledReconnects(shard);
 
     gateway.closeShard(0, 4014, 'Disallowed intent(s).');
     const fatal = await fatalReported;
@@ -218,9 +227,8 @@ void describe('fatal close codes', () => {
       }),
     ).rejects.toBe(fatal);
 
-    const connections = gateway.connections.length;
-    await sleep(QUIET_MS);
-    expect(gateway.connections.length).toBe(connections);
+    expect(reconnects).toEqual([]);
+    expect(gateway.connections).toHaveLength(1);
     expect(shard.state).toBe(ShardState.FatallyClosed);
   });
 });
@@ -263,6 +271,7 @@ void describe('fatal closes caused by what the shard sends', () => {
       shard = createShard(gateway, { random: () => 0.5, ...c.shardOptions(gateway) });
       const target = shard;
       const fatalReported = nextFatal(target);
+      const reconnects = scheduledReconnects(target);
 
       const error = await target.connect().then(
         () => {
@@ -283,9 +292,7 @@ void describe('fatal closes caused by what the shard sends', () => {
       expect(gateway.framesOf(GatewayOpcodes.Identify)).toHaveLength(1);
       expect(gateway.connections).toHaveLength(1);
 
-      await sleep(QUIET_MS);
-      expect(gateway.connections).toHaveLength(1);
-      expect(gateway.framesOf(GatewayOpcodes.Identify)).toHaveLength(1);
+      expect(reconnects).toEqual([]);
     });
   }
 
@@ -294,10 +301,13 @@ void describe('fatal closes caused by what the shard sends', () => {
     shard = createShard(gateway, { token: 'not-the-right-token' });
     const target = shard;
     await expect(target.connect()).rejects.toBeInstanceOf(GatewayFatalError);
-    await eventually(() => gateway!.connections.length === 1, 1_000, 'the refused connection');
+    await eventually(() => gateway!.connections.length === 1, 15_000, 'the refused connection');
 
+    // Opening a connection starts with the connecting state, at once: the shard never left its fatal state.
+    const states: ShardState[] = [];
+    target.state$.subscribe((state) => states.push(state));
     await expect(target.connect()).rejects.toBe(target.fatalError);
-    await sleep(QUIET_MS);
+    expect(states.filter((state) => state !== ShardState.FatallyClosed)).toEqual([]);
     expect(gateway.connections).toHaveLength(1);
   });
 });

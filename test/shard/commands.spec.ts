@@ -6,11 +6,10 @@ import type { RecordedFrame } from '../../lib/testing';
 import {
   createShard,
   eventually,
+  heartbeatRoundTrip,
   nextDispatch,
-  sleep,
   startGateway,
   useGatewayAndShard,
-  TEST_HEARTBEAT_MS,
   waitForState,
 } from '../helpers/gateway-test-kit';
 
@@ -72,16 +71,17 @@ void describe('Shard commands', () => {
     const sends = [shard.send(presence(1)), shard.send(presence(2))];
     const ready = shard.connect();
     // While waiting for the identify grant (heartbeats already flow).
-    await eventually(() => gate.asked(), 2_000, 'identify queue asked');
-    await gateway.waitForFrame((f) => f.op === GatewayOpcodes.Heartbeat, 2_000, 0);
+    await eventually(() => gate.asked(), 15_000, 'identify queue asked');
+    await gateway.waitForFrame((f) => f.op === GatewayOpcodes.Heartbeat, 15_000, 0);
     sends.push(shard.send(presence(3)), shard.send(presence(4)));
-    await sleep(50);
+    // Anything the shard sent before answering this heartbeat request has been recorded.
+    await heartbeatRoundTrip(gateway, gateway.connections[0]);
     expect(gateway.framesOf(GatewayOpcodes.PresenceUpdate)).toHaveLength(0);
 
     gate.release();
     await ready;
     await Promise.all(sends);
-    await eventually(() => gateway.framesOf(GatewayOpcodes.PresenceUpdate).length === 4, 2_000, 'four presences');
+    await eventually(() => gateway.framesOf(GatewayOpcodes.PresenceUpdate).length === 4, 15_000, 'four presences');
 
     const frames = gateway.connections[0].frames;
     const identifyAt = frames.findIndex((f) => f.op === GatewayOpcodes.Identify);
@@ -114,7 +114,7 @@ void describe('Shard commands', () => {
     const justFits = presence(3, 'x'.repeat(1 + 4_096 - base));
     expect(Buffer.byteLength(JSON.stringify(justFits))).toBe(4_096);
     await shard.send(justFits);
-    await gateway.waitForFrame((f) => f.op === GatewayOpcodes.PresenceUpdate, 2_000, 0);
+    await gateway.waitForFrame((f) => f.op === GatewayOpcodes.PresenceUpdate, 15_000, 0);
 
     expect(presenceNumbers(gateway.frames)).toEqual([3]);
     expect(Math.max(...gateway.frames.map((f) => f.bytes))).toBeLessThanOrEqual(4_096);
@@ -142,7 +142,7 @@ void describe('Shard commands', () => {
       expect(error).toBeInstanceOf(ShardCommandError);
       // A valid command sent afterwards is the next non-heartbeat frame the gateway sees.
       await shard.send(presence(7));
-      const next = await gateway.waitForFrame((f) => f.op !== GatewayOpcodes.Heartbeat, 2_000, before);
+      const next = await gateway.waitForFrame((f) => f.op !== GatewayOpcodes.Heartbeat, 15_000, before);
       expect(next.op).toBe(GatewayOpcodes.PresenceUpdate);
       expect(gateway.framesOf(GatewayOpcodes.Identify)).toHaveLength(1);
       expect(gateway.framesOf(GatewayOpcodes.Resume)).toHaveLength(0);
@@ -151,18 +151,22 @@ void describe('Shard commands', () => {
   }
 
   void it('spreads a burst over the sliding window: every frame arrives, in order, heartbeats stay on time', { timeout: 40_000 }, async () => {
+    // Real time on purpose: the spacing of real heartbeats among throttled frames on a real socket.
+    const BURST_HEARTBEAT_MS = 1_000;
     const limit = 20;
     const windowMs = 2_000;
     // The gateway enforces the same limit with a slightly shorter window, as a margin for loopback delays.
-    const gateway = (f.gateway = await startGateway({ heartbeatInterval: TEST_HEARTBEAT_MS, commandLimit: limit, commandWindowMs: windowMs - 20 }));
+    const gateway = (f.gateway = await startGateway({ heartbeatInterval: BURST_HEARTBEAT_MS, commandLimit: limit, commandWindowMs: windowMs - 20 }));
     const shard = (f.shard = createShard(gateway, { commandRateLimit: { limit, windowMs }, random: () => 0.5 }));
     await shard.connect();
     const count = 60;
     const results = Array.from({ length: count }, (_, i) => shard.send(presence(i + 1)));
     await Promise.all(results);
-    await eventually(() => gateway.framesOf(GatewayOpcodes.PresenceUpdate).length === count, 2_000, 'all commands');
-    // Let heartbeats run past the last command so their spacing during the burst is fully visible.
-    await sleep(TEST_HEARTBEAT_MS * 2);
+    const last = await gateway.waitForFrame((f) => f.op === GatewayOpcodes.PresenceUpdate && f.d.since === count, 10_000, 0);
+    // Two heartbeats after the last command, so that their spacing during the burst is fully visible.
+    const afterBurst = gateway.frames.indexOf(last) + 1;
+    const firstAfter = await gateway.waitForFrame((f) => f.op === GatewayOpcodes.Heartbeat, 15_000, afterBurst);
+    await gateway.waitForFrame((f) => f.op === GatewayOpcodes.Heartbeat, 15_000, gateway.frames.indexOf(firstAfter) + 1);
 
     expect(gateway.connections).toHaveLength(1);
     expect(gateway.connections[0].closeCode).toBeNull();
@@ -177,11 +181,11 @@ void describe('Shard commands', () => {
     expect(presences[presences.length - 1].at - presences[0].at).toBeGreaterThan(windowMs);
 
     const beats = frames.filter((f) => f.op === GatewayOpcodes.Heartbeat).map((f) => f.at);
-    expect(beats.length).toBeGreaterThan((presences[presences.length - 1].at - presences[0].at) / TEST_HEARTBEAT_MS - 1);
+    expect(beats.length).toBeGreaterThan((presences[presences.length - 1].at - presences[0].at) / BURST_HEARTBEAT_MS - 1);
     for (let i = 1; i < beats.length; i++) {
       const gap = beats[i] - beats[i - 1];
-      expect(gap).toBeGreaterThan(TEST_HEARTBEAT_MS * 0.5);
-      expect(gap).toBeLessThan(TEST_HEARTBEAT_MS * 1.5);
+      expect(gap).toBeGreaterThan(BURST_HEARTBEAT_MS * 0.5);
+      expect(gap).toBeLessThan(BURST_HEARTBEAT_MS * 1.5);
     }
   });
 
@@ -190,15 +194,15 @@ void describe('Shard commands', () => {
     const shard = (f.shard = createShard(gateway, { backoff: { baseMs: 200, maxMs: 400 }, random: () => 0.5 }));
     await shard.connect();
     await shard.send(presence(1));
-    await gateway.waitForFrame((f) => f.op === GatewayOpcodes.PresenceUpdate, 2_000, 0);
+    await gateway.waitForFrame((f) => f.op === GatewayOpcodes.PresenceUpdate, 15_000, 0);
 
     const resumed = nextDispatch(shard, 'RESUMED');
     gateway.dropShard(0);
-    await waitForState(shard, ShardState.Disconnected, 2_000);
+    await waitForState(shard, ShardState.Disconnected, 15_000);
     const sends = [shard.send(presence(2)), shard.send(presence(3)), shard.send(presence(4))];
     await resumed;
     await Promise.all(sends);
-    await eventually(() => gateway.framesOf(GatewayOpcodes.PresenceUpdate).length === 4, 2_000, 'queued commands');
+    await eventually(() => gateway.framesOf(GatewayOpcodes.PresenceUpdate).length === 4, 15_000, 'queued commands');
 
     expect(gateway.connections).toHaveLength(2);
     const second = gateway.connections[1].frames;
@@ -214,7 +218,7 @@ void describe('Shard commands', () => {
     gateway.behaviour.answerHandshake = false;
     const shard = (f.shard = createShard(gateway));
     const ready = shard.connect();
-    await gateway.waitForFrame((f) => f.op === GatewayOpcodes.Identify, 2_000, 0);
+    await gateway.waitForFrame((f) => f.op === GatewayOpcodes.Identify, 15_000, 0);
     const pending = [shard.send(presence(1)), shard.send(presence(2))];
     const outcomes = Promise.allSettled([ready, ...pending]);
     await shard.close();
@@ -232,7 +236,8 @@ void describe('Shard commands', () => {
     await shard.connect();
     const results = Array.from({ length: 30 }, (_, i) => shard.send(presence(i + 1)));
     const settled = Promise.allSettled(results);
-    await sleep(100);
+    // The first command is on the wire; the last ones wait for the window (IDENTIFY's frame leaves it after 2 s).
+    await gateway.waitForFrame((f) => f.op === GatewayOpcodes.PresenceUpdate, 15_000, 0);
     await shard.close();
     const outcomes = await settled;
     const delivered = outcomes.filter((o) => o.status === 'fulfilled').length;
@@ -244,7 +249,7 @@ void describe('Shard commands', () => {
       expect(o.status).toBe('rejected');
       expect((o as PromiseRejectedResult).reason).toBeInstanceOf(ShardCommandError);
     }
-    await eventually(() => presenceNumbers(gateway.frames).length === delivered, 2_000, 'delivered frames');
+    await eventually(() => presenceNumbers(gateway.frames).length === delivered, 15_000, 'delivered frames');
     expect(presenceNumbers(gateway.frames)).toEqual(Array.from({ length: delivered }, (_, i) => i + 1));
   });
 });

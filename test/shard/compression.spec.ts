@@ -48,7 +48,7 @@ void describe('Shard with zlib-stream transport compression', () => {
       const d = richPayload(i);
       sent.push({ s: gateway.dispatch(0, 'MESSAGE_CREATE', d), d });
     }
-    await eventually(() => received.events.length >= sent.length, 5_000, 'all split messages');
+    await eventually(() => received.events.length >= sent.length, 15_000, 'all split messages');
     received.stop();
     expect(received.events.map((e) => ({ s: e.s, d: e.d }))).toEqual(sent);
     expect(shard.state).toBe(ShardState.Ready);
@@ -63,7 +63,7 @@ void describe('Shard with zlib-stream transport compression', () => {
       const d = { n: i, text: 'short' };
       sent.push({ s: gateway.dispatch(0, 'TYPING_START', d), d });
     }
-    await eventually(() => received.events.length >= sent.length, 5_000, 'byte-split messages');
+    await eventually(() => received.events.length >= sent.length, 15_000, 'byte-split messages');
     received.stop();
     expect(received.events.map((e) => ({ s: e.s, d: e.d }))).toEqual(sent);
     expect(gateway.connections).toHaveLength(1);
@@ -99,7 +99,7 @@ void describe('Shard with zlib-stream transport compression', () => {
     const sub = shard.error$.subscribe((e) => errors.push(e));
     // Build up history in the first connection's inflate context.
     for (let i = 0; i < 20; i++) gateway.dispatch(0, 'MESSAGE_CREATE', richPayload(i));
-    await eventually(() => shard.info().sequence === 21, 5_000, 'first batch');
+    await eventually(() => shard.info().sequence === 21, 15_000, 'first batch');
 
     for (const fault of ['reconnect', 'drop'] as const) {
       const resumed = nextDispatch(shard, 'RESUMED');
@@ -123,7 +123,7 @@ void describe('Shard with zlib-stream transport compression', () => {
   void it('closes with a non-1000 code on a corrupt zlib stream, resumes, and keeps receiving', async () => {
     const { gateway, shard } = await connected({ framesPerMessage: 3 });
     gateway.dispatch(0, 'MESSAGE_CREATE', richPayload(1));
-    await eventually(() => shard.info().sequence === 2, 5_000, 'sequence 2');
+    await eventually(() => shard.info().sequence === 2, 15_000, 'sequence 2');
     const errorSeen = waitFor(shard.error$, () => true);
     const resumed = nextDispatch(shard, 'RESUMED');
     const first = gateway.connections[0];
@@ -133,7 +133,7 @@ void describe('Shard with zlib-stream transport compression', () => {
     const error = await errorSeen;
     expect(error.message).toMatch(/decompress/i);
     await resumed;
-    await eventually(() => first.closeCode !== null, 2_000, 'old connection closed');
+    await eventually(() => first.closeCode !== null, 15_000, 'old connection closed');
     expect([1000, 1001]).not.toContain(first.closeCode);
     expect(shard.fatalError).toBeNull();
 
@@ -159,7 +159,7 @@ void describe('Shard with zlib-stream transport compression', () => {
       const shard = (f.shard = createShard(gateway, { compression }));
       await shard.connect();
       const s1 = gateway.dispatch(0, 'MESSAGE_CREATE', { n: 1 });
-      await eventually(() => shard.info().sequence === s1, 5_000, 'first dispatch');
+      await eventually(() => shard.info().sequence === s1, 15_000, 'first dispatch');
       const errorSeen = waitFor(shard.error$, () => true);
       const resumed = nextDispatch(shard, 'RESUMED');
       const first = gateway.connections[0];
@@ -168,7 +168,7 @@ void describe('Shard with zlib-stream transport compression', () => {
 
       expect((await errorSeen).message).toMatch(/JSON/);
       await resumed;
-      await eventually(() => first.closeCode !== null, 2_000, 'old connection closed');
+      await eventually(() => first.closeCode !== null, 15_000, 'old connection closed');
       expect([1000, 1001]).not.toContain(first.closeCode);
       expect(gateway.framesOf(GatewayOpcodes.Resume)[0]?.d).toMatchObject({ seq: s1 });
       expect(gateway.framesOf(GatewayOpcodes.Identify)).toHaveLength(1);

@@ -33,7 +33,7 @@ void describe('zlib-stream decompressors', () => {
       await shard.connect();
       const sent: number[] = [];
       for (let i = 0; i < 200; i++) sent.push(gateway.dispatch(0, 'MESSAGE_CREATE', { content: `message ${i}`, i }));
-      await eventually(() => seen.events.length >= 201, 5_000, 'every message');
+      await eventually(() => seen.events.length >= 201, 15_000, 'every message');
       const messages = seen.events.filter((e) => e.t === 'MESSAGE_CREATE');
       expect(messages.map((e) => e.s)).toEqual(sent);
       expect(messages.map((e) => (e.d as { i: number }).i)).toEqual(sent.map((_, i) => i));
@@ -44,13 +44,13 @@ void describe('zlib-stream decompressors', () => {
       const shard = (f.shard = createShard(gateway, { compression }));
       const seen = collectDispatches(shard);
       await shard.connect();
-      const resumed = gateway.waitForReady(0, 3_000);
-      const resume = gateway.waitForFrame((f) => f.op === GatewayOpcodes.Resume, 3_000);
+      const resumed = gateway.waitForReady(0, 15_000);
+      const resume = gateway.waitForFrame((f) => f.op === GatewayOpcodes.Resume, 15_000);
       gateway.sendCorruptZlib(0);
       await resume;
       await resumed;
       const after = gateway.dispatch(0, 'MESSAGE_CREATE', { content: 'after' });
-      await eventually(() => seen.events.some((e) => e.s === after), 3_000, 'the event after the resume');
+      await eventually(() => seen.events.some((e) => e.s === after), 15_000, 'the event after the resume');
     });
 
     void it(`${name}: a message gathered over several frames past maxMessageBytes (compressed) is refused, then resumed`, async () => {
@@ -60,7 +60,7 @@ void describe('zlib-stream decompressors', () => {
       shard.error$.subscribe((e) => errors.push(e));
       await shard.connect();
       const connection = gateway.connectionOf(0)!;
-      const resumed = gateway.waitForReady(0, 5_000);
+      const resumed = gateway.waitForReady(0, 15_000);
       // Random text hardly compresses: about 150 KB compressed, in four frames under the cap each.
       connection.sendText(JSON.stringify({ op: 0, t: 'MESSAGE_CREATE', s: 2, d: { content: randomBytes(150 * 1024).toString('base64') } }));
       await resumed;
@@ -75,7 +75,7 @@ void describe('zlib-stream decompressors', () => {
       shard.error$.subscribe((e) => errors.push(e));
       await shard.connect();
       const connection = gateway.connectionOf(0)!;
-      const resumed = gateway.waitForReady(0, 5_000);
+      const resumed = gateway.waitForReady(0, 15_000);
       // 32 MiB of JSON that compresses to a few KiB.
       connection.sendText(`{"op":0,"t":"MESSAGE_CREATE","s":2,"d":{"content":"${' '.repeat(32 * 1024 * 1024)}"}}`);
       await resumed;
@@ -90,7 +90,7 @@ void describe('zlib-stream decompressors', () => {
     const gateway = (f.gateway = await startGateway());
     const shard = (f.shard = createShard(gateway, { compression: false, maxMessageBytes: 64 * 1024 }));
     await shard.connect();
-    const resumed = gateway.waitForReady(0, 5_000);
+    const resumed = gateway.waitForReady(0, 15_000);
     const connection = gateway.connectionOf(0)!;
     connection.sendText(`{"op":0,"t":"X","s":2,"d":"${'x'.repeat(100 * 1024)}"}`);
     await resumed;

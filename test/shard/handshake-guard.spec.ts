@@ -12,7 +12,7 @@ import {
   type ShardSession,
 } from '../../lib/core';
 import type { LocalGateway } from '../../lib/testing';
-import { createShard, eventually, sleep, startGateway, waitForState } from '../helpers/gateway-test-kit';
+import { createShard, eventually, heartbeatRoundTrip, startGateway, waitForState } from '../helpers/gateway-test-kit';
 
 const OP_IDENTIFY = GatewayOpcodes.Identify;
 const OP_RESUME = GatewayOpcodes.Resume;
@@ -26,7 +26,7 @@ function recordingGuard(...answers: (boolean | Error)[]) {
   const guard = async (kind: HandshakeKind): Promise<boolean> => {
     calls.push({ kind, at: Date.now() });
     const answer = answers[Math.min(calls.length - 1, answers.length - 1)];
-    await sleep(20);
+    await new Promise((resolve) => setImmediate(resolve));
     if (answer instanceof Error) throw answer;
     return answer;
   };
@@ -48,7 +48,7 @@ async function savedSession(gw: LocalGateway): Promise<ShardSession> {
   shards.push(first);
   await first.connect();
   gw.dispatch(0, 'MESSAGE_CREATE', { content: 'before the close' });
-  await eventually(() => first.info().sequence === 2, 2_000, 'the message');
+  await eventually(() => first.info().sequence === 2, 15_000, 'the message');
   return (await first.close({ resumable: true }))!;
 }
 
@@ -73,17 +73,24 @@ void describe('Shard handshake guard (fencing)', () => {
     const asked: number[] = [];
     const granted: number[] = [];
     const reported: number[] = [];
+    let grant!: () => void;
     const queue: IIdentifyQueue = {
       acquire: async () => {
         asked.push(Date.now());
-        await sleep(50);
+        await new Promise<void>((resolve) => (grant = resolve));
         granted.push(Date.now());
       },
       identified: (shardId) => reported.push(shardId),
     };
     const { guard, calls } = recordingGuard(true);
     const { gw, shard } = await shardWith({ handshakeGuard: guard, identifyQueue: queue });
-    await shard.connect();
+    const ready = shard.connect();
+    await eventually(() => asked.length === 1, 15_000, 'the identify queue asked');
+    // The shard answered a heartbeat request while it waits for the grant: no IDENTIFY went out before it.
+    await heartbeatRoundTrip(gw, gw.connections[0]);
+    expect(gw.framesOf(OP_IDENTIFY)).toEqual([]);
+    grant();
+    await ready;
 
     expect(calls.map((c) => c.kind)).toEqual(['identify']);
     expect(asked[0]).toBeGreaterThanOrEqual(calls[0].at);
@@ -104,7 +111,7 @@ void describe('Shard handshake guard (fencing)', () => {
 
     const resumes = gw.framesOf(OP_RESUME).length;
     gw.reconnect(0);
-    await eventually(() => gw.framesOf(OP_RESUME).length === resumes + 1 && shard.state === ShardState.Ready, 3_000, 'the second RESUME');
+    await eventually(() => gw.framesOf(OP_RESUME).length === resumes + 1 && shard.state === ShardState.Ready, 15_000, 'the second RESUME');
     expect(calls.map((c) => c.kind)).toEqual(['resume', 'resume']);
     expect(gw.framesOf(OP_IDENTIFY)).toHaveLength(1);
   });
@@ -117,13 +124,14 @@ void describe('Shard handshake guard (fencing)', () => {
     expect(error).toBeInstanceOf(ShardCommandError);
     expect((error as Error).message).toMatch(/handshake guard refused to identify/);
     expect(calls.map((c) => c.kind)).toEqual(['identify']);
-    await eventually(() => gw.connections[0]?.closeCode !== null, 2_000, 'the close');
+    await eventually(() => gw.connections[0]?.closeCode !== null, 15_000, 'the close');
     expect(gw.connections[0].closeCode).toBe(4200);
     expect(gw.framesOf(OP_IDENTIFY)).toEqual([]);
     expect(shard.state).toBe(ShardState.Disconnected);
     expect(debug.some((line) => /handshake guard refused to identify: closing resumably and stopping/.test(line))).toBe(true);
-    // Stopped: no reconnect follows.
-    await sleep(300);
+    // Stopped: the refusal closed the shard as close() does, which schedules no reconnect (a reconnect says so on
+    // debug$ when it is scheduled, and the close above has gone through on both sides).
+    expect(debug.filter((line) => /reconnect attempt|connecting to/.test(line))).toHaveLength(1);
     expect(gw.connections).toHaveLength(1);
   });
 
@@ -138,7 +146,7 @@ void describe('Shard handshake guard (fencing)', () => {
 
     expect(gw.framesOf(OP_RESUME)).toHaveLength(resumesBefore);
     expect(shard.session).toEqual({ ...session, shardCount: 1 });
-    await eventually(() => gw.connections[connectionsBefore]?.closeCode === 4200, 2_000, 'the resumable close');
+    await eventually(() => gw.connections[connectionsBefore]?.closeCode === 4200, 15_000, 'the resumable close');
     expect(debug.some((line) => /refused to resume/.test(line))).toBe(true);
 
     // The session is still resumable by a shard the guard lets through.
@@ -155,7 +163,7 @@ void describe('Shard handshake guard (fencing)', () => {
     await rejectionOf(shard.connect());
     expect(gw.framesOf(OP_IDENTIFY)).toEqual([]);
     expect(debug.some((line) => /handshake guard failed before identify: Redis is down/.test(line))).toBe(true);
-    await waitForState(shard, ShardState.Disconnected, 2_000);
+    await waitForState(shard, ShardState.Disconnected, 15_000);
     expect(gw.connections[0].closeCode === null || gw.connections[0].closeCode === 4200).toBe(true);
   });
 
@@ -165,12 +173,16 @@ void describe('Shard handshake guard (fencing)', () => {
       handshakeGuard: () => new Promise<boolean>((resolve) => (release = () => resolve(true))),
     });
     const connecting = shard.connect().catch(() => undefined);
-    await eventually(() => release !== undefined, 2_000, 'the guard call');
+    await eventually(() => release !== undefined, 15_000, 'the guard call');
     await shard.close({ resumable: true });
     release();
     await connecting;
-    await sleep(100);
+    // Everything the approval set off synchronously or in microtasks has run; the gateway saw the only connection
+    // close, and an IDENTIFY sent on it would have come before the close.
+    await new Promise((resolve) => setImmediate(resolve));
+    await eventually(() => gw.connections[0].closeCode !== null, 15_000, 'the close');
     expect(gw.framesOf(OP_IDENTIFY)).toEqual([]);
+    expect(gw.connections).toHaveLength(1);
     expect(shard.state).toBe(ShardState.Disconnected);
   });
 
@@ -187,14 +199,16 @@ void describe('Shard handshake guard (fencing)', () => {
 
   void it('waiting for the guard does not stop heartbeats', async () => {
     const { guard } = recordingGuard(true);
+    // The guard answers only once a heartbeat has arrived (the first one is due after 1 % of the interval).
     const slow = async (kind: HandshakeKind) => {
-      await sleep(700);
+      await gateway!.waitForFrame((f) => f.op === GatewayOpcodes.Heartbeat, 15_000, 0);
       return guard(kind);
     };
-    const { gw, shard } = await shardWith({ handshakeGuard: slow });
+    const { gw, shard } = await shardWith({ handshakeGuard: slow, random: () => 0.01 });
     await shard.connect();
-    const identifyAt = gw.framesOf(OP_IDENTIFY)[0].at;
-    const beatsBefore = gw.framesOf(GatewayOpcodes.Heartbeat).filter((f) => f.at < identifyAt);
+    // In arrival order (two frames may carry the same millisecond).
+    const identifyIndex = gw.frames.findIndex((f) => f.op === OP_IDENTIFY);
+    const beatsBefore = gw.frames.slice(0, identifyIndex).filter((f) => f.op === GatewayOpcodes.Heartbeat);
     expect(beatsBefore.length).toBeGreaterThanOrEqual(1);
     await waitForState(shard, ShardState.Ready);
   });

@@ -9,9 +9,10 @@ import {
   collectDispatches,
   createShard,
   eventually,
+  heartbeatRoundTrip,
   nextDispatch,
-  sleep,
   startGateway,
+  TEST_HEARTBEAT_MS,
   waitForState,
 } from '../helpers/gateway-test-kit';
 
@@ -172,8 +173,8 @@ void describe('IDENTIFY payload', () => {
     await connect(shard);
 
     // A second HELLO on the same connection must not start a second handshake.
-    gw.sendPayload(0, { op: GatewayOpcodes.Hello, d: { heartbeat_interval: 300 } });
-    await sleep(100);
+    gw.sendPayload(0, { op: GatewayOpcodes.Hello, d: { heartbeat_interval: TEST_HEARTBEAT_MS } });
+    await heartbeatRoundTrip(gw, 0);
     expect(gw.framesOf(OP_IDENTIFY)).toHaveLength(1);
 
     const ops: number[] = [];
@@ -201,14 +202,15 @@ void describe('identify queue', () => {
   void it('sends IDENTIFY only once the queue grants it', async () => {
     const gw = await gatewayWith();
     const queue = new ManualIdentifyQueue();
-    const shard = shardOn(gw, { id: 1, total: 2, identifyQueue: queue });
+    // The first heartbeat is due after 1 % of the interval.
+    const shard = shardOn(gw, { id: 1, total: 2, identifyQueue: queue, random: () => 0.01 });
     const ready = connect(shard);
 
-    await eventually(() => queue.requests.length === 1, 5_000, 'a queue request');
+    await eventually(() => queue.requests.length === 1, 15_000, 'a queue request');
     expect(queue.requests[0].shardId).toBe(1);
-    // Wait past a heartbeat interval: heartbeats go out, IDENTIFY does not.
-    await gw.waitForFrame((f) => f.op === OP_HEARTBEAT, 5_000, 0);
-    await sleep(200);
+    // Heartbeats go out (a scheduled one, then the answer to a request), IDENTIFY does not.
+    await gw.waitForFrame((f) => f.op === OP_HEARTBEAT, 15_000, 0);
+    await heartbeatRoundTrip(gw, gw.connections[0]);
     expect(gw.framesOf(OP_IDENTIFY)).toHaveLength(0);
     expect(shard.state).toBe(ShardState.Identifying);
 
@@ -226,7 +228,7 @@ void describe('identify queue', () => {
     const shard = shardOn(gw, { identifyQueue: queue });
     const ready = connect(shard);
 
-    await eventually(() => queue.requests.length === 1, 5_000, 'a queue request');
+    await eventually(() => queue.requests.length === 1, 15_000, 'a queue request');
     const { signal } = queue.requests[0];
     expect(signal).toBeDefined();
     expect(signal!.aborted).toBe(false);
@@ -236,7 +238,11 @@ void describe('identify queue', () => {
     await expect(ready).rejects.toThrow();
 
     queue.requests[0].grant();
-    await sleep(100);
+    // Everything the late grant set off synchronously or in microtasks has run; the gateway saw the only
+    // connection close, and an IDENTIFY sent on it would have come before the close.
+    await new Promise((resolve) => setImmediate(resolve));
+    await eventually(() => gw.connections[0].closeCode !== null, 15_000, 'the close');
+    expect(gw.connections).toHaveLength(1);
     expect(gw.framesOf(OP_IDENTIFY)).toHaveLength(0);
     expect(shard.state).toBe(ShardState.Disconnected);
   });
@@ -247,9 +253,9 @@ void describe('identify queue', () => {
     const shard = shardOn(gw, { identifyQueue: queue });
     const ready = connect(shard);
 
-    await eventually(() => queue.requests.length === 1, 5_000, 'a queue request');
+    await eventually(() => queue.requests.length === 1, 15_000, 'a queue request');
     gw.connections[0].drop();
-    await eventually(() => queue.requests.length === 2, 5_000, 'a second queue request');
+    await eventually(() => queue.requests.length === 2, 15_000, 'a second queue request');
     expect(queue.requests[0].signal!.aborted).toBe(true);
     expect(queue.requests[1].signal!.aborted).toBe(false);
 
@@ -277,7 +283,7 @@ void describe('session and resume', () => {
 
     gw.dispatch(0, 'MESSAGE_CREATE', { id: '1' });
     const last = gw.dispatch(0, 'MESSAGE_CREATE', { id: '2' });
-    await eventually(() => shard.session?.sequence === last, 5_000, 'the sequence to advance');
+    await eventually(() => shard.session?.sequence === last, 15_000, 'the sequence to advance');
     expect(shard.info()).toMatchObject({ sequence: last, sessionId });
 
     const nextConnection = gw.waitForConnection();
@@ -302,7 +308,7 @@ void describe('session and resume', () => {
     try {
       await connect(shard);
       const before = gw.dispatch(0, 'TYPING_START', { n: 0 });
-      await eventually(() => shard.session?.sequence === before, 5_000, 'the first event');
+      await eventually(() => shard.session?.sequence === before, 15_000, 'the first event');
 
       const resumed = nextDispatch(shard, 'RESUMED');
       const resumeFrame = gw.waitForFrame((f) => f.op === OP_RESUME);
@@ -360,7 +366,7 @@ void describe('op 7 Reconnect', () => {
     expect(silentConnection.path).toBe('/resume');
 
     gw.behaviour.sendHello = true;
-    const next = gw.waitForConnection(() => true, 3_000);
+    const next = gw.waitForConnection(() => true, 15_000);
     silentConnection.send({ op: GatewayOpcodes.Reconnect, d: null });
     const connection = await next;
     await waitForState(shard, ShardState.Ready);
@@ -381,7 +387,7 @@ void describe('op 7 Reconnect', () => {
     const silentConnection = await silent;
 
     gw.behaviour.sendHello = true;
-    const next = gw.waitForConnection(() => true, 3_000);
+    const next = gw.waitForConnection(() => true, 15_000);
     silentConnection.send({ op: GatewayOpcodes.Reconnect, d: null });
     const connection = await next;
     await ready;
@@ -438,7 +444,7 @@ void describe('op 9 Invalid Session', () => {
     const identify = gw.waitForFrame((f) => f.op === OP_IDENTIFY);
     const sentAt = Date.now();
     gw.invalidateSession(0, false);
-    await eventually(() => shard.session === null, 1_000, 'the session to be dropped');
+    await eventually(() => shard.session === null, 15_000, 'the session to be dropped');
     const frame = await identify;
     await waitForState(shard, ShardState.Ready);
 
@@ -475,7 +481,7 @@ void describe('sequences starting at 0', () => {
       expect(shard.session?.sequence).toBe(0);
 
       // Heartbeats carry the last sequence, 0, not null.
-      const beat = await gw.waitForFrame((f) => f.op === OP_HEARTBEAT);
+      const beat = await heartbeatRoundTrip(gw, 0);
       expect(beat.d).toBe(0);
 
       const first = await reconnectVia(gw, shard, () => {
@@ -487,7 +493,7 @@ void describe('sequences starting at 0', () => {
       expect(first.d.seq).toBe(0);
 
       const live = gw.dispatch(0, 'MESSAGE_CREATE', { n: 3 });
-      await eventually(() => shard.session?.sequence === live, 5_000, 'the live event');
+      await eventually(() => shard.session?.sequence === live, 15_000, 'the live event');
       const second = await reconnectVia(gw, shard, () => gw.reconnect(0));
       expect(second.op).toBe(OP_RESUME);
       expect(second.d.seq).toBe(live);
@@ -516,7 +522,7 @@ void describe('close()', () => {
 
     await expect(shard.close()).resolves.toBeNull();
 
-    await eventually(() => gw.connections[0].closeCode !== null, 2_000, 'the server to see the close');
+    await eventually(() => gw.connections[0].closeCode !== null, 15_000, 'the server to see the close');
     expect(gw.connections[0].closeCode).toBe(1000);
     expect(shard.session).toBeNull();
     expect(shard.info()).toMatchObject({ state: ShardState.Disconnected, sessionId: null, sequence: null });
@@ -528,12 +534,12 @@ void describe('close()', () => {
     await connect(first);
     gw.dispatch(0, 'MESSAGE_CREATE', { n: 1 });
     const seq = gw.dispatch(0, 'MESSAGE_CREATE', { n: 2 });
-    await eventually(() => first.session?.sequence === seq, 5_000, 'the events');
+    await eventually(() => first.session?.sequence === seq, 15_000, 'the events');
     const sessionId = gw.sessionOf(0)!;
 
     const saved = await first.close({ resumable: true });
     expect(saved).toMatchObject({ sessionId, sequence: seq, resumeUrl: gw.resumeUrl });
-    await eventually(() => gw.connections[0].closeCode !== null, 2_000, 'the server to see the close');
+    await eventually(() => gw.connections[0].closeCode !== null, 15_000, 'the server to see the close');
     expect(gw.connections[0].closeCode).toBe(4200);
     expect(first.session).toMatchObject({ sessionId, sequence: seq });
 

@@ -25,7 +25,7 @@ void describe('payload compression (IDENTIFY compress: true)', () => {
       contents.push(content);
       sent.push(gateway.dispatch(0, 'MESSAGE_CREATE', { content }));
     }
-    await eventually(() => seen.events.filter((e) => e.t === 'MESSAGE_CREATE').length === 60, 5_000, 'every message');
+    await eventually(() => seen.events.filter((e) => e.t === 'MESSAGE_CREATE').length === 60, 15_000, 'every message');
     const messages = seen.events.filter((e) => e.t === 'MESSAGE_CREATE');
     expect(messages.map((e) => e.s)).toEqual(sent);
     expect(messages.map((e) => (e.d as { content: string }).content)).toEqual(contents);
@@ -50,7 +50,7 @@ void describe('payload compression (IDENTIFY compress: true)', () => {
     shard.error$.subscribe((e) => errors.push(e));
     await shard.connect();
     const connection = gateway.connectionOf(0)!;
-    const resumed = gateway.waitForReady(0, 3_000);
+    const resumed = gateway.waitForReady(0, 15_000);
     connection.sendBytes(Buffer.from('not zlib at all'));
     await resumed;
     expect(connection.closeCode).not.toBe(1000);
@@ -65,7 +65,7 @@ void describe('payload compression (IDENTIFY compress: true)', () => {
     shard.error$.subscribe((e) => errors.push(e));
     await shard.connect();
     const connection = gateway.connectionOf(0)!;
-    const resumed = gateway.waitForReady(0, 5_000);
+    const resumed = gateway.waitForReady(0, 15_000);
     connection.sendBytes(deflateSync(`{"op":0,"t":"MESSAGE_CREATE","s":2,"d":{"content":"${' '.repeat(32 * 1024 * 1024)}"}}`));
     await resumed;
     expect(errors.some((e) => /exceeded 1048576 bytes/.test(e.message))).toBe(true);

@@ -37,7 +37,7 @@ void describe('zstd-stream transport compression', () => {
       // Larger than one 128 KiB zstd block.
       const big = 'x'.repeat(300 * 1024);
       sent.push(gateway.dispatch(0, 'MESSAGE_CREATE', { content: big, i: 200 }));
-      await eventually(() => seen.events.length >= 202, 5_000, 'every message');
+      await eventually(() => seen.events.length >= 202, 15_000, 'every message');
       const messages = seen.events.filter((e) => e.t === 'MESSAGE_CREATE');
       expect(messages.map((e) => e.s)).toEqual(sent);
       expect(messages.slice(0, 200).map((e) => (e.d as { content: string }).content)).toEqual(sent.slice(0, 200).map((_, i) => `message ${i} ✓ ünïcödé`));
@@ -52,15 +52,15 @@ void describe('zstd-stream transport compression', () => {
       const errors: Error[] = [];
       shard.error$.subscribe((e) => errors.push(e));
       await shard.connect();
-      const resumed = gateway.waitForReady(0, 3_000);
-      const resume = gateway.waitForFrame((f) => f.op === GatewayOpcodes.Resume, 3_000);
+      const resumed = gateway.waitForReady(0, 15_000);
+      const resume = gateway.waitForFrame((f) => f.op === GatewayOpcodes.Resume, 15_000);
       // A block of the reserved type 3.
       gateway.connectionOf(0)!.sendBytes(Buffer.from([0x06, 0x00, 0x00, 0x01, 0x02]));
       await resume;
       await resumed;
       expect(gateway.connections[0].closeCode).not.toBe(1000);
       const after = gateway.dispatch(0, 'MESSAGE_CREATE', { content: 'after' });
-      await eventually(() => seen.events.some((e) => e.s === after), 3_000, 'the event after the resume');
+      await eventually(() => seen.events.some((e) => e.s === after), 15_000, 'the event after the resume');
     });
 
     void it(`${name}: a message over maxMessageBytes closes the connection with a non-1000 code, then resumes`, async () => {
@@ -68,7 +68,7 @@ void describe('zstd-stream transport compression', () => {
       const shard = (f.shard = createShard(gateway, { compression, maxMessageBytes: 256 * 1024 }));
       await shard.connect();
       const connection = gateway.connectionOf(0)!;
-      const resumed = gateway.waitForReady(0, 5_000);
+      const resumed = gateway.waitForReady(0, 15_000);
       connection.sendText(`{"op":0,"t":"MESSAGE_CREATE","s":2,"d":{"content":"${' '.repeat(2 * 1024 * 1024)}"}}`);
       await resumed;
       expect(connection.closeCode).not.toBe(1000);

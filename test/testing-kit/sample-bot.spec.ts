@@ -31,7 +31,7 @@ void describe('sample bot on the testing kit', () => {
   beforeEach(() => kit.clearSent());
 
   void it('fetches the members of the first guild that arrives, once', async () => {
-    const first = await kit.gateway.waitForFrame((f) => f.op === 8, 5_000, 0);
+    const first = await kit.gateway.waitForFrame((f) => f.op === 8, 15_000, 0);
     expect(DEMO_GUILDS).toContain(first.d.guild_id);
     expect(first.d).toMatchObject({ query: '', limit: 0 });
     // Another guild joins later: no second request.

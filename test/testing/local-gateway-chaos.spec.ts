@@ -161,7 +161,7 @@ void describe('LocalGateway chaos mode', () => {
     gateway.dispatch(0, 'MESSAGE_CREATE', {});
     gateway.setAcks(0, false);
     first.send({ op: GatewayOpcodes.Heartbeat, d: 4 });
-    await gateway.waitForFrame((f) => f.op === GatewayOpcodes.Heartbeat && f.d === 4, 5_000, 0);
+    await gateway.waitForFrame((f) => f.op === GatewayOpcodes.Heartbeat && f.d === 4, 15_000, 0);
     expect(connection.lastAckSequence).toBe(3);
     gateway.setAcks(0, true);
     ack = first.next((f) => f.op === GatewayOpcodes.HeartbeatAck);

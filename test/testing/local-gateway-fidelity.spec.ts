@@ -162,7 +162,7 @@ void describe('LocalGateway fidelity', () => {
       const from = gateway.frames.length;
       const beat = await onceMatching<{ latency: number }>(manager, WebSocketShardEvents.HeartbeatComplete, () => true, 3_000);
       expect(beat.latency).toBeGreaterThanOrEqual(0);
-      const frame = await gateway.waitForFrame((f) => f.op === GatewayOpcodes.Heartbeat, 3_000, from);
+      const frame = await gateway.waitForFrame((f) => f.op === GatewayOpcodes.Heartbeat, 15_000, from);
       expect(frame.d).toBe(s);
     });
 
@@ -182,11 +182,11 @@ void describe('LocalGateway fidelity', () => {
       });
       const firstConnection = gateway.connections[0];
       gateway.reconnect(0);
-      await eventually(() => firstConnection.closeCode !== null, 3_000, 'old connection closed');
+      await eventually(() => firstConnection.closeCode !== null, 15_000, 'old connection closed');
       // The old connection is gone, so this one cannot have been seen before the RESUME.
       const s2 = gateway.dispatch(0, 'TYPING_START', { n: 2 });
       await resumed;
-      await eventually(() => seen.includes(s2), 3_000, 'missed event');
+      await eventually(() => seen.includes(s2), 15_000, 'missed event');
       expect(s2).toBe(s1 + 1);
       expect(seen).toEqual([s2]);
 
@@ -213,7 +213,7 @@ void describe('LocalGateway fidelity', () => {
       const text = (i: number) => `${i}: ${'ü✓'.repeat(i * 10)}`;
       const sent: number[] = [];
       for (let i = 0; i < 20; i++) sent.push(gateway.dispatch(0, GatewayDispatchEvents.MessageCreate, { i, text: text(i) }));
-      await eventually(() => events.length === sent.length, 5_000, 'compressed dispatches');
+      await eventually(() => events.length === sent.length, 15_000, 'compressed dispatches');
       expect(events.map((e) => e.s)).toEqual(sent);
       events.forEach((e, i) => expect(e.d).toEqual({ i, text: text(i) }));
     });
@@ -251,7 +251,7 @@ void describe('LocalGateway fidelity', () => {
         if (text !== null) payloads.push(JSON.parse(text));
       });
       try {
-        await eventually(() => payloads.length >= 1, 3_000, 'HELLO');
+        await eventually(() => payloads.length >= 1, 15_000, 'HELLO');
         expect(payloads[0]).toEqual({ op: GatewayOpcodes.Hello, d: { heartbeat_interval: expect.any(Number) } });
         ws.send(
           JSON.stringify({
@@ -259,11 +259,11 @@ void describe('LocalGateway fidelity', () => {
             d: { token: TOKEN, intents: INTENTS, properties: { os: 'linux', browser: 'test', device: 'test' } },
           }),
         );
-        await eventually(() => payloads.some((p) => p.t === 'READY'), 3_000, 'READY');
+        await eventually(() => payloads.some((p) => p.t === 'READY'), 15_000, 'READY');
         const ready = payloads.find((p) => p.t === 'READY');
         expect(ready).toMatchObject({ op: 0, s: 1, d: { session_id: gateway.sessionOf(0), v: 10 } });
         const s = gateway.dispatch(0, GatewayDispatchEvents.MessageCreate, { content: 'ü✓ compressed' });
-        await eventually(() => payloads.some((p) => p.s === s), 3_000, 'dispatch');
+        await eventually(() => payloads.some((p) => p.s === s), 15_000, 'dispatch');
         expect(payloads.find((p) => p.s === s)).toEqual({
           op: 0,
           t: GatewayDispatchEvents.MessageCreate,

@@ -62,7 +62,7 @@ async function requestMembers(
 
 /** Sends a full-list request and resolves with its `RATE_LIMITED` dispatch, or rejects if none comes. */
 async function expectRateLimited(target: Shard, guildId: string, nonce: string): Promise<GatewayRateLimitedRequestGuildMembersDispatchData> {
-  const limited = waitFor(target.dispatch$, (event) => event.t === 'RATE_LIMITED', 3_000);
+  const limited = waitFor(target.dispatch$, (event) => event.t === 'RATE_LIMITED', 15_000);
   await target.send({ op: GatewayOpcodes.RequestGuildMembers, d: { guild_id: guildId, query: '', limit: 0, nonce } });
   return (await limited).d as GatewayRateLimitedRequestGuildMembersDispatchData;
 }
@@ -182,7 +182,7 @@ void describe('local gateway: op 8 Request Guild Members', () => {
     expect(chunks).toEqual([{ guild_id: GUILD_A, members: [], chunk_index: 0, chunk_count: 1, nonce: 'empty' }]);
 
     const long = 'x'.repeat(33);
-    const chunk = waitFor(shard.dispatch$, (e) => e.t === 'GUILD_MEMBERS_CHUNK', 3_000);
+    const chunk = waitFor(shard.dispatch$, (e) => e.t === 'GUILD_MEMBERS_CHUNK', 15_000);
     await shard.send({ op: GatewayOpcodes.RequestGuildMembers, d: { guild_id: GUILD_B, query: 'a', limit: 1, nonce: long } });
     expect((await chunk).d).not.toHaveProperty('nonce');
   });
@@ -210,7 +210,7 @@ void describe('local gateway: op 31 Request Soundboard Sounds', () => {
     const events = collectDispatches(shard);
     try {
       await shard.send({ op: GatewayOpcodes.RequestSoundboardSounds, d: { guild_ids: [GUILD_A, GUILD_B] } });
-      await eventually(() => events.events.filter((e) => e.t === 'SOUNDBOARD_SOUNDS').length >= 2, 3_000, 'two SOUNDBOARD_SOUNDS');
+      await eventually(() => events.events.filter((e) => e.t === 'SOUNDBOARD_SOUNDS').length >= 2, 15_000, 'two SOUNDBOARD_SOUNDS');
       const sounds = events.events.filter((e) => e.t === 'SOUNDBOARD_SOUNDS').map((e) => e.d as GatewaySoundboardSoundsDispatchData);
       expect(sounds).toHaveLength(2);
       expect(sounds.map((s) => s.guild_id).sort()).toEqual([GUILD_A, GUILD_B].sort());

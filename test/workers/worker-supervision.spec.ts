@@ -2,7 +2,7 @@ import { afterEach, describe, it } from 'node:test';
 import { expect } from 'expect';
 import { GatewayOpcodes } from 'discord-api-types/v10';
 import { ShardState } from '../../lib/core';
-import { eventually, sleep } from '../helpers/gateway-test-kit';
+import { eventually } from '../helpers/gateway-test-kit';
 import { FAULTY_WORKER, message, startWorkerApp } from '../helpers/worker-app';
 import { NestHarness } from '../module/nest-test-kit';
 
@@ -25,10 +25,13 @@ void describe('Supervision of shard worker threads', () => {
     for (let i = 0; i < 60; i++) {
       for (const shardId of [0, 1, 2]) expected[shardId].push(gateway.dispatch(shardId, 'MESSAGE_CREATE', message(i)));
       if (i === 25) void firstWorker.terminate();
-      await sleep(5);
+      // Paced by the other worker (shard 2): the stream goes on while the first worker is gone and restarts.
+      await eventually(() => recorder.of(2).length === expected[2].length, 15_000, 'shard 2 handling the stream');
     }
     await eventually(() => [0, 1, 2].every((id) => recorder.of(id).length >= expected[id].length), 15_000, 'every event handled');
-    await sleep(100);
+    // One more event per shard, handled last: a duplicate of an earlier one would have come before it.
+    for (const shardId of [0, 1, 2]) expected[shardId].push(gateway.dispatch(shardId, 'MESSAGE_CREATE', message(99)));
+    await eventually(() => [0, 1, 2].every((id) => recorder.of(id).at(-1) === expected[id].at(-1)), 15_000, 'the last events');
 
     expect(pool.workerOf(0)).not.toBe(firstWorker);
     expect(pool.workerOf(0)).toBe(pool.workerOf(1));

@@ -209,9 +209,6 @@ function validateRedisOptions(options: GatewayModuleOptions): void {
   if (redis !== undefined) validateRedisConnection(redis);
   const shards = options.shards as unknown;
   const distributed = typeof shards === 'object' && shards !== null && 'ownership' in shards;
-  if (distributed && (options.strategy as { type?: unknown } | undefined)?.type === 'workers') {
-    throw new GatewayOptionsError('strategy', `{ type: 'workers' } cannot be combined with shards: { ownership: 'redis' } yet`);
-  }
   if (distributed && redis === undefined) {
     throw new GatewayOptionsError('redis', `is needed by shards: { ownership: 'redis' } (give { url } or { client })`);
   }

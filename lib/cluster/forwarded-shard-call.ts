@@ -1,11 +1,13 @@
 import type { GatewaySendPayload } from 'discord-api-types/v10';
 import { GatewayOptionsError } from '../errors/gateway-options.error';
 import { ShardCommandError } from '../errors/shard-command.error';
-import type { RemoteShardMethod } from '../interfaces/gateway-scale-out.interface';
 import type { RequestChannelInfoOptions } from './channel-info-requests';
 import type { Cluster } from './cluster';
 import type { RequestGuildMembersOptions } from './member-requests';
 import { targetShard } from './target-shard';
+
+/** Shard calls that can run on the process that owns the shard (see `ShardService`). */
+export type RemoteShardMethod = 'send' | 'requestGuildMembers' | 'requestChannelInfo';
 
 /**
  * Runs, on `cluster`, a call that another process forwarded for one of its shards (shard ownership); never

@@ -1,12 +1,12 @@
 import type { Cluster } from '../cluster/cluster';
+import type { RemoteShardMethod } from '../cluster/forwarded-shard-call';
 import type { ClusterOptions } from './cluster-options.interface';
 import type { IDispatchDeduplicator } from './dispatch-deduplicator.interface';
 
 /** Injection token of the module's {@link IGatewayScaleOut} (null when `redis` is not configured). */
 export const GATEWAY_SCALE_OUT = Symbol('GATEWAY_SCALE_OUT');
 
-/** `ShardService` calls that can run on the process that owns the shard. */
-export type RemoteShardMethod = 'send' | 'requestGuildMembers' | 'requestChannelInfo';
+export type { RemoteShardMethod };
 
 /** Runs a forwarded call for a shard of this process. */
 export type RemoteShardHandler = (method: RemoteShardMethod, shardId: number, args: unknown) => Promise<unknown>;

@@ -126,15 +126,17 @@ export class RedisStreamPublisher implements IDispatchDelivery {
       this.shardCountWritten = total;
     }
     const wanted = await readWantedEvents(this.client, this.prefix);
-    const before = this.wantedEvents.join(',');
+    const before = `${this.groups.join(',')} ${this.wantedEvents.join(',')}`;
     this.wanted = wanted.events;
     this.wantAll = wanted.all;
     this.groups = wanted.groups;
     const filter = this.cluster?.dispatchFilter;
     if (wanted.all) filter?.allowAll();
     else if (wanted.events.size > 0) filter?.add(...wanted.events);
-    const after = this.wantedEvents.join(',');
-    if (after !== before) this.log(`worker groups ${wanted.groups.join(', ') || '(none)'} want: ${after || 'nothing'}`);
+    const events = this.wantedEvents.join(', ');
+    if (`${this.groups.join(',')} ${this.wantedEvents.join(',')}` !== before) {
+      this.log(`worker groups ${wanted.groups.join(', ') || '(none)'} want: ${events || 'nothing'}`);
+    }
     this.failing = false;
   }
 

@@ -4,6 +4,7 @@ import { Cluster } from '../cluster/cluster';
 import { resolveGatewayName } from '../constants/gateway-tokens';
 import { GatewayEventRouter } from '../gateway-event-router';
 import { GatewayHandlerExplorer } from '../gateway-handler.explorer';
+import { STREAM_DELIVERY_STATS } from '../interfaces/stream-delivery-stats.interface';
 import { InMemoryIdentifyQueue } from '../queue/in-memory-identify-queue';
 import { ShardService } from '../services/shard.service';
 import { createRedisClient, type RedisClientHandle } from './create-redis-client';
@@ -111,8 +112,9 @@ const WORKER_CLUSTER = Symbol('GATEWAY_WORKER_CLUSTER');
       ) => new GatewayWorker(options, redis, router, commands, cluster),
       inject: [MODULE_OPTIONS_TOKEN, WORKER_REDIS, GatewayEventRouter, WorkerShardCommands, WORKER_CLUSTER],
     },
+    { provide: STREAM_DELIVERY_STATS, useExisting: GatewayWorker },
   ],
-  exports: [ShardService, GatewayWorker, GatewayEventRouter],
+  exports: [ShardService, GatewayWorker, GatewayEventRouter, STREAM_DELIVERY_STATS],
 })
 export class GatewayWorkerModule extends ConfigurableModuleClass {
   /** Registers the worker with options known up front; they are checked here (a `GatewayOptionsError` names the first invalid one). */

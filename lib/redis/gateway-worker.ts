@@ -1,6 +1,7 @@
 import { Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
 import type { Cluster } from '../cluster/cluster';
 import { GatewayEventRouter } from '../gateway-event-router';
+import type { IStreamDeliveryStats, StreamDeliveryReport } from '../interfaces/stream-delivery-stats.interface';
 import { closeRedisClient, type RedisClientHandle } from './create-redis-client';
 import type { GatewayWorkerModuleOptions } from './gateway-worker-options.interface';
 import { RedisStreamConsumer, type StreamConsumerStats } from './redis-stream-consumer';
@@ -13,7 +14,7 @@ import type { WorkerShardCommands } from './worker-shard-commands';
  * interceptors, pipes and filters; the context also carries `entryId`, `idempotencyKey` and `receivedAt`.
  */
 @Injectable()
-export class GatewayWorker implements OnApplicationBootstrap, BeforeApplicationShutdown {
+export class GatewayWorker implements OnApplicationBootstrap, BeforeApplicationShutdown, IStreamDeliveryStats {
   private readonly logger: Logger;
   private consumer: RedisStreamConsumer | null = null;
 
@@ -45,6 +46,11 @@ export class GatewayWorker implements OnApplicationBootstrap, BeforeApplicationS
   /** The group's lag, pending entries and cap drops per shard stream, read from Redis now. */
   groupStats(): Promise<StreamGroupStats[]> {
     return this.consumer?.groupStats() ?? Promise.resolve([]);
+  }
+
+  async deliveryReport(): Promise<StreamDeliveryReport> {
+    const groups = await this.groupStats();
+    return { role: 'worker', counters: { ...this.stats() }, groups };
   }
 
   async onApplicationBootstrap(): Promise<void> {

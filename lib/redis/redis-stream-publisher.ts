@@ -3,6 +3,7 @@ import type { Cluster } from '../cluster/cluster';
 import type { IDispatchDelivery } from '../interfaces/dispatch-delivery.interface';
 import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
 import type { IHandlingTracker } from '../interfaces/handling-tracker.interface';
+import type { IStreamDeliveryStats, StreamDeliveryReport } from '../interfaces/stream-delivery-stats.interface';
 import { dispatchStreamKeys, encodeDispatch, preciseNow, type PublishedDispatch } from './dispatch-stream-entry';
 import { redisKeyPrefix, type RedisClient } from './redis-options.interface';
 import { readStreamGroupStats, type StreamGroupStats } from './stream-group-stats';
@@ -56,7 +57,7 @@ export interface StreamPublisherStats {
  * tracker, it keeps saved sequences below the oldest event not yet published: a process killed before publishing
  * leaves those events to the shard's next owner, which resumes and publishes them.
  */
-export class RedisStreamPublisher implements IDispatchDelivery {
+export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryStats {
   private readonly client: RedisClient;
   private readonly prefix: string;
   private readonly maxLen: number;
@@ -167,6 +168,12 @@ export class RedisStreamPublisher implements IDispatchDelivery {
       groups: [...this.groups],
       streams: [...this.lastStats],
     };
+  }
+
+  async deliveryReport(): Promise<StreamDeliveryReport> {
+    const groups = await this.readStats();
+    const { published, droppedByBuffer, buffered } = this.stats();
+    return { role: 'gateway', counters: { published, droppedByBuffer, buffered }, groups };
   }
 
   /** Reads the lag and cap drops of every group on the streams of the shards owned here; WARNs about new cap drops. */

@@ -3,6 +3,7 @@
 export * from './cluster/channel-info-requests';
 export * from './cluster/cluster';
 export * from './cluster/dispatch-dedupe-gate';
+export * from './cluster/in-process-delivery';
 export * from './cluster/sequence-checkpointer';
 export * from './cluster/forwarded-shard-call';
 export * from './cluster/guild-availability';
@@ -44,6 +45,7 @@ export * from './interfaces/identify-queue.interface';
 export * from './interfaces/session-store.interface';
 export * from './interfaces/handling-tracker.interface';
 export * from './interfaces/dispatch-deduplicator.interface';
+export * from './interfaces/dispatch-delivery.interface';
 export * from './interfaces/shard-options.interface';
 export * from './interfaces/shard-ownership-event.interface';
 export * from './interfaces/shard-session.interface';

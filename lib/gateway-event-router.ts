@@ -228,15 +228,37 @@ export class GatewayEventRouter implements IHandlingTracker {
     }
   }
 
+  /**
+   * Delivers one event to its handlers, with `extra` added to their context, and resolves once every handler has
+   * settled (errors are logged and reported in the outcome, never thrown): for consumers that acknowledge an event
+   * after handling it (worker apps).
+   */
+  routeSettled(event: GatewayDispatch, extra: Partial<GatewayEventContext> = {}): Promise<GatewayEventOutcome> {
+    return new Promise((resolve) => {
+      try {
+        this.routeObserved(event, this.routes.get(event.t) ?? this.wildcard ?? [], extra, resolve);
+      } catch (error) {
+        this.logger.error(`Routing ${event.t} (shard ${event.shardId}, sequence ${event.s}) failed: ${describeError(error)}`);
+        resolve({ event: event.t, shardId: event.shardId, sequence: event.s, handlers: 0, errors: [error instanceof Error ? error : new Error(safeString(error))] });
+      }
+    });
+  }
+
   /** `route` with observers: times each handler and reports each handler run and the event once all settle. */
-  private routeObserved(event: GatewayDispatch, list: GatewayHandler[]): void {
-    const context: GatewayEventContext = { event: event.t, shardId: event.shardId, sequence: event.s, sessionId: event.sessionId ?? null };
+  private routeObserved(
+    event: GatewayDispatch,
+    list: GatewayHandler[],
+    extra?: Partial<GatewayEventContext>,
+    settled?: (outcome: GatewayEventOutcome) => void,
+  ): void {
+    const context: GatewayEventContext = { ...extra, event: event.t, shardId: event.shardId, sequence: event.s, sessionId: event.sessionId ?? null };
     const errors: Error[] = [];
     let left = list.length + 1;
     const done = () => {
       if (--left > 0) return;
       const outcome: GatewayEventOutcome = { event: event.t, shardId: event.shardId, sequence: event.s, handlers: list.length, errors };
       this.notify((observer) => observer.eventSettled?.(outcome));
+      settled?.(outcome);
     };
     for (const handler of list) {
       const start = performance.now();

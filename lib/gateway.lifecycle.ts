@@ -12,7 +12,9 @@ import { GATEWAY_MODULE_OPTIONS } from './constants/gateway-module.constants';
 import { DEFAULT_GATEWAY_NAME } from './constants/gateway-tokens';
 import { GatewayFatalError } from './errors/gateway-fatal.error';
 import { MalformedPayloadError } from './errors/malformed-payload.error';
+import { InProcessDelivery } from './cluster/in-process-delivery';
 import { GatewayEventRouter } from './gateway-event-router';
+import type { IDispatchDelivery } from './interfaces/dispatch-delivery.interface';
 import type { GatewayModuleOptions } from './interfaces/gateway-module-options.interface';
 import { GATEWAY_SCALE_OUT, type IGatewayScaleOut } from './interfaces/gateway-scale-out.interface';
 import { ShardState } from './shard/shard-state';
@@ -27,6 +29,7 @@ export class GatewayLifecycle implements OnApplicationBootstrap, BeforeApplicati
   private readonly logger: Logger;
   private readonly shardLoggers = new Map<number, Logger>();
   private readonly subscriptions: Subscription[] = [];
+  private readonly delivery: IDispatchDelivery;
 
   constructor(
     private readonly cluster: Cluster,
@@ -37,6 +40,7 @@ export class GatewayLifecycle implements OnApplicationBootstrap, BeforeApplicati
     private readonly gateway: string = DEFAULT_GATEWAY_NAME,
   ) {
     this.logger = new Logger(this.context('GatewayModule'));
+    this.delivery = scaleOut?.delivery ?? new InProcessDelivery();
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -55,6 +59,7 @@ export class GatewayLifecycle implements OnApplicationBootstrap, BeforeApplicati
     if (this.router.receivesAll) this.cluster.dispatchFilter?.allowAll();
     else this.cluster.dispatchFilter?.add(...this.router.events());
     this.router.attach(this.cluster, this.scaleOut?.deduplicator ?? null);
+    this.delivery.attach(this.cluster, this.router);
     if (this.options.autoConnect === false) return;
     // With shard ownership, the cluster starts empty and this process then claims its share of the shards.
     const up = this.cluster.up().then(() => this.scaleOut?.start());
@@ -75,6 +80,7 @@ export class GatewayLifecycle implements OnApplicationBootstrap, BeforeApplicati
       }
     } finally {
       this.router.detach();
+      await this.delivery.detach();
       for (const subscription of this.subscriptions.splice(0)) subscription.unsubscribe();
       await this.scaleOut?.close();
     }

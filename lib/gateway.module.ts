@@ -241,11 +241,27 @@ function validateRedisOptions(options: GatewayModuleOptions): void {
     }
     if (redis === undefined) throw new GatewayOptionsError('exactlyOnce', 'needs redis');
   }
+  if (options.delivery !== undefined && options.delivery !== 'in-process') {
+    if (options.delivery !== 'redis-streams') throw new GatewayOptionsError('delivery', `must be 'in-process' or 'redis-streams'`);
+    if (redis === undefined) throw new GatewayOptionsError('delivery', `'redis-streams' needs redis`);
+    needOwnership('delivery');
+  }
+  validateStreamsOptions(options.streams);
   if (options.memberId !== undefined) {
     if (typeof options.memberId !== 'string' || options.memberId === '' || options.memberId.includes('|')) {
       throw new GatewayOptionsError('memberId', 'must be a non-empty string without "|"');
     }
     needOwnership('memberId');
+  }
+}
+
+/** Checks `streams` (the tuning of `delivery: 'redis-streams'`). */
+function validateStreamsOptions(streams: unknown): void {
+  if (streams === undefined) return;
+  if (typeof streams !== 'object' || streams === null) throw new GatewayOptionsError('streams', 'must be an object');
+  for (const key of ['maxLen', 'maxBuffered', 'groupRefreshMs', 'statsIntervalMs']) {
+    const value = (streams as Record<string, unknown>)[key];
+    if (value !== undefined && (!Number.isInteger(value) || (value as number) < 1)) throw new GatewayOptionsError(`streams.${key}`, 'must be an integer >= 1');
   }
 }
 

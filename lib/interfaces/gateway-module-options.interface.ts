@@ -63,6 +63,26 @@ export interface GatewayModuleOptions extends ClusterOptions {
   exactlyOnce?: boolean | { ttlMs?: number };
   /** This process's id among the bot's processes; unique per live process. Needs ownership. @defaultValue `<hostname>-<pid>-<random>` */
   memberId?: string;
+  /**
+   * Where dispatches go besides this process's `@OnEvent` handlers. `'redis-streams'` also publishes the ones that
+   * live `GatewayWorkerModule` groups want to one Redis stream per shard (see `streams`). Needs `redis` and
+   * `shards: { total, ownership: 'redis' }`. @defaultValue `'in-process'`
+   */
+  delivery?: 'in-process' | 'redis-streams';
+  /** Tuning of `delivery: 'redis-streams'`. */
+  streams?: GatewayStreamsOptions;
+}
+
+/** Options of `delivery: 'redis-streams'` on the gateway side. */
+export interface GatewayStreamsOptions {
+  /** Entries kept per shard stream, roughly (`MAXLEN ~`); a group that falls further behind loses the oldest (counted, logged). @defaultValue `100000` */
+  maxLen?: number;
+  /** Events held in memory while Redis is slow or unreachable; beyond it, events are dropped (counted, logged). @defaultValue `10000` */
+  maxBuffered?: number;
+  /** How often the live worker groups and the events they want are read, ms. @defaultValue `1000` */
+  groupRefreshMs?: number;
+  /** How often the groups' lag and cap drops are read (metrics, WARN on new drops), ms. @defaultValue `5000` */
+  statsIntervalMs?: number;
 }
 
 /**

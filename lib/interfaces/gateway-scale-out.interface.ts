@@ -2,6 +2,7 @@ import type { Cluster } from '../cluster/cluster';
 import type { RemoteShardMethod } from '../cluster/forwarded-shard-call';
 import type { ClusterOptions } from './cluster-options.interface';
 import type { IDispatchDeduplicator } from './dispatch-deduplicator.interface';
+import type { IDispatchDelivery } from './dispatch-delivery.interface';
 
 /** Injection token of the module's {@link IGatewayScaleOut} (null when `redis` is not configured). */
 export const GATEWAY_SCALE_OUT = Symbol('GATEWAY_SCALE_OUT');
@@ -22,6 +23,8 @@ export interface IGatewayScaleOut {
   readonly clusterDefaults: Partial<ClusterOptions>;
   /** Claims events across processes before they are handled (exactly-once mode); null when that mode is off. */
   readonly deduplicator?: IDispatchDeduplicator | null;
+  /** Where dispatches go besides this process's handlers (`delivery: 'redis-streams'`); null for in-process only. */
+  readonly delivery?: IDispatchDelivery | null;
   /** Binds the cluster built with those defaults. */
   attach(cluster: Cluster): void;
   /** Joins the processes and claims this one's share of the shards (after `cluster.up()`). No-op when not distributed. */

@@ -14,6 +14,7 @@ import { RedisDispatchDeduplicator } from './redis-dispatch-deduplicator';
 import { RedisIdentifyQueue } from './redis-identify-queue';
 import { redisKeyPrefix, type RedisClient, type RedisConnectionOptions } from './redis-options.interface';
 import { RedisSessionStore } from './redis-session-store';
+import { RedisStreamPublisher } from './redis-stream-publisher';
 import { defaultMemberId, LeaseFencedSessionStore, ShardOwnership, shardLeaseOwner } from './shard-ownership';
 
 /** Longest wait for one session flush, ms: short, so that a shutdown with Redis unreachable stays bounded. */
@@ -37,6 +38,8 @@ export class RedisGatewayScaleOut implements IGatewayScaleOut {
   readonly distributed: boolean;
   readonly clusterDefaults: Partial<ClusterOptions>;
   readonly deduplicator: IDispatchDeduplicator | null = null;
+  /** The stream publisher of `delivery: 'redis-streams'`; null otherwise. */
+  readonly delivery: RedisStreamPublisher | null = null;
   /** This process's member id. */
   readonly memberId: string;
   private readonly client: RedisClient;
@@ -95,6 +98,9 @@ export class RedisGatewayScaleOut implements IGatewayScaleOut {
     if (options.exactlyOnce) {
       const ttlMs = options.exactlyOnce === true ? undefined : options.exactlyOnce.ttlMs;
       this.deduplicator = new RedisDispatchDeduplicator({ ...this.shared, ttlMs });
+    }
+    if (options.delivery === 'redis-streams') {
+      this.delivery = new RedisStreamPublisher({ ...options.streams, client, keyPrefix: options.keyPrefix, log, warn });
     }
     this.clusterDefaults = defaults;
   }
@@ -173,6 +179,8 @@ export class RedisGatewayScaleOut implements IGatewayScaleOut {
       await this.bus.start();
     }
     this.store?.resumeWriting();
+    // The worker groups' wanted events are known before the first shard is claimed.
+    await this.delivery?.refresh();
     this.current = this.ownershipFor(cluster);
     await this.current.start();
   }

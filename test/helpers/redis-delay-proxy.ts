@@ -31,6 +31,14 @@ export function startRedisDelayProxy(targetPort: number, delays: { toServer?: Ch
       }
       if (queue.length > 0) timer = setTimeout(drain, queue[0].at - Date.now());
     };
+    // Chunks still held when either side closes are dropped with their timer, so that closing the proxy ends its work.
+    const forget = (): void => {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      queue.length = 0;
+    };
+    from.on('close', forget);
+    to.on('close', forget);
     from.on('data', (chunk: Buffer) => {
       const ms = delay?.(chunk) ?? 0;
       if (ms > 0) delayed[direction]++;

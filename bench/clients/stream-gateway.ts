@@ -1,0 +1,39 @@
+import 'reflect-metadata';
+import { Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { GatewayModule } from '../../lib';
+import { LIBRARY_CLIENT_INTENTS } from './harness';
+
+/**
+ * A gateway process for bench/redis-streams.ts: `GatewayModule` owning every shard through Redis, with
+ * `delivery: 'redis-streams'` and no handler of its own. Prints `STREAM_GATEWAY_STARTED` once it has bootstrapped.
+ */
+interface Config {
+  apiUrl: string;
+  token: string;
+  total: number;
+  redisUrl: string;
+  keyPrefix: string;
+}
+
+const config = JSON.parse(process.env.BENCH_STREAM_GATEWAY ?? 'null') as Config;
+
+@Module({
+  imports: [
+    GatewayModule.forRoot({
+      token: config.token,
+      intents: LIBRARY_CLIENT_INTENTS,
+      apiUrl: config.apiUrl,
+      identifyWindowMs: 100,
+      shards: { total: config.total, ownership: 'redis' },
+      redis: { url: config.redisUrl },
+      keyPrefix: config.keyPrefix,
+      delivery: 'redis-streams',
+      streams: { groupRefreshMs: 100 },
+      awaitReady: false,
+    }),
+  ],
+})
+class GatewayAppModule {}
+
+void NestFactory.createApplicationContext(GatewayAppModule, { logger: ['error', 'warn'] }).then(() => process.stdout.write('STREAM_GATEWAY_STARTED\n'));

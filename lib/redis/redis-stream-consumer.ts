@@ -1,0 +1,396 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { closeRedisClient } from './create-redis-client';
+import { decodeDispatch, dispatchStreamKeys, waitForShardCount, type PublishedDispatch } from './dispatch-stream-entry';
+import { RedisEntryDeduplicator } from './redis-entry-deduplicator';
+import { redisKeyPrefix, type RedisClient } from './redis-options.interface';
+import { readStreamGroupStats, type StreamGroupStats } from './stream-group-stats';
+import { WorkerGroupRegistration } from './worker-group-registry';
+
+/** What a worker knows about one delivery besides the dispatch. */
+export interface StreamDelivery {
+  /** The stream entry id (`<ms>-<n>`). */
+  entryId: string;
+  /** `sessionId:sequence`, the same for every publication of one event (the entry id for an event without a session). */
+  idempotencyKey: string;
+}
+
+/** Options of {@link RedisStreamConsumer}. */
+export interface RedisStreamConsumerOptions {
+  /** The Redis client (left open; a second connection for blocking reads is made from it and closed with the consumer). */
+  client: RedisClient;
+  /** The bot's key prefix (the gateway processes' `keyPrefix`). @defaultValue `'ndg'` */
+  keyPrefix?: string;
+  /** The worker group: each group gets every event it wants once; its workers share them. */
+  group: string;
+  /** This worker's name in the group; give a stable one to resume its own pending entries at once after a restart. @defaultValue `<hostname>-<pid>-<random>` */
+  consumer?: string;
+  /** The event names the group's handlers listen to (`'*'`: every event). */
+  events: readonly string[];
+  /** Runs the handlers of one event; the entry is acknowledged once it settles (resolved or rejected). */
+  handle: (event: PublishedDispatch, delivery: StreamDelivery) => Promise<unknown>;
+  /** Entries pending this long with a worker (dead, or slow) are claimed by another worker of the group, ms. @defaultValue `30000` */
+  claimIdleMs?: number;
+  /** Entries read per call. @defaultValue `200` */
+  batchSize?: number;
+  /** Longest wait of one blocking read, ms. @defaultValue `2000` */
+  blockMs?: number;
+  /** Events whose handlers may be running at once; reading pauses at the limit. @defaultValue `1000` */
+  maxInFlight?: number;
+  /** How long the group stays registered (wanted by the gateways) after its last worker stopped renewing, ms. @defaultValue `30000` */
+  groupTtlMs?: number;
+  /** Exactly-once claims per event (see `RedisEntryDeduplicator`); `ttlMs` how long a claim is kept. @defaultValue `false` */
+  exactlyOnce?: boolean | { ttlMs?: number };
+  /** Longest wait for handlers still running at `stop()`, ms. @defaultValue `10000` */
+  stopTimeoutMs?: number;
+  /** Receives debug lines. */
+  log?: (message: string) => void;
+  /** Receives warnings: malformed entries (each once), Redis failures (once until it recovers). */
+  warn?: (message: string) => void;
+}
+
+/** Counters of a {@link RedisStreamConsumer}. */
+export interface StreamConsumerStats {
+  /** Entries whose handlers were run (and settled). */
+  handled: number;
+  /** Entries acknowledged. */
+  acknowledged: number;
+  /** Entries that were not a dispatch (acknowledged and skipped). */
+  malformed: number;
+  /** Entries skipped because the group handled their event already (exactly-once mode). */
+  duplicates: number;
+  /** Entries taken over from idle workers of the group (XAUTOCLAIM). */
+  claimed: number;
+  /** Events whose handlers are running. */
+  inFlight: number;
+}
+
+interface Incoming {
+  key: string;
+  id: string;
+  fields: unknown;
+}
+
+/**
+ * The worker side of `delivery: 'redis-streams'`, without Nest: reads the shard streams as one consumer of a
+ * consumer group (XREADGROUP), runs `handle` per event (started in stream order), acknowledges each entry once its
+ * handling settled (acknowledgements of one event-loop turn in one pipeline), and takes over the entries other
+ * workers of the group left pending for `claimIdleMs` (XAUTOCLAIM). Entries that are not dispatches are logged,
+ * counted, acknowledged and skipped.
+ *
+ * At start it waits for a gateway process to write the shard count, creates the group on every shard stream (at
+ * the stream's end when new, so it resumes where it acknowledged when it exists), then registers the group's event
+ * names; it first handles its own pending entries (a restart with the same `consumer`), then new ones.
+ */
+export class RedisStreamConsumer {
+  /** This worker's name in the group. */
+  readonly consumer: string;
+  readonly group: string;
+  private readonly client: RedisClient;
+  private readonly prefix: string;
+  private readonly wantsAll: boolean;
+  private readonly wanted: Set<string>;
+  private readonly claimIdleMs: number;
+  private readonly batchSize: number;
+  private readonly blockMs: number;
+  private readonly maxInFlight: number;
+  private readonly groupTtlMs: number;
+  private readonly stopTimeoutMs: number;
+  private readonly log: (message: string) => void;
+  private readonly warn: (message: string) => void;
+  private readonly deduplicator: RedisEntryDeduplicator | null;
+  private reader: RedisClient | null = null;
+  private registration: WorkerGroupRegistration | null = null;
+  private keys: string[] = [];
+  private shardCount = 0;
+  private stopped = false;
+  private loop: Promise<void> | null = null;
+  private sweeper: NodeJS.Timeout | null = null;
+  private sweeping = false;
+  private readonly inFlightIds = new Set<string>();
+  private readonly settledWaiters: (() => void)[] = [];
+  private acks: { key: string; id: string; idempotencyKey: string | null }[] = [];
+  private ackArmed = false;
+  private failing = false;
+  private dedupeFailing = false;
+  private readonly counters = { handled: 0, acknowledged: 0, malformed: 0, duplicates: 0, claimed: 0 };
+
+  constructor(private readonly options: RedisStreamConsumerOptions) {
+    this.client = options.client;
+    this.prefix = redisKeyPrefix(options);
+    this.group = options.group;
+    this.consumer = options.consumer ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.wantsAll = options.events.includes('*');
+    this.wanted = new Set(options.events);
+    this.claimIdleMs = options.claimIdleMs ?? 30_000;
+    this.batchSize = options.batchSize ?? 200;
+    this.blockMs = options.blockMs ?? 2_000;
+    this.maxInFlight = options.maxInFlight ?? 1_000;
+    this.groupTtlMs = options.groupTtlMs ?? 30_000;
+    this.stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
+    this.log = options.log ?? (() => undefined);
+    this.warn = options.warn ?? this.log;
+    const exactlyOnce = options.exactlyOnce;
+    this.deduplicator = exactlyOnce
+      ? new RedisEntryDeduplicator(this.client, this.prefix, this.group, (exactlyOnce === true ? undefined : exactlyOnce.ttlMs) ?? 600_000)
+      : null;
+  }
+
+  /** The bot's shard count as the gateway processes wrote it (0 before `start()` has read it). */
+  get shards(): number {
+    return this.shardCount;
+  }
+
+  /** Counters since start. */
+  stats(): StreamConsumerStats {
+    return { ...this.counters, inFlight: this.inFlightIds.size };
+  }
+
+  /** The group's lag, pending entries and cap drops on every shard stream, as Redis reports them now. */
+  groupStats(): Promise<StreamGroupStats[]> {
+    return readStreamGroupStats(this.client, this.prefix, Array.from({ length: this.shardCount }, (_, id) => id), this.group);
+  }
+
+  /**
+   * Joins the group and starts consuming. Resolves once the group exists on every shard stream and is registered
+   * (so every event published from then on reaches it); waits for a gateway process to publish the shard count.
+   */
+  async start(): Promise<void> {
+    this.shardCount = await waitForShardCount(this.client, this.prefix, () => this.stopped, this.log);
+    this.keys = Array.from({ length: this.shardCount }, (_, id) => dispatchStreamKeys.stream(this.prefix, id));
+    for (const key of this.keys) {
+      try {
+        await this.client.xgroup('CREATE', key, this.group, '$', 'MKSTREAM');
+      } catch (error) {
+        if (!String((error as Error).message).startsWith('BUSYGROUP')) throw error;
+      }
+    }
+    if (this.stopped) return;
+    this.registration = new WorkerGroupRegistration(this.client, this.prefix, this.group, [...this.wanted], this.groupTtlMs, this.warn);
+    await this.registration.start();
+    this.reader = this.client.duplicate();
+    this.reader.on('error', (error: Error) => this.log(`stream reader: ${error.message}`));
+    this.loop = this.run();
+    const sweepMs = Math.max(50, Math.min(1_000, Math.floor(this.claimIdleMs / 4)));
+    this.sweeper = setInterval(() => void this.sweep(), sweepMs);
+    this.sweeper.unref();
+    this.log(`worker ${this.consumer} of group ${this.group} consumes ${this.shardCount} shard streams`);
+  }
+
+  /**
+   * Stops reading, waits (at most `stopTimeoutMs`) for the handlers running, acknowledges what settled, and closes
+   * the reading connection. Entries read and not handled stay pending: another worker claims them.
+   */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.registration?.stop();
+    // A blocking read ends with its connection; what it had been given stays pending for the group.
+    this.reader?.disconnect();
+    await this.loop?.catch(() => undefined);
+    if (this.inFlightIds.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((resolve) => this.settledWaiters.push(resolve)),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, this.stopTimeoutMs))),
+      ]);
+      clearTimeout(timer);
+    }
+    await this.flushAcks();
+    if (this.reader) await closeRedisClient(this.reader);
+    this.reader = null;
+  }
+
+  private async run(): Promise<void> {
+    await this.drainOwnPending();
+    let backoff = 0;
+    const ids = this.keys.map(() => '>');
+    while (!this.stopped) {
+      if (this.inFlightIds.size >= this.maxInFlight) {
+        await new Promise<void>((resolve) => this.settledWaiters.push(resolve));
+        continue;
+      }
+      let reply: unknown;
+      try {
+        reply = await (this.reader as RedisClient).call(
+          'XREADGROUP', 'GROUP', this.group, this.consumer, 'COUNT', this.batchSize, 'BLOCK', this.blockMs, 'STREAMS', ...this.keys, ...ids,
+        );
+        backoff = 0;
+        this.failing = false;
+      } catch (error) {
+        if (this.stopped) return;
+        if (!this.failing) this.warn(`group ${this.group}: reading the streams failed (${(error as Error).message}); retrying`);
+        this.failing = true;
+        backoff = Math.min(5_000, Math.max(100, backoff * 2));
+        await delay(backoff);
+        continue;
+      }
+      await this.process(flattenRead(reply));
+    }
+  }
+
+  /** Handles the entries this consumer had read and not acknowledged before a restart (same `consumer` name). */
+  private async drainOwnPending(): Promise<void> {
+    for (const key of this.keys) {
+      let after = '0';
+      for (let page = 0; page < 10_000 && !this.stopped; page++) {
+        let reply: unknown;
+        try {
+          reply = await this.client.call('XREADGROUP', 'GROUP', this.group, this.consumer, 'COUNT', this.batchSize, 'STREAMS', key, after);
+        } catch (error) {
+          // Left to the group: another worker claims them after claimIdleMs.
+          this.warn(`group ${this.group}: reading own pending entries failed (${(error as Error).message})`);
+          return;
+        }
+        const incoming = flattenRead(reply);
+        if (incoming.length === 0) break;
+        after = incoming[incoming.length - 1].id;
+        await this.process(incoming);
+      }
+    }
+  }
+
+  /** Takes over entries other workers left pending for `claimIdleMs`. */
+  private async sweep(): Promise<void> {
+    if (this.sweeping || this.stopped) return;
+    this.sweeping = true;
+    try {
+      for (const key of this.keys) {
+        let cursor = '0-0';
+        for (let page = 0; page < 100 && !this.stopped; page++) {
+          const reply = (await this.client.call('XAUTOCLAIM', key, this.group, this.consumer, this.claimIdleMs, cursor, 'COUNT', this.batchSize)) as unknown[];
+          const entries = Array.isArray(reply?.[1]) ? (reply[1] as unknown[]) : [];
+          const incoming: Incoming[] = [];
+          for (const entry of entries) {
+            if (!Array.isArray(entry)) continue;
+            const id = String(entry[0]);
+            if (this.inFlightIds.has(`${key} ${id}`)) continue;
+            incoming.push({ key, id, fields: entry[1] });
+          }
+          this.counters.claimed += incoming.length;
+          if (incoming.length > 0) this.log(`group ${this.group}: took over ${incoming.length} idle entries of ${key}`);
+          await this.process(incoming);
+          cursor = String(reply?.[0] ?? '0-0');
+          if (cursor === '0-0') break;
+        }
+      }
+    } catch (error) {
+      if (!this.stopped && !this.failing) this.warn(`group ${this.group}: claiming idle entries failed (${(error as Error).message}); retrying`);
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  private async process(incoming: Incoming[]): Promise<void> {
+    const deliveries: { entry: Incoming; event: PublishedDispatch; delivery: StreamDelivery }[] = [];
+    for (const entry of incoming) {
+      if (entry.fields === null || entry.fields === undefined) {
+        // Trimmed or deleted while pending: nothing to handle.
+        this.ack(entry.key, entry.id, null);
+        continue;
+      }
+      const decoded = decodeDispatch(entry.fields);
+      if (!decoded.ok) {
+        this.counters.malformed++;
+        this.warn(`group ${this.group}: entry ${entry.id} of ${entry.key} is not a dispatch (${decoded.problem}); skipped`);
+        this.ack(entry.key, entry.id, null);
+        continue;
+      }
+      const event = decoded.event;
+      if (!this.wantsAll && !this.wanted.has(event.t)) {
+        this.ack(entry.key, entry.id, null);
+        continue;
+      }
+      const idempotencyKey = event.sessionId ? `${event.sessionId}:${event.s}` : entry.id;
+      deliveries.push({ entry, event, delivery: { entryId: entry.id, idempotencyKey } });
+    }
+    let claims: boolean[] | null = null;
+    if (this.deduplicator && deliveries.length > 0) {
+      try {
+        claims = await this.deduplicator.claim(deliveries.map(({ delivery }) => delivery));
+        this.dedupeFailing = false;
+      } catch (error) {
+        if (!this.dedupeFailing) this.warn(`group ${this.group}: exactly-once claims failed (${(error as Error).message}); events are handled without them and may repeat`);
+        this.dedupeFailing = true;
+      }
+    }
+    deliveries.forEach(({ entry, event, delivery }, i) => {
+      if (claims && !claims[i]) {
+        this.counters.duplicates++;
+        this.ack(entry.key, entry.id, null);
+        return;
+      }
+      // Entry ids are unique per stream only.
+      const inFlightId = `${entry.key} ${entry.id}`;
+      if (this.inFlightIds.has(inFlightId)) return;
+      this.inFlightIds.add(inFlightId);
+      const settle = () => {
+        this.inFlightIds.delete(inFlightId);
+        this.counters.handled++;
+        this.ack(entry.key, entry.id, this.deduplicator ? delivery.idempotencyKey : null);
+        if (this.inFlightIds.size < this.maxInFlight) for (const resolve of this.settledWaiters.splice(0)) resolve();
+      };
+      let result: Promise<unknown>;
+      try {
+        result = this.options.handle(event, delivery);
+      } catch (error) {
+        result = Promise.reject(error);
+      }
+      result.then(settle, (error: unknown) => {
+        this.log(`group ${this.group}: handling ${event.t} (entry ${entry.id}) failed: ${(error as Error)?.message ?? String(error)}`);
+        settle();
+      });
+    });
+  }
+
+  private ack(key: string, id: string, idempotencyKey: string | null): void {
+    this.acks.push({ key, id, idempotencyKey });
+    if (this.ackArmed) return;
+    this.ackArmed = true;
+    setImmediate(() => void this.flushAcks());
+  }
+
+  private async flushAcks(): Promise<void> {
+    this.ackArmed = false;
+    if (this.acks.length === 0) return;
+    const acks = this.acks;
+    this.acks = [];
+    const pipeline = this.client.pipeline();
+    const byKey = new Map<string, string[]>();
+    for (const { key, id, idempotencyKey } of acks) {
+      const ids = byKey.get(key);
+      if (ids) ids.push(id);
+      else byKey.set(key, [id]);
+      if (idempotencyKey !== null) this.deduplicator?.markDone(pipeline, idempotencyKey);
+    }
+    for (const [key, ids] of byKey) pipeline.xack(key, this.group, ...ids);
+    try {
+      const results = (await pipeline.exec()) ?? [];
+      const error = results.find(([e]) => e)?.[0];
+      if (error) throw error;
+      this.counters.acknowledged += acks.length;
+    } catch (error) {
+      // Unacknowledged entries stay pending: another worker (or this one's restart) handles them again.
+      if (!this.failing) this.warn(`group ${this.group}: acknowledging ${acks.length} entries failed (${(error as Error).message}); they will be handled again`);
+    }
+  }
+}
+
+/** XREADGROUP's reply as a flat list of entries. */
+function flattenRead(reply: unknown): Incoming[] {
+  const incoming: Incoming[] = [];
+  if (!Array.isArray(reply)) return incoming;
+  for (const stream of reply) {
+    if (!Array.isArray(stream) || !Array.isArray(stream[1])) continue;
+    const key = String(stream[0]);
+    for (const entry of stream[1] as unknown[]) {
+      if (Array.isArray(entry)) incoming.push({ key, id: String(entry[0]), fields: entry[1] });
+    }
+  }
+  return incoming;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

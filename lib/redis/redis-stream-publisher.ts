@@ -1,0 +1,283 @@
+import type { Subscription } from 'rxjs';
+import type { Cluster } from '../cluster/cluster';
+import type { IDispatchDelivery } from '../interfaces/dispatch-delivery.interface';
+import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
+import type { IHandlingTracker } from '../interfaces/handling-tracker.interface';
+import type { IStreamDeliveryStats, StreamDeliveryReport } from '../interfaces/stream-delivery-stats.interface';
+import { dispatchStreamKeys, encodeDispatch, preciseNow, type PublishedDispatch } from './dispatch-stream-entry';
+import { redisKeyPrefix, type RedisClient } from './redis-options.interface';
+import { readStreamGroupStats, type StreamGroupStats } from './stream-group-stats';
+import { readWantedEvents } from './worker-group-registry';
+
+/** Options of {@link RedisStreamPublisher}. */
+export interface RedisStreamPublisherOptions {
+  /** The Redis client (left open by the publisher). */
+  client: RedisClient;
+  /** The bot's key prefix. @defaultValue `'ndg'` */
+  keyPrefix?: string;
+  /** Entries kept per shard stream, roughly (`XADD ... MAXLEN ~`): older ones are trimmed. @defaultValue `100000` */
+  maxLen?: number;
+  /**
+   * Events held in memory while a publish is in flight (Redis slow or unreachable). Beyond it, new events are
+   * dropped, counted in `droppedByBuffer` and reported (WARN) once per episode. @defaultValue `10000`
+   */
+  maxBuffered?: number;
+  /** How often the live worker groups and their event names are read again, ms. @defaultValue `1000` */
+  groupRefreshMs?: number;
+  /** How often the groups' lag and what the cap dropped are read, ms. @defaultValue `5000` */
+  statsIntervalMs?: number;
+  /** Receives debug lines. */
+  log?: (message: string) => void;
+  /** Receives warnings (cap drops, buffer drops, Redis failures). */
+  warn?: (message: string) => void;
+}
+
+/** Counters of a {@link RedisStreamPublisher}. */
+export interface StreamPublisherStats {
+  /** Entries written to the streams. */
+  published: number;
+  /** Events dropped because the in-memory batch was full. */
+  droppedByBuffer: number;
+  /** Events waiting for the next (or the in-flight) publish. */
+  buffered: number;
+  /** Live worker groups, as last read. */
+  groups: string[];
+  /** Per group and owned shard, as last read (every `statsIntervalMs`). */
+  streams: StreamGroupStats[];
+}
+
+/**
+ * The gateway side of `delivery: 'redis-streams'`: publishes the dispatches some live worker group wants to one
+ * stream per shard (`{<keyPrefix>}:dispatch:<shard id>`), after this process's own handlers. The events of one
+ * event-loop turn go in one pipeline of `XADD ... MAXLEN ~ maxLen`, one pipeline in flight at a time; what arrives
+ * meanwhile waits in a batch of at most `maxBuffered` events (beyond it, events are dropped and counted).
+ *
+ * The wanted event names are the union of what the live groups registered (read every `groupRefreshMs`); they are
+ * added to the cluster's dispatch filter, so shards still skip decoding the rest. As the cluster's handling
+ * tracker, it keeps saved sequences below the oldest event not yet published: a process killed before publishing
+ * leaves those events to the shard's next owner, which resumes and publishes them.
+ */
+export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryStats {
+  private readonly client: RedisClient;
+  private readonly prefix: string;
+  private readonly maxLen: number;
+  private readonly maxBuffered: number;
+  private readonly groupRefreshMs: number;
+  private readonly statsIntervalMs: number;
+  private readonly log: (message: string) => void;
+  private readonly warn: (message: string) => void;
+  private cluster: Cluster | null = null;
+  private handling: IHandlingTracker | null = null;
+  private subscription: Subscription | null = null;
+  private wanted = new Set<string>();
+  private wantAll = false;
+  private groups: string[] = [];
+  private batch: PublishedDispatch[] = [];
+  private armed = false;
+  private flushing: Promise<void> | null = null;
+  /** Per shard, the sequences buffered or in flight, in arrival order. */
+  private readonly unpublished = new Map<number, number[]>();
+  private timers: NodeJS.Timeout[] = [];
+  private published = 0;
+  private droppedByBuffer = 0;
+  private dropping = false;
+  private failing = false;
+  private lastStats: StreamGroupStats[] = [];
+  /** Per `group:shard`, what the cap had dropped at the last stats read. */
+  private readonly reportedDrops = new Map<string, number>();
+  private shardCountWritten = 0;
+
+  constructor(options: RedisStreamPublisherOptions) {
+    this.client = options.client;
+    this.prefix = redisKeyPrefix(options);
+    this.maxLen = positiveInteger('streams.maxLen', options.maxLen ?? 100_000);
+    this.maxBuffered = positiveInteger('streams.maxBuffered', options.maxBuffered ?? 10_000);
+    this.groupRefreshMs = positiveInteger('streams.groupRefreshMs', options.groupRefreshMs ?? 1_000);
+    this.statsIntervalMs = positiveInteger('streams.statsIntervalMs', options.statsIntervalMs ?? 5_000);
+    this.log = options.log ?? (() => undefined);
+    this.warn = options.warn ?? this.log;
+  }
+
+  /** The event names published now (`'*'` first when some group wants every event). */
+  get wantedEvents(): string[] {
+    return [...(this.wantAll ? ['*'] : []), ...[...this.wanted].sort()];
+  }
+
+  attach(cluster: Cluster, handling: IHandlingTracker | null): void {
+    this.cluster = cluster;
+    this.handling = handling;
+    cluster.trackHandling(this);
+    this.subscription = cluster.dispatch$.subscribe((event) => this.push(event));
+    const refresh = setInterval(() => void this.refresh().catch((error: Error) => this.reportFailure(error)), this.groupRefreshMs);
+    const stats = setInterval(() => void this.readStats().catch((error: Error) => this.reportFailure(error)), this.statsIntervalMs);
+    refresh.unref();
+    stats.unref();
+    this.timers = [refresh, stats];
+    void this.refresh().catch((error: Error) => this.reportFailure(error));
+  }
+
+  /**
+   * Reads the live worker groups and what they want now (and writes the bot's shard count once the cluster knows
+   * it). Called every `groupRefreshMs`; the module also awaits it before claiming shards.
+   */
+  async refresh(): Promise<void> {
+    const total = this.cluster?.total ?? 0;
+    if (total > 0 && total !== this.shardCountWritten) {
+      await this.client.set(dispatchStreamKeys.shardCount(this.prefix), String(total));
+      this.shardCountWritten = total;
+    }
+    const wanted = await readWantedEvents(this.client, this.prefix);
+    const before = `${this.groups.join(',')} ${this.wantedEvents.join(',')}`;
+    this.wanted = wanted.events;
+    this.wantAll = wanted.all;
+    this.groups = wanted.groups;
+    const filter = this.cluster?.dispatchFilter;
+    if (wanted.all) filter?.allowAll();
+    else if (wanted.events.size > 0) filter?.add(...wanted.events);
+    const events = this.wantedEvents.join(', ');
+    if (`${this.groups.join(',')} ${this.wantedEvents.join(',')}` !== before) {
+      this.log(`worker groups ${wanted.groups.join(', ') || '(none)'} want: ${events || 'nothing'}`);
+    }
+    this.failing = false;
+  }
+
+  async detach(): Promise<void> {
+    this.subscription?.unsubscribe();
+    this.subscription = null;
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+    // What is buffered is published (one more pipeline at most) before the connection closes.
+    await this.flushing;
+    if (this.batch.length > 0) await this.flush();
+    this.cluster = null;
+  }
+
+  oldestUnsettled(shardId: number): number | null {
+    const handled = this.handling?.oldestUnsettled(shardId) ?? null;
+    const mine = this.unpublished.get(shardId)?.[0] ?? null;
+    if (mine === null) return handled;
+    return handled === null ? mine : Math.min(handled, mine);
+  }
+
+  /** Counters and the last read lag per group and shard. */
+  stats(): StreamPublisherStats {
+    return {
+      published: this.published,
+      droppedByBuffer: this.droppedByBuffer,
+      buffered: this.batch.length,
+      groups: [...this.groups],
+      streams: [...this.lastStats],
+    };
+  }
+
+  async deliveryReport(): Promise<StreamDeliveryReport> {
+    const groups = await this.readStats();
+    const { published, droppedByBuffer, buffered } = this.stats();
+    return { role: 'gateway', counters: { published, droppedByBuffer, buffered }, groups };
+  }
+
+  /** Reads the lag and cap drops of every group on the streams of the shards owned here; WARNs about new cap drops. */
+  async readStats(): Promise<StreamGroupStats[]> {
+    const shardIds = this.cluster?.ownedShards ?? [];
+    const stats = await readStreamGroupStats(this.client, this.prefix, shardIds);
+    for (const entry of stats) {
+      const key = `${entry.group}:${entry.shardId}`;
+      const before = this.reportedDrops.get(key) ?? 0;
+      if (entry.droppedByCap > before) {
+        this.warn(
+          `worker group ${entry.group}: ${entry.droppedByCap - before} entries of shard ${entry.shardId} were trimmed by the stream cap (maxLen ${this.maxLen}) before the group read them (${entry.droppedByCap} in all)`,
+        );
+      }
+      this.reportedDrops.set(key, entry.droppedByCap);
+    }
+    this.lastStats = stats;
+    return stats;
+  }
+
+  private push(event: GatewayDispatch): void {
+    if (!this.wantAll && !this.wanted.has(event.t)) return;
+    if (this.batch.length >= this.maxBuffered) {
+      this.droppedByBuffer++;
+      if (!this.dropping) {
+        this.warn(`stream publishing is behind: ${this.maxBuffered} events are waiting for Redis; newer events are dropped (and counted) until it catches up`);
+      }
+      this.dropping = true;
+      return;
+    }
+    this.batch.push({ shardId: event.shardId, t: event.t, s: event.s, sessionId: event.sessionId, d: event.d, receivedAt: preciseNow() });
+    let list = this.unpublished.get(event.shardId);
+    if (!list) this.unpublished.set(event.shardId, (list = []));
+    list.push(event.s);
+    if (!this.armed && !this.flushing) {
+      this.armed = true;
+      setImmediate(() => {
+        this.armed = false;
+        void this.flush();
+      });
+    }
+  }
+
+  private flush(): Promise<void> {
+    if (this.flushing || this.batch.length === 0) return this.flushing ?? Promise.resolve();
+    const batch = this.batch;
+    this.batch = [];
+    const run = async () => {
+      let written = false;
+      try {
+        const pipeline = this.client.pipeline();
+        for (const event of batch) {
+          pipeline.xadd(dispatchStreamKeys.stream(this.prefix, event.shardId), 'MAXLEN', '~', this.maxLen, '*', ...encodeDispatch(event));
+        }
+        const results = (await pipeline.exec()) ?? [];
+        const error = results.find(([e]) => e)?.[0];
+        if (error) throw error;
+        written = true;
+        this.published += batch.length;
+        this.failing = false;
+        if (this.dropping && this.batch.length < this.maxBuffered / 2) {
+          this.log(`stream publishing caught up (${this.droppedByBuffer} events dropped in all)`);
+          this.dropping = false;
+        }
+      } catch (error) {
+        this.reportFailure(error as Error);
+      } finally {
+        if (!written) {
+          // Published again with the next batch, as long as the bound allows; the rest is dropped and counted.
+          const room = Math.max(0, this.maxBuffered - this.batch.length);
+          const kept = batch.slice(0, room);
+          this.droppedByBuffer += batch.length - kept.length;
+          for (const event of batch.slice(room)) this.settle(event.shardId, event.s);
+          this.batch = [...kept, ...this.batch];
+        } else {
+          for (const event of batch) this.settle(event.shardId, event.s);
+        }
+      }
+    };
+    this.flushing = run().finally(() => {
+      this.flushing = null;
+      if (this.batch.length > 0 && !this.failing) void this.flush();
+      else if (this.batch.length > 0) setTimeout(() => void this.flush(), this.groupRefreshMs).unref();
+    });
+    return this.flushing;
+  }
+
+  /** A held sequence of the shard was published (or dropped): the cluster may save past it. */
+  private settle(shardId: number, sequence: number): void {
+    const list = this.unpublished.get(shardId);
+    const at = list?.indexOf(sequence) ?? -1;
+    if (!list || at < 0) return;
+    list.splice(at, 1);
+    if (list.length === 0) this.unpublished.delete(shardId);
+    this.cluster?.sequenceHandled(shardId);
+  }
+
+  private reportFailure(error: Error): void {
+    if (!this.failing) this.warn(`stream publishing: Redis failed (${error.message}); retrying`);
+    this.failing = true;
+  }
+}
+
+function positiveInteger(option: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${option} must be an integer >= 1, got ${String(value)}`);
+  return value;
+}

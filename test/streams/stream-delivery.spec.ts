@@ -1,0 +1,310 @@
+import { describe, it, before, after, afterEach } from 'node:test';
+import { expect } from 'expect';
+import { Injectable, UseGuards, type CanActivate, type ExecutionContext, type INestApplication } from '@nestjs/common';
+import { GatewayOpcodes, PresenceUpdateStatus } from 'discord-api-types/v10';
+import Redis from 'ioredis';
+import { ClusterService, GatewayModule, OnEvent, ShardService, type GatewayEventContext, type GatewayModuleOptions } from '../../lib';
+import { ShardState } from '../../lib/core';
+import { GATEWAY_SCALE_OUT } from '../../lib/interfaces/gateway-scale-out.interface';
+import {
+  dispatchStreamKeys,
+  encodeDispatch,
+  GatewayWorker,
+  GatewayWorkerModule,
+  type GatewayWorkerModuleOptions,
+  type RedisGatewayScaleOut,
+} from '../../lib/redis';
+import { createMessage, type LocalGateway } from '../../lib/testing';
+import { eventually, eventuallyAsync } from '../helpers/gateway-test-kit';
+import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
+import { CapturingLogger, moduleOptions, NestHarness } from '../module/nest-test-kit';
+
+const harness = new NestHarness();
+let server: RunningRedisServer;
+let redis: Redis;
+let prefixCount = 0;
+
+/** One handler run in a worker app. */
+interface Handled {
+  content: string;
+  context: GatewayEventContext;
+}
+
+/** Skips messages whose content starts with "skip": guards run in worker apps as in gateway apps. */
+class NoSkipGuard implements CanActivate {
+  canActivate(context: ExecutionContext): boolean {
+    const message = context.getArgByIndex<{ content?: string }>(0);
+    return !String(message?.content).startsWith('skip');
+  }
+}
+
+/** A handler class recording into `into`; `hold` keeps a handler's promise pending until released. */
+function handlersInto(into: Handled[], hold?: { until: Promise<void>; when: (content: string) => boolean }) {
+  @Injectable()
+  class Handlers {
+    @OnEvent('MESSAGE_CREATE')
+    @UseGuards(NoSkipGuard)
+    async onMessage(message: { content: string }, context: GatewayEventContext): Promise<void> {
+      if (hold?.when(message.content)) await hold.until;
+      into.push({ content: message.content, context });
+    }
+  }
+  return Handlers;
+}
+
+function freshPrefix(): string {
+  return `ndg-test:streams:${process.pid}:${++prefixCount}`;
+}
+
+/** A gateway app owning every shard of `gateway`, publishing to Redis Streams. */
+async function gatewayApp(gateway: LocalGateway, keyPrefix: string, extra: Partial<GatewayModuleOptions> = {}): Promise<INestApplication> {
+  const app = await harness.app(
+    {
+      imports: [
+        GatewayModule.forRoot(
+          moduleOptions(gateway, {
+            redis: { url: server.url },
+            keyPrefix,
+            shards: { total: 2, ownership: 'redis' },
+            delivery: 'redis-streams',
+            leaseTtlMs: 3_000,
+            ...extra,
+          }),
+        ),
+      ],
+    },
+    new CapturingLogger(),
+  );
+  const ready = () => app.get(ClusterService).info().filter((s) => s.state === ShardState.Ready).length;
+  await eventually(() => ready() === 2, 10_000, 'both shards ready');
+  return app;
+}
+
+function publisherOf(app: INestApplication) {
+  const scaleOut = app.get<RedisGatewayScaleOut>(GATEWAY_SCALE_OUT, { strict: false });
+  return scaleOut.delivery!;
+}
+
+async function workerApp(
+  keyPrefix: string,
+  group: string,
+  handlers: ReturnType<typeof handlersInto>,
+  extra: Partial<GatewayWorkerModuleOptions> = {},
+  logger = new CapturingLogger(),
+): Promise<INestApplication> {
+  return harness.app({ imports: [GatewayWorkerModule.forRoot({ redis: { url: server.url }, keyPrefix, group, ...extra })], providers: [handlers] }, logger);
+}
+
+function messages(gateway: LocalGateway, shardId: number, contents: string[]): number[] {
+  return contents.map((content, i) => gateway.dispatch(shardId, 'MESSAGE_CREATE', { ...createMessage(i), content }));
+}
+
+void describe("delivery: 'redis-streams' and GatewayWorkerModule (real redis-server, real Nest apps)", () => {
+  before(async () => {
+    server = await startRedisServer();
+    redis = new Redis(server.url);
+  });
+
+  afterEach(() => harness.cleanup());
+
+  after(async () => {
+    redis.disconnect();
+    await server.stop();
+  });
+
+  void it('each group gets every wanted event once, with the gateway context plus entry id and idempotency key; guards run; unwanted events are not published', async () => {
+    const gateway = await harness.gateway({ shards: 2 });
+    const keyPrefix = freshPrefix();
+    const app = await gatewayApp(gateway, keyPrefix);
+    const a: Handled[] = [];
+    const b: Handled[] = [];
+    await workerApp(keyPrefix, 'a', handlersInto(a));
+    await workerApp(keyPrefix, 'b', handlersInto(b));
+    await publisherOf(app).refresh();
+    expect(publisherOf(app).wantedEvents).toEqual(['MESSAGE_CREATE']);
+
+    const sent0 = messages(gateway, 0, ['one', 'skip me', 'two']);
+    const sent1 = messages(gateway, 1, ['three']);
+    gateway.dispatch(0, 'TYPING_START', { channel_id: '1', user_id: '2', timestamp: 1 });
+    const sent0b = messages(gateway, 0, ['four']);
+    await eventually(() => a.length === 4 && b.length === 4, 10_000, 'four events handled by each group').catch((error: Error) => {
+      throw new Error(`${error.message}: a ${JSON.stringify(a.map((h) => h.content))}, b ${JSON.stringify(b.map((h) => h.content))}`);
+    });
+
+    for (const handled of [a, b]) {
+      expect(handled.map((h) => h.content).sort()).toEqual(['four', 'one', 'three', 'two']);
+      const one = handled.find((h) => h.content === 'one')!.context;
+      expect(one).toMatchObject({ event: 'MESSAGE_CREATE', shardId: 0, sequence: sent0[0], sessionId: gateway.sessionOf(0) });
+      expect(one.idempotencyKey).toBe(`${gateway.sessionOf(0)}:${sent0[0]}`);
+      expect(one.entryId).toMatch(/^\d+-\d+$/);
+      expect(typeof one.receivedAt).toBe('number');
+      expect(handled.find((h) => h.content === 'three')!.context).toMatchObject({ shardId: 1, sequence: sent1[0] });
+      expect(handled.find((h) => h.content === 'four')!.context.sequence).toBe(sent0b[0]);
+    }
+    // Only what a group wants was published: 4 MESSAGE_CREATE on shard 0 (the guard runs in the worker), none of TYPING_START.
+    const entries = await redis.xrange(dispatchStreamKeys.stream(keyPrefix, 0), '-', '+');
+    expect(entries.map(([, fields]) => fields[1])).toEqual(['MESSAGE_CREATE', 'MESSAGE_CREATE', 'MESSAGE_CREATE', 'MESSAGE_CREATE']);
+    // Acknowledged after handling: nothing pending for either group.
+    for (const group of ['a', 'b']) {
+      await eventuallyAsync(async () => Number((await redis.xpending(dispatchStreamKeys.stream(keyPrefix, 0), group))[0]) === 0, 5_000, `group ${group} acknowledged`);
+    }
+  });
+
+  void it('acknowledges an entry only once its handlers settle, and another worker takes over the entries a dead worker left pending', async () => {
+    const gateway = await harness.gateway({ shards: 2 });
+    const keyPrefix = freshPrefix();
+    const app = await gatewayApp(gateway, keyPrefix);
+    const handled: Handled[] = [];
+    let release!: () => void;
+    const until = new Promise<void>((resolve) => (release = resolve));
+    const worker = await workerApp(keyPrefix, 'a', handlersInto(handled, { until, when: (content) => content === 'slow' }), { claimIdleMs: 60_000 });
+    await publisherOf(app).refresh();
+    messages(gateway, 0, ['slow', 'fast']);
+    await eventually(() => handled.some((h) => h.content === 'fast'), 10_000, 'the fast event handled');
+    const key = dispatchStreamKeys.stream(keyPrefix, 0);
+    await eventuallyAsync(async () => Number((await redis.xpending(key, 'a'))[0]) === 1, 5_000, 'only the slow entry pending');
+    release();
+    await eventually(() => handled.length === 2, 5_000, 'the slow event handled');
+    await eventuallyAsync(async () => Number((await redis.xpending(key, 'a'))[0]) === 0, 5_000, 'the slow entry acknowledged');
+    await harness.closeApp(worker);
+
+    // A worker that reads and dies: its entries stay pending until a live worker claims them after claimIdleMs.
+    messages(gateway, 1, ['orphan-1', 'orphan-2']);
+    const key1 = dispatchStreamKeys.stream(keyPrefix, 1);
+    await eventuallyAsync(async () => (await redis.xlen(key1)) === 2, 5_000, 'two entries on shard 1');
+    const read = (await redis.xreadgroup('GROUP', 'a', 'dead-worker', 'COUNT', 10, 'STREAMS', key1, '>')) as [string, [string, string[]][]][];
+    expect(read[0][1]).toHaveLength(2);
+    const rescued: Handled[] = [];
+    const rescuer = await workerApp(keyPrefix, 'a', handlersInto(rescued), { claimIdleMs: 200 });
+    await eventually(() => rescued.length === 2, 10_000, 'the orphaned entries handled by another worker');
+    expect(rescued.map((h) => h.content)).toEqual(['orphan-1', 'orphan-2']);
+    expect(rescuer.get(GatewayWorker).stats().claimed).toBe(2);
+    await eventuallyAsync(async () => Number((await redis.xpending(key1, 'a'))[0]) === 0, 5_000, 'the claimed entries acknowledged');
+  });
+
+  void it('a restarted group resumes where it acknowledged: no replay, no loss', async () => {
+    const gateway = await harness.gateway({ shards: 2 });
+    const keyPrefix = freshPrefix();
+    const app = await gatewayApp(gateway, keyPrefix);
+    const first: Handled[] = [];
+    const worker = await workerApp(keyPrefix, 'a', handlersInto(first), { consumer: 'w1' });
+    await publisherOf(app).refresh();
+    messages(gateway, 0, ['m1', 'm2', 'm3']);
+    await eventually(() => first.length === 3, 10_000, 'three events handled');
+    const key = dispatchStreamKeys.stream(keyPrefix, 0);
+    await eventuallyAsync(async () => Number((await redis.xpending(key, 'a'))[0]) === 0, 5_000, 'acknowledged');
+    await harness.closeApp(worker);
+    // The group stays wanted (groupTtlMs) while no worker runs: events keep being published for it.
+    messages(gateway, 0, ['m4', 'm5']);
+    await eventuallyAsync(async () => (await redis.xlen(key)) === 5, 5_000, 'five entries');
+    const second: Handled[] = [];
+    await workerApp(keyPrefix, 'a', handlersInto(second), { consumer: 'w1' });
+    await eventually(() => second.length === 2, 10_000, 'the two new events handled');
+    messages(gateway, 0, ['m6']);
+    await eventually(() => second.length === 3, 10_000, 'the next event handled');
+    expect(second.map((h) => h.content)).toEqual(['m4', 'm5', 'm6']);
+  });
+
+  void it('a malformed entry is logged once, counted, acknowledged and skipped; the worker goes on', async () => {
+    const gateway = await harness.gateway({ shards: 2 });
+    const keyPrefix = freshPrefix();
+    const app = await gatewayApp(gateway, keyPrefix);
+    const handled: Handled[] = [];
+    const logger = new CapturingLogger();
+    const worker = await workerApp(keyPrefix, 'a', handlersInto(handled), {}, logger);
+    await publisherOf(app).refresh();
+    const key = dispatchStreamKeys.stream(keyPrefix, 1);
+    const bad = [
+      await redis.xadd(key, '*', 'garbage', 'yes'),
+      await redis.xadd(key, '*', 't', 'MESSAGE_CREATE', 's', '5', 'sh', '1', 'sid', 'x', 'at', '0', 'd', '{not json'),
+      await redis.xadd(key, '*', 't', 'MESSAGE_CREATE', 's', '-1', 'sh', '1', 'sid', 'x', 'at', '0', 'd', '{}'),
+    ].map((id) => id!);
+    messages(gateway, 1, ['after']);
+    await eventually(() => handled.length === 1, 10_000, 'the valid event handled');
+    expect(handled[0].content).toBe('after');
+    expect(worker.get(GatewayWorker).stats().malformed).toBe(3);
+    const warnings = logger.of('warn').filter((line) => /is not a dispatch/.test(line.message));
+    expect(warnings.map((line) => bad.find((id) => line.message.includes(id)))).toEqual(bad);
+    await eventuallyAsync(async () => Number((await redis.xpending(key, 'a'))[0]) === 0, 5_000, 'everything acknowledged');
+  });
+
+  void it('exactlyOnce: an event published twice (a gateway process that resumed the shard) is handled once per group', async () => {
+    const gateway = await harness.gateway({ shards: 2 });
+    const keyPrefix = freshPrefix();
+    const app = await gatewayApp(gateway, keyPrefix);
+    const once: Handled[] = [];
+    const plain: Handled[] = [];
+    const dedupe = await workerApp(keyPrefix, 'once', handlersInto(once), { exactlyOnce: true });
+    await workerApp(keyPrefix, 'plain', handlersInto(plain));
+    await publisherOf(app).refresh();
+    const key = dispatchStreamKeys.stream(keyPrefix, 0);
+    const event = { shardId: 0, t: 'MESSAGE_CREATE', s: 41, sessionId: 'session-x', d: { content: 'twice' }, receivedAt: Date.now() };
+    await redis.xadd(key, '*', ...encodeDispatch(event));
+    await redis.xadd(key, '*', ...encodeDispatch(event));
+    messages(gateway, 0, ['marker']);
+    await eventually(() => once.some((h) => h.content === 'marker') && plain.length === 3, 10_000, 'the marker handled by both groups');
+    expect(plain.map((h) => h.content)).toEqual(['twice', 'twice', 'marker']);
+    expect(once.map((h) => h.content)).toEqual(['twice', 'marker']);
+    expect(dedupe.get(GatewayWorker).stats().duplicates).toBe(1);
+  });
+
+  void it('ShardService in a worker app sends commands through the gateway process that owns the shard', async () => {
+    const gateway = await harness.gateway({ shards: 2 });
+    const keyPrefix = freshPrefix();
+    await gatewayApp(gateway, keyPrefix);
+    const worker = await workerApp(keyPrefix, 'a', handlersInto([]));
+    const from = gateway.frames.length;
+    await worker.get(ShardService).setPresence({ status: PresenceUpdateStatus.DoNotDisturb, activities: [], since: null, afk: false }, 1);
+    const frame = await gateway.waitForFrame((f) => f.op === GatewayOpcodes.PresenceUpdate, 5_000, from);
+    expect(frame.shardId).toBe(1);
+    expect((frame.d as { status: string }).status).toBe('dnd');
+  });
+
+  void it('counts and reports what the stream cap trims before a group read it, and the group lag', async () => {
+    const gateway = await harness.gateway({ shards: 2 });
+    const keyPrefix = freshPrefix();
+    const logger = new CapturingLogger();
+    const app = await harness.app(
+      {
+        imports: [
+          GatewayModule.forRoot(
+            moduleOptions(gateway, {
+              redis: { url: server.url },
+              keyPrefix,
+              shards: { total: 2, ownership: 'redis' },
+              delivery: 'redis-streams',
+              streams: { maxLen: 10 },
+            }),
+          ),
+        ],
+      },
+      logger,
+    );
+    await eventually(() => app.get(ClusterService).info().filter((s) => s.state === ShardState.Ready).length === 2, 10_000, 'ready');
+    // A group that registered and never reads (its app logs where the gateway app does: Nest's logger is global).
+    const worker = await workerApp(keyPrefix, 'idle', handlersInto([]), {}, logger);
+    await harness.closeApp(worker);
+    const publisher = publisherOf(app);
+    await publisher.refresh();
+    expect(publisher.wantedEvents).toEqual(['MESSAGE_CREATE']);
+    const sent = messages(gateway, 0, Array.from({ length: 400 }, (_, i) => `m${i}`));
+    await eventually(() => publisher.stats().published === sent.length, 10_000, 'every event published');
+    const stats = await publisher.readStats();
+    const idle = stats.find((s) => s.group === 'idle' && s.shardId === 0)!;
+    const length = await redis.xlen(dispatchStreamKeys.stream(keyPrefix, 0));
+    expect(length).toBeLessThan(400);
+    expect(idle.droppedByCap).toBe(400 - length);
+    expect(idle.lag).toBe(length);
+    expect(logger.of('warn').some((line) => /entries of shard 0 were trimmed by the stream cap/.test(line.message) && line.message.includes(`(${400 - length} in all)`))).toBe(true);
+  });
+
+  void it('rejects invalid options at startup, naming the option', () => {
+    expect(() => GatewayModule.forRoot({ token: 't', intents: 0, delivery: 'redis-streams' })).toThrow(/"delivery"/);
+    expect(() => GatewayModule.forRoot({ token: 't', intents: 0, redis: { url: 'redis://127.0.0.1:1' }, delivery: 'redis-streams' })).toThrow(/"delivery".*ownership/);
+    expect(() =>
+      GatewayModule.forRoot({ token: 't', intents: 0, redis: { url: 'redis://127.0.0.1:1' }, shards: { total: 1, ownership: 'redis' }, streams: { maxLen: 0 } }),
+    ).toThrow(/"streams.maxLen"/);
+    expect(() => GatewayWorkerModule.forRoot({ redis: { url: 'redis://127.0.0.1:1' }, group: '' })).toThrow(/"group"/);
+    expect(() => GatewayWorkerModule.forRoot({ redis: { url: 'redis://127.0.0.1:1' }, group: 'a', claimIdleMs: -1 })).toThrow(/"claimIdleMs"/);
+  });
+});

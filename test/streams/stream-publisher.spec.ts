@@ -1,0 +1,61 @@
+import { describe, it, before, after, afterEach } from 'node:test';
+import { expect } from 'expect';
+import Redis from 'ioredis';
+import { RedisStreamPublisher, WorkerGroupRegistration } from '../../lib/redis';
+import { createMessage } from '../../lib/testing';
+import { ClusterHarness } from '../helpers/cluster-test-kit';
+import { eventually } from '../helpers/gateway-test-kit';
+import { startRedisDelayProxy, type RedisDelayProxy } from '../helpers/redis-delay-proxy';
+import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
+
+const harness = new ClusterHarness({ shards: 1 });
+let server: RunningRedisServer;
+let redis: Redis;
+const closers: (() => Promise<void> | void)[] = [];
+
+void describe('RedisStreamPublisher (real redis-server, a real cluster on the local gateway)', () => {
+  before(async () => {
+    server = await startRedisServer();
+    redis = new Redis(server.url);
+  });
+
+  afterEach(async () => {
+    for (const close of closers.splice(0).reverse()) await close();
+    await harness.closeAll();
+  });
+
+  after(async () => {
+    redis.disconnect();
+    await server.stop();
+  });
+
+  void it('a Redis that does not answer never makes it buffer more than maxBuffered: the rest is dropped, counted and reported once; held events keep the saved sequence below them', async () => {
+    const keyPrefix = `ndg-test:publisher:${process.pid}`;
+    // XADDs are held back by the proxy for a minute: the first publish stays in flight for the whole test.
+    const proxy: RedisDelayProxy = await startRedisDelayProxy(server.port, { toServer: (chunk) => (/xadd/i.test(chunk.toString('latin1')) ? 60_000 : 0) });
+    const client = new Redis(proxy.url);
+    closers.push(() => proxy.close(), () => client.disconnect());
+    const registration = new WorkerGroupRegistration(redis, keyPrefix, 'a', ['MESSAGE_CREATE'], 30_000, () => undefined);
+    await registration.start();
+    closers.push(() => registration.stop());
+
+    const warnings: string[] = [];
+    const publisher = new RedisStreamPublisher({ client, keyPrefix, maxBuffered: 5, warn: (message) => warnings.push(message) });
+    const gateway = await harness.gatewayWith();
+    const cluster = harness.clusterOn(gateway);
+    publisher.attach(cluster, null);
+    closers.push(() => void publisher.detach().catch(() => undefined));
+    await cluster.up();
+    await publisher.refresh();
+    expect(await redis.get(`{${keyPrefix}}:dispatch:shards`)).toBe('1');
+
+    const first = gateway.dispatch(0, 'MESSAGE_CREATE', createMessage(1));
+    await eventually(() => proxy.delayed.toServer >= 1, 5_000, 'the first publish in flight');
+    for (let i = 2; i <= 20; i++) gateway.dispatch(0, 'MESSAGE_CREATE', createMessage(i));
+    await eventually(() => publisher.stats().droppedByBuffer === 14, 5_000, '14 events dropped');
+    expect(publisher.stats()).toMatchObject({ published: 0, buffered: 5, droppedByBuffer: 14 });
+    expect(warnings.filter((line) => line.includes('newer events are dropped'))).toHaveLength(1);
+    // Unpublished events are unsettled for the cluster: a sequence saved now stays below the first of them.
+    expect(publisher.oldestUnsettled(0)).toBe(first);
+  });
+});

@@ -1,5 +1,5 @@
 import { ConfigurableModuleBuilder, Logger, Module, type ConfigurableModuleAsyncOptions, type DynamicModule } from '@nestjs/common';
-import { DiscoveryModule, DiscoveryService, ExternalContextCreator, MetadataScanner, ModuleRef } from '@nestjs/core';
+import { ApplicationConfig, DiscoveryModule, DiscoveryService, ExternalContextCreator, MetadataScanner, ModuleRef } from '@nestjs/core';
 import { Cluster } from '../cluster/cluster';
 import { resolveGatewayName } from '../constants/gateway-tokens';
 import { GatewayEventRouter } from '../gateway-event-router';
@@ -96,10 +96,11 @@ const WORKER_CLUSTER = Symbol('GATEWAY_WORKER_CLUSTER');
         scanner: MetadataScanner,
         contextCreator: ExternalContextCreator,
         moduleRef: ModuleRef,
+        config: ApplicationConfig,
         router: GatewayEventRouter,
         options: GatewayWorkerModuleOptions,
-      ) => new GatewayHandlerExplorer(discovery, scanner, contextCreator, moduleRef, router, resolveGatewayName(options.gateway, 'gateway')),
-      inject: [DiscoveryService, MetadataScanner, ExternalContextCreator, ModuleRef, GatewayEventRouter, MODULE_OPTIONS_TOKEN],
+      ) => new GatewayHandlerExplorer(discovery, scanner, contextCreator, moduleRef, config, router, resolveGatewayName(options.gateway, 'gateway')),
+      inject: [DiscoveryService, MetadataScanner, ExternalContextCreator, ModuleRef, ApplicationConfig, GatewayEventRouter, MODULE_OPTIONS_TOKEN],
     },
     {
       provide: GatewayWorker,

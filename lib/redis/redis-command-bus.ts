@@ -1,3 +1,4 @@
+import { duplicateRedisClient } from './duplicate-redis-client';
 import { randomBytes } from 'node:crypto';
 import { GatewayOptionsError } from '../errors/gateway-options.error';
 import { ShardCommandError } from '../errors/shard-command.error';
@@ -100,9 +101,7 @@ export class RedisCommandBus {
   /** Starts listening on this member's channel (on a second connection, as pub/sub needs one of its own). */
   async start(): Promise<void> {
     if (this.subscriber || this.closed) return;
-    // ioredis 6 types the two clients' duplicate() so that their union is not callable; each is one of these.
-    const duplicate: (this: RedisClient) => RedisClient = this.publisher.duplicate;
-    const subscriber = duplicate.call(this.publisher);
+    const subscriber = duplicateRedisClient(this.publisher);
     this.subscriber = subscriber;
     subscriber.on('message', (_channel: string, message: string) => this.onMessage(message));
     subscriber.on('error', (error: Error) => this.log(`command bus: ${error.message}`));

@@ -1,3 +1,4 @@
+import { duplicateRedisClient } from './duplicate-redis-client';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { closeRedisClient } from './create-redis-client';
@@ -168,7 +169,7 @@ export class RedisStreamConsumer {
     if (this.stopped) return;
     this.registration = new WorkerGroupRegistration(this.client, this.prefix, this.group, [...this.wanted], this.groupTtlMs, this.warn);
     await this.registration.start();
-    this.reader = this.client.duplicate();
+    this.reader = duplicateRedisClient(this.client);
     this.reader.on('error', (error: Error) => this.log(`stream reader: ${error.message}`));
     this.loop = this.run();
     const sweepMs = Math.max(50, Math.min(1_000, Math.floor(this.claimIdleMs / 4)));

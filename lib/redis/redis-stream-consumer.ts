@@ -378,15 +378,20 @@ export class RedisStreamConsumer {
   }
 }
 
-/** XREADGROUP's reply as a flat list of entries. */
+/**
+ * XREADGROUP's reply as a flat list of entries. ioredis 5 returns `[[key, entries], ...]`; ioredis 6 returns the
+ * server's map flattened, `[key, entries, key, entries, ...]`.
+ */
 function flattenRead(reply: unknown): Incoming[] {
   const incoming: Incoming[] = [];
   if (!Array.isArray(reply)) return incoming;
-  for (const stream of reply) {
-    if (!Array.isArray(stream) || !Array.isArray(stream[1])) continue;
-    const key = String(stream[0]);
-    for (const entry of stream[1] as unknown[]) {
-      if (Array.isArray(entry)) incoming.push({ key, id: String(entry[0]), fields: entry[1] });
+  const pairs = typeof reply[0] === 'string';
+  for (let i = 0; i < reply.length; i += pairs ? 2 : 1) {
+    const key: unknown = pairs ? reply[i] : Array.isArray(reply[i]) ? reply[i][0] : undefined;
+    const entries: unknown = pairs ? reply[i + 1] : Array.isArray(reply[i]) ? reply[i][1] : undefined;
+    if (key === undefined || !Array.isArray(entries)) continue;
+    for (const entry of entries as unknown[]) {
+      if (Array.isArray(entry)) incoming.push({ key: String(key), id: String(entry[0]), fields: entry[1] });
     }
   }
   return incoming;

@@ -1,4 +1,19 @@
-import type { StreamGroupStats } from '../redis/stream-group-stats';
+/** How far one worker group is behind on one shard's stream, as Redis reports it. */
+export interface StreamGroupStats {
+  group: string;
+  shardId: number;
+  /** Workers (consumers) the group has on this stream. */
+  consumers: number;
+  /** Entries delivered to a worker and not yet acknowledged. */
+  pending: number;
+  /** Entries in the stream the group has not read yet (null when Redis cannot tell, e.g. after an XDEL). */
+  lag: number | null;
+  /**
+   * Entries the stream's cap (`MAXLEN ~`) trimmed before the group read them, since the stream was created: entries
+   * added, minus those still in the stream, minus those the group read; never negative (0 when Redis cannot tell).
+   */
+  droppedByCap: number;
+}
 
 /**
  * Injection token of the {@link IStreamDeliveryStats} of a `GatewayWorkerModule` app (a gateway process's is its

@@ -1,22 +1,8 @@
 import { dispatchStreamKeys } from './dispatch-stream-entry';
+import type { StreamGroupStats } from '../interfaces/stream-delivery-stats.interface';
 import type { RedisClient } from './redis-options.interface';
 
-/** How far one worker group is behind on one shard's stream, as Redis reports it. */
-export interface StreamGroupStats {
-  group: string;
-  shardId: number;
-  /** Workers (consumers) the group has on this stream. */
-  consumers: number;
-  /** Entries delivered to a worker and not yet acknowledged. */
-  pending: number;
-  /** Entries in the stream the group has not read yet (null when Redis cannot tell, e.g. after an XDEL). */
-  lag: number | null;
-  /**
-   * Entries the stream's cap (`MAXLEN ~`) trimmed before the group read them, since the stream was created: entries
-   * added, minus those still in the stream, minus those the group read; never negative (0 when Redis cannot tell).
-   */
-  droppedByCap: number;
-}
+export type { StreamGroupStats };
 
 /** Field/value array (as XINFO answers) to a map. */
 function pairs(reply: unknown): Map<string, unknown> {

@@ -4,8 +4,8 @@ import {
   createPresenceUpdate,
   createReactionAdd,
   createTypingStart,
-} from '../lib/testing/payload-factories';
-import { mixSeed, mulberry32 } from '../lib/testing/seeded-random';
+} from '../lib/core/testing/payload-factories';
+import { mixSeed, mulberry32 } from '../lib/core/testing/seeded-random';
 
 /**
  * The seeded event streams of the benchmark. The same scenario, event count and shard count always give the

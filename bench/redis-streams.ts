@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import Redis from 'ioredis';
 import { dispatchStreamKeys } from '../lib/redis';
-import { createMessage, LocalGateway } from '../lib/testing';
+import { createMessage, LocalGateway } from '../lib/nest/testing';
 import { startRedisServer } from '../test/helpers/redis-server';
 import { transpileForBench } from './build';
 import { killChild, nodeScript, runBenchMain, waitForExit, waitForLine } from './child-processes';

@@ -1,5 +1,5 @@
 import { Module, type DynamicModule } from '@nestjs/common';
-import { GatewayModule, type GatewayModuleOptions } from '../lib';
+import { GatewayModule, type GatewayModuleOptions } from '../lib/nest';
 import { BotEventsHandler } from './bot-events.handler';
 import { MessageStatsService } from './message-stats.service';
 import { ObservabilityModule, type ObservabilityOptions } from './observability.module';

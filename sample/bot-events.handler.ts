@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { ActivityType, PresenceUpdateStatus } from 'discord-api-types/v10';
-import { OnEvent, ShardService, type GatewayEventContext, type GatewayEventData } from '../lib';
+import { OnEvent, ShardService, type GatewayEventContext, type GatewayEventData } from '../lib/nest';
 import { MessageStatsService } from './message-stats.service';
 
 /** The sample bot's event handlers. */

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { createMessage, createReactionAdd, createTypingStart, type LocalGateway } from '../lib/testing';
+import { createMessage, createReactionAdd, createTypingStart, type LocalGateway } from '../lib/nest/testing';
 
 /** The guilds of the demo bot. */
 export const DEMO_GUILDS = ['81384788765712384', '1023234123812343808', '175928847299117063'];

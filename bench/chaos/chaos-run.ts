@@ -12,15 +12,15 @@ import {
   ShardState,
   type GatewayEventContext,
   type GatewayModuleOptions,
-} from '../../lib';
+} from '../../lib/nest';
 import {
   LocalGateway,
   createMessage,
   type LocalDuplicateDispatch,
   type LocalGatewayConnection,
   type RecordedFrame,
-} from '../../lib/testing';
-import { SeededRandom, mixSeed, mulberry32 } from '../../lib/testing/seeded-random';
+} from '../../lib/nest/testing';
+import { SeededRandom, mixSeed, mulberry32 } from '../../lib/core/testing/seeded-random';
 import { MALFORMED_READY_GUILDS, createMalformedDispatch } from './malformed-payloads';
 
 /**

@@ -1,5 +1,5 @@
 import { GatewayDispatchEvents } from 'discord-api-types/v10';
-import type { SeededRandom } from '../../lib/testing/seeded-random';
+import type { SeededRandom } from '../../lib/core/testing/seeded-random';
 
 /** One malformed dispatch: an event name discord-api-types defines and a `d` that does not have its shape. */
 export interface MalformedDispatch {

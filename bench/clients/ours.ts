@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { Cluster, ClusterService, GatewayModule, OnEvent, type GatewayEventContext } from '../../lib';
+import { Cluster, ClusterService, GatewayModule, OnEvent, type GatewayEventContext } from '../../lib/nest';
 import { LIBRARY_CLIENT_INTENTS, loadConfig, Meter } from './harness';
 
 /**

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { GatewayModule } from '../../lib';
+import { GatewayModule } from '../../lib/nest';
 import { LIBRARY_CLIENT_INTENTS } from './harness';
 
 /**

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { OnEvent, type GatewayEventContext } from '../../lib';
+import { OnEvent, type GatewayEventContext } from '../../lib/nest';
 import { GatewayWorkerModule } from '../../lib/redis';
 
 /**

@@ -2,10 +2,10 @@ import { Inject, Injectable, Optional, type OnModuleDestroy, type OnModuleInit }
 import { ModuleRef } from '@nestjs/core';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
 import type { Subscription } from 'rxjs';
-import type { Cluster, ClusterShardInfo } from '../cluster/cluster';
-import { DEFAULT_GATEWAY_NAME, resolveGatewayName } from '../constants/gateway-tokens';
-import { findGateway } from '../gateway-lookup';
-import { ShardState } from '../shard/shard-state';
+import type { Cluster, ClusterShardInfo } from '../core/cluster/cluster';
+import { DEFAULT_GATEWAY_NAME, resolveGatewayName } from '../nest/constants/gateway-tokens';
+import { findGateway } from '../nest/gateway-lookup';
+import { ShardState } from '../core/shard/shard-state';
 
 /** Options of {@link GatewayHealthIndicator}. */
 export interface GatewayHealthOptions {

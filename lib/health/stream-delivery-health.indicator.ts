@@ -1,8 +1,8 @@
 import { Inject, Injectable, Optional, type OnModuleInit } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
-import type { IStreamDeliveryStats } from '../interfaces/stream-delivery-stats.interface';
-import { findStreamDelivery } from '../stream-delivery-lookup';
+import type { IStreamDeliveryStats } from '../core/interfaces/stream-delivery-stats.interface';
+import { findStreamDelivery } from '../nest/stream-delivery-lookup';
 
 /** Options of {@link StreamDeliveryHealthIndicator}. */
 export interface StreamDeliveryHealthOptions {

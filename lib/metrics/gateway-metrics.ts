@@ -1,12 +1,12 @@
 import { Inject, Injectable, Optional, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { Counter, Gauge, Histogram, register as defaultRegistry, type Metric, type Registry } from 'prom-client';
-import { Cluster } from '../cluster/cluster';
-import { DEFAULT_GATEWAY_NAME, resolveGatewayName } from '../constants/gateway-tokens';
-import { findGateway } from '../gateway-lookup';
-import { GatewayEventRouter, type GatewayHandlerOutcome } from '../gateway-event-router';
-import type { IGatewayShard } from '../interfaces/gateway-shard.interface';
-import { ShardState } from '../shard/shard-state';
+import { Cluster } from '../core/cluster/cluster';
+import { DEFAULT_GATEWAY_NAME, resolveGatewayName } from '../nest/constants/gateway-tokens';
+import { findGateway } from '../nest/gateway-lookup';
+import { GatewayEventRouter, type GatewayHandlerOutcome } from '../nest/gateway-event-router';
+import type { IGatewayShard } from '../core/interfaces/gateway-shard.interface';
+import { ShardState } from '../core/shard/shard-state';
 
 /** Options of {@link GatewayMetrics}. */
 export interface GatewayMetricsOptions {

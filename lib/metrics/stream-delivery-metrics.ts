@@ -1,8 +1,8 @@
 import { Inject, Injectable, Optional, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { Counter, Gauge, register as defaultRegistry, type Metric, type Registry } from 'prom-client';
-import type { IStreamDeliveryStats, StreamDeliveryReport } from '../interfaces/stream-delivery-stats.interface';
-import { findStreamDelivery } from '../stream-delivery-lookup';
+import type { IStreamDeliveryStats, StreamDeliveryReport } from '../core/interfaces/stream-delivery-stats.interface';
+import { findStreamDelivery } from '../nest/stream-delivery-lookup';
 import { GATEWAY_METRICS_OPTIONS, type GatewayMetricsOptions } from './gateway-metrics';
 
 /**

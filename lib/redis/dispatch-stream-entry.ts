@@ -1,4 +1,4 @@
-import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
+import type { GatewayDispatch } from '../core/interfaces/gateway-dispatch.interface';
 import { redisKey, type RedisClient } from './redis-options.interface';
 
 /**

@@ -1,5 +1,5 @@
-import { GatewayOptionsError } from '../errors/gateway-options.error';
-import type { GatewayRedisConnection } from '../interfaces/gateway-module-options.interface';
+import { GatewayOptionsError } from '../core/errors/gateway-options.error';
+import type { GatewayRedisConnection } from '../nest/interfaces/gateway-module-options.interface';
 import { keyPrefixProblem } from './redis-options.interface';
 
 /**

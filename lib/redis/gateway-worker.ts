@@ -1,7 +1,7 @@
 import { Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
-import type { Cluster } from '../cluster/cluster';
-import { GatewayEventRouter } from '../gateway-event-router';
-import type { IStreamDeliveryStats, StreamDeliveryReport } from '../interfaces/stream-delivery-stats.interface';
+import type { Cluster } from '../core/cluster/cluster';
+import { GatewayEventRouter } from '../nest/gateway-event-router';
+import type { IStreamDeliveryStats, StreamDeliveryReport } from '../core/interfaces/stream-delivery-stats.interface';
 import { closeRedisClient, type RedisClientHandle } from './create-redis-client';
 import type { GatewayWorkerModuleOptions } from './gateway-worker-options.interface';
 import { RedisStreamConsumer, type StreamConsumerStats } from './redis-stream-consumer';

@@ -1,7 +1,7 @@
 import { duplicateRedisClient } from './duplicate-redis-client';
 import { randomBytes } from 'node:crypto';
-import { GatewayOptionsError } from '../errors/gateway-options.error';
-import { ShardCommandError } from '../errors/shard-command.error';
+import { GatewayOptionsError } from '../core/errors/gateway-options.error';
+import { ShardCommandError } from '../core/errors/shard-command.error';
 import { closeRedisClient, createRedisClient } from './create-redis-client';
 import { redisKey, redisKeyPrefix, type RedisClient, type RedisConnectionOptions } from './redis-options.interface';
 

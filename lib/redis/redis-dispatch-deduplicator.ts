@@ -1,5 +1,5 @@
-import type { IDispatchDeduplicator } from '../interfaces/dispatch-deduplicator.interface';
-import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
+import type { IDispatchDeduplicator } from '../core/interfaces/dispatch-deduplicator.interface';
+import type { GatewayDispatch } from '../core/interfaces/gateway-dispatch.interface';
 import { closeRedisClient, createRedisClient, withDeadline } from './create-redis-client';
 import { RedisScript } from './redis-script';
 import { redisKey, redisKeyPrefix, type RedisClient, type RedisConnectionOptions } from './redis-options.interface';

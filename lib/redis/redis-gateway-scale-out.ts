@@ -1,13 +1,13 @@
-import type { Cluster } from '../cluster/cluster';
-import type { ClusterOptions, IdentifyQueueFactoryOptions } from '../interfaces/cluster-options.interface';
-import type { GatewayModuleOptions } from '../interfaces/gateway-module-options.interface';
+import type { Cluster } from '../core/cluster/cluster';
+import type { ClusterOptions, IdentifyQueueFactoryOptions } from '../core/interfaces/cluster-options.interface';
+import type { GatewayModuleOptions } from '../nest/interfaces/gateway-module-options.interface';
 import type {
   IGatewayScaleOut,
   RemoteShardHandler,
   RemoteShardMethod,
-} from '../interfaces/gateway-scale-out.interface';
-import type { ISessionStore } from '../interfaces/session-store.interface';
-import type { IDispatchDeduplicator } from '../interfaces/dispatch-deduplicator.interface';
+} from '../nest/interfaces/gateway-scale-out.interface';
+import type { ISessionStore } from '../core/interfaces/session-store.interface';
+import type { IDispatchDeduplicator } from '../core/interfaces/dispatch-deduplicator.interface';
 import { closeRedisClient, createRedisClient } from './create-redis-client';
 import { RedisCommandBus } from './redis-command-bus';
 import { RedisDispatchDeduplicator } from './redis-dispatch-deduplicator';

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { RESTGetAPIGatewayBotResult } from 'discord-api-types/v10';
-import type { Clock, ClockTimer } from '../interfaces/clock.interface';
-import type { IIdentifyQueue } from '../interfaces/identify-queue.interface';
-import { abortError } from '../queue/abort-error';
-import type { SessionStartBudget } from '../queue/in-memory-identify-queue';
-import { realClock } from '../shard/real-clock';
+import type { Clock, ClockTimer } from '../core/interfaces/clock.interface';
+import type { IIdentifyQueue } from '../core/interfaces/identify-queue.interface';
+import { abortError } from '../core/queue/abort-error';
+import type { SessionStartBudget } from '../core/queue/in-memory-identify-queue';
+import { realClock } from '../core/shard/real-clock';
 import { closeRedisClient, createRedisClient } from './create-redis-client';
 import { redisKey, redisKeyPrefix, type RedisClient, type RedisConnectionOptions } from './redis-options.interface';
 import { RedisScript } from './redis-script';

@@ -1,5 +1,5 @@
-import type { ISessionStore } from '../interfaces/session-store.interface';
-import type { ShardSession } from '../interfaces/shard-session.interface';
+import type { ISessionStore } from '../core/interfaces/session-store.interface';
+import type { ShardSession } from '../core/interfaces/shard-session.interface';
 import { closeRedisClient, createRedisClient, withDeadline } from './create-redis-client';
 import { redisKey, redisKeyPrefix, type RedisClient, type RedisConnectionOptions } from './redis-options.interface';
 

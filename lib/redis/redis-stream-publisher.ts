@@ -1,9 +1,9 @@
 import type { Subscription } from 'rxjs';
-import type { Cluster } from '../cluster/cluster';
-import type { IDispatchDelivery } from '../interfaces/dispatch-delivery.interface';
-import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
-import type { IHandlingTracker } from '../interfaces/handling-tracker.interface';
-import type { IStreamDeliveryStats, StreamDeliveryReport } from '../interfaces/stream-delivery-stats.interface';
+import type { Cluster } from '../core/cluster/cluster';
+import type { IDispatchDelivery } from '../core/interfaces/dispatch-delivery.interface';
+import type { GatewayDispatch } from '../core/interfaces/gateway-dispatch.interface';
+import type { IHandlingTracker } from '../core/interfaces/handling-tracker.interface';
+import type { IStreamDeliveryStats, StreamDeliveryReport } from '../core/interfaces/stream-delivery-stats.interface';
 import { dispatchStreamKeys, encodeDispatch, preciseNow, type PublishedDispatch } from './dispatch-stream-entry';
 import { redisKeyPrefix, type RedisClient } from './redis-options.interface';
 import { readStreamGroupStats, type StreamGroupStats } from './stream-group-stats';

@@ -1,5 +1,5 @@
 import { dispatchStreamKeys } from './dispatch-stream-entry';
-import type { StreamGroupStats } from '../interfaces/stream-delivery-stats.interface';
+import type { StreamGroupStats } from '../core/interfaces/stream-delivery-stats.interface';
 import type { RedisClient } from './redis-options.interface';
 
 export type { StreamGroupStats };

@@ -1,6 +1,6 @@
-import type { Cluster } from '../cluster/cluster';
-import type { ClusterOptions } from '../interfaces/cluster-options.interface';
-import type { IGatewayScaleOut, RemoteShardHandler, RemoteShardMethod } from '../interfaces/gateway-scale-out.interface';
+import type { Cluster } from '../core/cluster/cluster';
+import type { ClusterOptions } from '../core/interfaces/cluster-options.interface';
+import type { IGatewayScaleOut, RemoteShardHandler, RemoteShardMethod } from '../nest/interfaces/gateway-scale-out.interface';
 import { RedisCommandBus } from './redis-command-bus';
 import { redisKeyPrefix, type RedisClient } from './redis-options.interface';
 import { defaultMemberId, shardLeaseOwner } from './shard-ownership';

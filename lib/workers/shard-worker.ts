@@ -6,11 +6,11 @@
  * (counters, info) cross with every batch that follows a change.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import type { IIdentifyQueue } from '../interfaces/identify-queue.interface';
-import type { HandshakeKind, ShardOptions } from '../interfaces/shard-options.interface';
-import { abortError } from '../queue/abort-error';
-import { DispatchFilter } from '../shard/dispatch-filter';
-import { Shard, type ShardInfo } from '../shard/shard';
+import type { IIdentifyQueue } from '../core/interfaces/identify-queue.interface';
+import type { HandshakeKind, ShardOptions } from '../core/interfaces/shard-options.interface';
+import { abortError } from '../core/queue/abort-error';
+import { DispatchFilter } from '../core/shard/dispatch-filter';
+import { Shard, type ShardInfo } from '../core/shard/shard';
 import { redactToken, type FromWorker, type ShardWorkerData, type ToWorker } from './worker-messages';
 
 if (!parentPort) throw new Error('shard-worker must run in a worker thread');

@@ -1,9 +1,9 @@
 import type { GatewaySendPayload } from 'discord-api-types/v10';
-import type { HandshakeKind } from '../interfaces/shard-options.interface';
-import type { ShardSession } from '../interfaces/shard-session.interface';
-import type { ShardInfo } from '../shard/shard';
-import type { ShardCounters } from '../shard/shard-counters';
-import type { ShardState } from '../shard/shard-state';
+import type { HandshakeKind } from '../core/interfaces/shard-options.interface';
+import type { ShardSession } from '../core/interfaces/shard-session.interface';
+import type { ShardInfo } from '../core/shard/shard';
+import type { ShardCounters } from '../core/shard/shard-counters';
+import type { ShardState } from '../core/shard/shard-state';
 
 /** What the main thread gives a shard worker at start (`workerData`). */
 export interface ShardWorkerData {

@@ -1,14 +1,14 @@
 import { describe, it, afterEach } from 'node:test';
 import { expect } from 'expect';
 import { GatewayOpcodes, PresenceUpdateStatus } from 'discord-api-types/v10';
-import { Cluster, type ShardStateChange } from '../../lib/cluster/cluster';
-import { GatewayOptionsError } from '../../lib/errors/gateway-options.error';
-import type { ClusterOptions } from '../../lib/interfaces/cluster-options.interface';
-import type { GatewayDispatch } from '../../lib/interfaces/gateway-dispatch.interface';
-import type { ShardSession } from '../../lib/interfaces/shard-session.interface';
-import { InMemorySessionStore } from '../../lib/session/in-memory-session-store';
-import { ShardState } from '../../lib/shard/shard-state';
-import type { LocalGateway, LocalGatewayOptions } from '../../lib/testing';
+import { Cluster, type ShardStateChange } from '../../lib/core/cluster/cluster';
+import { GatewayOptionsError } from '../../lib/core/errors/gateway-options.error';
+import type { ClusterOptions } from '../../lib/core/interfaces/cluster-options.interface';
+import type { GatewayDispatch } from '../../lib/core/interfaces/gateway-dispatch.interface';
+import type { ShardSession } from '../../lib/core/interfaces/shard-session.interface';
+import { InMemorySessionStore } from '../../lib/core/session/in-memory-session-store';
+import { ShardState } from '../../lib/core/shard/shard-state';
+import type { LocalGateway, LocalGatewayOptions } from '../../lib/nest/testing';
 import { eventually } from '../helpers/gateway-test-kit';
 import { ClusterHarness } from '../helpers/cluster-test-kit';
 

@@ -9,7 +9,7 @@ import {
   runForwardedShardCall,
   type GatewayDispatch,
 } from '../../lib/core';
-import type { LocalGateway, RecordedFrame } from '../../lib/testing';
+import type { LocalGateway, RecordedFrame } from '../../lib/nest/testing';
 import { ClusterHarness, rejectionOf } from '../helpers/cluster-test-kit';
 import { eventually } from '../helpers/gateway-test-kit';
 

@@ -1,13 +1,13 @@
 import { describe, it, afterEach } from 'node:test';
 import { expect } from 'expect';
 import { GatewayOpcodes } from 'discord-api-types/v10';
-import { Cluster } from '../../lib/cluster/cluster';
-import type { ClusterOptions } from '../../lib/interfaces/cluster-options.interface';
-import type { GatewayDispatch } from '../../lib/interfaces/gateway-dispatch.interface';
-import type { ShardSession } from '../../lib/interfaces/shard-session.interface';
-import { InMemorySessionStore } from '../../lib/session/in-memory-session-store';
-import { ShardState } from '../../lib/shard/shard-state';
-import type { LocalGateway, LocalGatewayOptions, RecordedFrame } from '../../lib/testing';
+import { Cluster } from '../../lib/core/cluster/cluster';
+import type { ClusterOptions } from '../../lib/core/interfaces/cluster-options.interface';
+import type { GatewayDispatch } from '../../lib/core/interfaces/gateway-dispatch.interface';
+import type { ShardSession } from '../../lib/core/interfaces/shard-session.interface';
+import { InMemorySessionStore } from '../../lib/core/session/in-memory-session-store';
+import { ShardState } from '../../lib/core/shard/shard-state';
+import type { LocalGateway, LocalGatewayOptions, RecordedFrame } from '../../lib/nest/testing';
 import { eventually, heartbeatRoundTrip } from '../helpers/gateway-test-kit';
 import { ClusterHarness } from '../helpers/cluster-test-kit';
 

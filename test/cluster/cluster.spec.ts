@@ -1,14 +1,14 @@
 import { describe, it, beforeEach, afterEach } from 'node:test';
 import { expect } from 'expect';
 import { GatewayIntentBits, GatewayOpcodes, PresenceUpdateStatus, type GatewaySendPayload } from 'discord-api-types/v10';
-import { Cluster, type ClusterShardInfo, type ShardStateChange } from '../../lib/cluster/cluster';
-import type { GuildsReadyEvent } from '../../lib/cluster/guild-availability';
-import { GatewayFatalError } from '../../lib/errors/gateway-fatal.error';
-import { SessionStartLimitError } from '../../lib/errors/session-start-limit.error';
-import type { ClusterOptions } from '../../lib/interfaces/cluster-options.interface';
-import { InMemoryIdentifyQueue } from '../../lib/queue/in-memory-identify-queue';
-import { ShardState } from '../../lib/shard/shard-state';
-import type { LocalGateway, LocalGatewayOptions } from '../../lib/testing';
+import { Cluster, type ClusterShardInfo, type ShardStateChange } from '../../lib/core/cluster/cluster';
+import type { GuildsReadyEvent } from '../../lib/core/cluster/guild-availability';
+import { GatewayFatalError } from '../../lib/core/errors/gateway-fatal.error';
+import { SessionStartLimitError } from '../../lib/core/errors/session-start-limit.error';
+import type { ClusterOptions } from '../../lib/core/interfaces/cluster-options.interface';
+import { InMemoryIdentifyQueue } from '../../lib/core/queue/in-memory-identify-queue';
+import { ShardState } from '../../lib/core/shard/shard-state';
+import type { LocalGateway, LocalGatewayOptions } from '../../lib/nest/testing';
 import { TEST_HEARTBEAT_MS, eventually, heartbeatRoundTrip, waitFor } from '../helpers/gateway-test-kit';
 import { CLUSTER_TEST_INTENTS, ClusterHarness, SHORT_CLUSTER_OPTIONS, rejectionOf } from '../helpers/cluster-test-kit';
 

@@ -1,7 +1,7 @@
 import { describe, it, afterEach } from 'node:test';
 import { expect } from 'expect';
 import { GatewayOpcodes } from 'discord-api-types/v10';
-import { InMemoryIdentifyQueue } from '../../lib/queue/in-memory-identify-queue';
+import { InMemoryIdentifyQueue } from '../../lib/core/queue/in-memory-identify-queue';
 import { ClusterHarness } from '../helpers/cluster-test-kit';
 
 const harness = new ClusterHarness();

@@ -4,10 +4,10 @@ import { expect } from 'expect';
 import { get } from 'node:http';
 import { Injectable, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { ClusterService } from '../../lib';
+import { ClusterService } from '../../lib/nest';
 import { ShardState } from '../../lib/core';
 import { GatewayHealthIndicator, GatewayHealthModule, type GatewayHealthOptions, type GatewayHealthOptionsFactory } from '../../lib/health';
-import { createTestingGateway, type TestingGateway } from '../../lib/testing';
+import { createTestingGateway, type TestingGateway } from '../../lib/nest/testing';
 import { ObservabilityModule, type ObservabilityOptions } from '../../sample/observability.module';
 import { TEST_HEARTBEAT_MS, eventuallyAsync } from '../helpers/gateway-test-kit';
 

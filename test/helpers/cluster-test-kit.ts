@@ -1,6 +1,6 @@
 import { GatewayIntentBits } from 'discord-api-types/v10';
-import { Cluster, type ClusterOptions } from '../../lib';
-import type { LocalGateway, LocalGatewayOptions } from '../../lib/testing';
+import { Cluster, type ClusterOptions } from '../../lib/nest';
+import type { LocalGateway, LocalGatewayOptions } from '../../lib/nest/testing';
 import { SHORT_SHARD_TIMINGS, startGateway } from './gateway-test-kit';
 
 /** Intents the cluster tests identify with. */

@@ -1,6 +1,6 @@
 import { GatewayDispatchEvents, GatewayOpcodes } from 'discord-api-types/v10';
-import { createGuild, createMember, createMessage, createPresenceUpdate, createReactionAdd, createTypingStart, createUser } from '../../lib/testing';
-import type { SeededRandom } from '../../lib/testing/seeded-random';
+import { createGuild, createMember, createMessage, createPresenceUpdate, createReactionAdd, createTypingStart, createUser } from '../../lib/nest/testing';
+import type { SeededRandom } from '../../lib/core/testing/seeded-random';
 
 /** Every dispatch event name discord-api-types defines, read from its enum at run time. */
 export function dispatchEventNames(): string[] {

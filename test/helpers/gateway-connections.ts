@@ -1,5 +1,5 @@
 import { GatewayOpcodes } from 'discord-api-types/v10';
-import type { LocalGateway } from '../../lib/testing';
+import type { LocalGateway } from '../../lib/nest/testing';
 
 /**
  * Per the gateway's connection log: every time a shard had two connections at once whose IDENTIFY or RESUME was

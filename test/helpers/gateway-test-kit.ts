@@ -1,14 +1,14 @@
 import { afterEach } from 'node:test';
 import { GatewayOpcodes } from 'discord-api-types/v10';
 import { filter, firstValueFrom, timeout, type Observable } from 'rxjs';
-import { Shard, ShardState, type GatewayDispatch, type ShardOptions } from '../../lib';
+import { Shard, ShardState, type GatewayDispatch, type ShardOptions } from '../../lib/nest';
 import {
   LocalGateway,
   SHORT_SHARD_TIMINGS,
   type LocalGatewayConnection,
   type LocalGatewayOptions,
   type RecordedFrame,
-} from '../../lib/testing';
+} from '../../lib/nest/testing';
 
 /**
  * Heartbeat interval of the local gateways of tests that are not about heartbeats, ms: long enough that a machine

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { OnEvent, type GatewayEventContext } from '../../lib';
+import { OnEvent, type GatewayEventContext } from '../../lib/nest';
 
 /** A provider that records every MESSAGE_CREATE its app handles, as `<shard id>#<sequence>`. */
 @Injectable()

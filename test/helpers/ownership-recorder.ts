@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { ClusterService } from '../../lib';
+import { ClusterService } from '../../lib/nest';
 import type { OwnershipEvent } from '../../lib/core';
 
 /** A provider that records the ownership events of its app from the start. */

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Injectable } from '@nestjs/common';
-import { Cluster, GatewayModule, OnEvent, type GatewayEventContext, type WorkerStrategy } from '../../lib';
-import { createMessage, type LocalGateway } from '../../lib/testing';
+import { Cluster, GatewayModule, OnEvent, type GatewayEventContext, type WorkerStrategy } from '../../lib/nest';
+import { createMessage, type LocalGateway } from '../../lib/nest/testing';
 import type { WorkerPool } from '../../lib/workers/worker-pool';
 import { CapturingLogger, moduleOptions, type NestHarness } from '../module/nest-test-kit';
 

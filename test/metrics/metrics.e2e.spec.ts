@@ -6,9 +6,9 @@ import { Injectable, Module, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ActivityType, PresenceUpdateStatus } from 'discord-api-types/v10';
 import { register as defaultRegistry, Registry } from 'prom-client';
-import { OnEvent, ShardService, type GatewayEventContext, type GatewayEventData, type ShardingStrategy } from '../../lib';
+import { OnEvent, ShardService, type GatewayEventContext, type GatewayEventData, type ShardingStrategy } from '../../lib/nest';
 import { GatewayMetrics, GatewayMetricsModule } from '../../lib/metrics';
-import { createTestingGateway, createTypingStart, type TestingGateway } from '../../lib/testing';
+import { createTestingGateway, createTypingStart, type TestingGateway } from '../../lib/nest/testing';
 import { ObservabilityModule } from '../../sample/observability.module';
 
 /** Guilds on shard 0 and shard 1 of a two-shard bot: `(id >> 22) % 2`. */

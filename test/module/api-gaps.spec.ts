@@ -3,9 +3,9 @@ import { expect } from 'expect';
 import { Injectable } from '@nestjs/common';
 import { GatewayOpcodes, PresenceUpdateStatus } from 'discord-api-types/v10';
 import { Subject } from 'rxjs';
-import { Cluster, ClusterService, GatewayModule, OnEvent, type GatewayEventContext, type ShardRequestChannelInfoOptions, type GatewayModuleOptions } from '../../lib';
+import { Cluster, ClusterService, GatewayModule, OnEvent, type GatewayEventContext, type ShardRequestChannelInfoOptions, type GatewayModuleOptions } from '../../lib/nest';
 import { GatewayFatalError, GatewayOptionsError, ShardState, type ClusterDebugEntry, type ResumableSessions } from '../../lib/core';
-import type { LocalGateway, LocalGatewayOptions } from '../../lib/testing';
+import type { LocalGateway, LocalGatewayOptions } from '../../lib/nest/testing';
 import { waitFor } from '../helpers/gateway-test-kit';
 import {
   GUILD_ON_SHARD_0,

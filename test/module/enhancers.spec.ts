@@ -26,8 +26,8 @@ import {
   OnEvent,
   type GatewayEventContext,
   type GatewayEventData,
-} from '../../lib';
-import { createMessage } from '../../lib/testing';
+} from '../../lib/nest';
+import { createMessage } from '../../lib/nest/testing';
 import { eventually } from '../helpers/gateway-test-kit';
 import { CapturingLogger, NestHarness, handlersSettled, moduleOptions } from './nest-test-kit';
 

@@ -2,8 +2,8 @@ import { describe, it, afterEach } from 'node:test';
 import { expect } from 'expect';
 import { Injectable } from '@nestjs/common';
 import { InMemorySessionStore } from '../../lib/core';
-import { OnEvent, type GatewayEventContext } from '../../lib';
-import { createMessage } from '../../lib/testing';
+import { OnEvent, type GatewayEventContext } from '../../lib/nest';
+import { createMessage } from '../../lib/nest/testing';
 import { eventually } from '../helpers/gateway-test-kit';
 import { NestHarness, startTwoShardApp } from './nest-test-kit';
 

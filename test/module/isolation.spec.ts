@@ -3,9 +3,9 @@ import { expect } from 'expect';
 import { Inject, Injectable, Scope, UseInterceptors, type CallHandler, type NestInterceptor } from '@nestjs/common';
 import { REQUEST } from '@nestjs/core';
 import type { Observable } from 'rxjs';
-import { ClusterService, GatewayModule, OnEvent, type GatewayEventContext, type GatewayEventData } from '../../lib';
+import { ClusterService, GatewayModule, OnEvent, type GatewayEventContext, type GatewayEventData } from '../../lib/nest';
 import { ShardState } from '../../lib/core';
-import { createMessage, type LocalGateway } from '../../lib/testing';
+import { createMessage, type LocalGateway } from '../../lib/nest/testing';
 import { eventually, heartbeatRoundTrip } from '../helpers/gateway-test-kit';
 import { CapturingLogger, NestHarness, handlersSettled, moduleOptions } from './nest-test-kit';
 

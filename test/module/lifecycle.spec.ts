@@ -2,9 +2,9 @@ import { afterEach, describe, it } from 'node:test';
 import { expect } from 'expect';
 import { Injectable } from '@nestjs/common';
 import { GatewayOpcodes } from 'discord-api-types/v10';
-import { ClusterService, GatewayModule, OnEvent, type GatewayEventContext, type GatewayModuleOptions } from '../../lib';
+import { ClusterService, GatewayModule, OnEvent, type GatewayEventContext, type GatewayModuleOptions } from '../../lib/nest';
 import { InMemorySessionStore, ShardState, type ShardSession } from '../../lib/core';
-import { createMessage, type LocalGateway } from '../../lib/testing';
+import { createMessage, type LocalGateway } from '../../lib/nest/testing';
 import { eventually, eventuallyAsync } from '../helpers/gateway-test-kit';
 import { NestHarness, moduleOptions } from './nest-test-kit';
 

@@ -11,9 +11,9 @@ import {
   type GatewayEventData,
   type GatewayModuleOptions,
   type GatewayOptionsFactory,
-} from '../../lib';
+} from '../../lib/nest';
 import { GatewayOptionsError, ShardState } from '../../lib/core';
-import { createMessage, createTypingStart, type LocalGateway } from '../../lib/testing';
+import { createMessage, createTypingStart, type LocalGateway } from '../../lib/nest/testing';
 import { eventually } from '../helpers/gateway-test-kit';
 import { CapturingLogger, NestHarness, SHORT_TIMINGS, handlersSettled, moduleOptions, rejectionOf, thrownBy } from './nest-test-kit';
 

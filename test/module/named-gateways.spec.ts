@@ -14,11 +14,11 @@ import {
   ShardService,
   getGatewayToken,
   type GatewayEventContext,
-} from '../../lib';
+} from '../../lib/nest';
 import { GatewayOptionsError, ShardState } from '../../lib/core';
 import { GatewayHealthIndicator, GatewayHealthModule } from '../../lib/health';
 import { GatewayMetrics, GatewayMetricsModule } from '../../lib/metrics';
-import { GatewayTestingModule, TestingGateway, createMessage, type LocalGateway } from '../../lib/testing';
+import { GatewayTestingModule, TestingGateway, createMessage, type LocalGateway } from '../../lib/nest/testing';
 import { waitFor } from '../helpers/gateway-test-kit';
 import { CapturingLogger, NestHarness, moduleOptions, rejectionOf } from './nest-test-kit';
 

@@ -2,9 +2,9 @@ import 'reflect-metadata';
 import type { INestApplication, LoggerService, ModuleMetadata } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { GatewayIntentBits } from 'discord-api-types/v10';
-import { ClusterService, GatewayModule, ShardService, type GatewayModuleOptions } from '../../lib';
-import { findGateway, type GatewayPartsResolver } from '../../lib/gateway-lookup';
-import type { LocalGateway, LocalGatewayOptions } from '../../lib/testing';
+import { ClusterService, GatewayModule, ShardService, type GatewayModuleOptions } from '../../lib/nest';
+import { findGateway, type GatewayPartsResolver } from '../../lib/nest/gateway-lookup';
+import type { LocalGateway, LocalGatewayOptions } from '../../lib/nest/testing';
 import { SHORT_SHARD_TIMINGS, startGateway } from '../helpers/gateway-test-kit';
 
 /** Intents the Nest-layer tests identify with. */

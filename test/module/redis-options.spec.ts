@@ -1,8 +1,8 @@
 import { describe, it, afterEach } from 'node:test';
 import { expect } from 'expect';
-import { GatewayModule, type GatewayModuleOptions } from '../../lib';
+import { GatewayModule, type GatewayModuleOptions } from '../../lib/nest';
 import { GatewayOptionsError } from '../../lib/core';
-import type { LocalGateway } from '../../lib/testing';
+import type { LocalGateway } from '../../lib/nest/testing';
 import { moduleOptions, NestHarness, thrownBy } from './nest-test-kit';
 
 const harness = new NestHarness();

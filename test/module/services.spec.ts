@@ -1,9 +1,9 @@
 import { afterEach, describe, it } from 'node:test';
 import { expect } from 'expect';
 import { ActivityType, GatewayOpcodes, PresenceUpdateStatus, type GatewayPresenceUpdateData } from 'discord-api-types/v10';
-import { ClusterService, type GatewayModuleOptions } from '../../lib';
+import { ClusterService, type GatewayModuleOptions } from '../../lib/nest';
 import { GatewayOptionsError, ShardState, type GatewayDispatch } from '../../lib/core';
-import { createMessage, type LocalGateway, type LocalGatewayOptions, type RecordedFrame } from '../../lib/testing';
+import { createMessage, type LocalGateway, type LocalGatewayOptions, type RecordedFrame } from '../../lib/nest/testing';
 import { eventually, heartbeatRoundTrip } from '../helpers/gateway-test-kit';
 import {
   GUILD_ON_SHARD_0,

@@ -2,7 +2,7 @@ import { describe, it, afterEach } from 'node:test';
 import { expect } from 'expect';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer } from 'node:net';
-import { Cluster, GatewayModule, GatewayStartTimeoutError } from '../../lib';
+import { Cluster, GatewayModule, GatewayStartTimeoutError } from '../../lib/nest';
 import { GatewayFatalError } from '../../lib/core';
 import { CapturingLogger, NestHarness, moduleOptions, rejectionOf } from './nest-test-kit';
 

@@ -1,11 +1,11 @@
 import { describe, it, before, after, afterEach } from 'node:test';
 import { expect } from 'expect';
 import Redis from 'ioredis';
-import { GatewayModule } from '../../lib';
+import { GatewayModule } from '../../lib/nest';
 import { InMemoryIdentifyQueue, InMemorySessionStore } from '../../lib/core';
-import type { GatewayDispatch } from '../../lib/interfaces/gateway-dispatch.interface';
+import type { GatewayDispatch } from '../../lib/core/interfaces/gateway-dispatch.interface';
 import { RedisDispatchDeduplicator } from '../../lib/redis';
-import { createMessage } from '../../lib/testing';
+import { createMessage } from '../../lib/nest/testing';
 import { eventually } from '../helpers/gateway-test-kit';
 import { HandledEvents } from '../helpers/handled-events';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';

@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { GatewayOpcodes } from 'discord-api-types/v10';
-import type { LocalGateway } from '../../lib/testing';
+import type { LocalGateway } from '../../lib/nest/testing';
 import { eventually, startGateway } from '../helpers/gateway-test-kit';
 import { startRedisDelayProxy, type RedisDelayProxy } from '../helpers/redis-delay-proxy';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';

@@ -1,9 +1,9 @@
 import { describe, it, before, after, afterEach } from 'node:test';
 import { expect } from 'expect';
 import { GatewayOpcodes } from 'discord-api-types/v10';
-import { Cluster, ClusterService, GatewayModule, type GatewayModuleOptions } from '../../lib';
+import { Cluster, ClusterService, GatewayModule, type GatewayModuleOptions } from '../../lib/nest';
 import { ShardState } from '../../lib/core';
-import type { LocalGateway } from '../../lib/testing';
+import type { LocalGateway } from '../../lib/nest/testing';
 import { eventually } from '../helpers/gateway-test-kit';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 import { CapturingLogger, moduleOptions, NestHarness } from '../module/nest-test-kit';

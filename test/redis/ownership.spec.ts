@@ -3,7 +3,7 @@ import { expect } from 'expect';
 import { GatewayOpcodes } from 'discord-api-types/v10';
 import Redis from 'ioredis';
 import { redisKey, shardLeaseKey } from '../../lib/redis';
-import { createMessage, type LocalGateway, type LocalGatewayConnection } from '../../lib/testing';
+import { createMessage, type LocalGateway, type LocalGatewayConnection } from '../../lib/nest/testing';
 import { eventually, eventuallyAsync, startGateway } from '../helpers/gateway-test-kit';
 import { overlappingConnections } from '../helpers/gateway-connections';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';

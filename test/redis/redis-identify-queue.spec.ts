@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import Redis from 'ioredis';
 import type { Clock } from '../../lib/core';
 import { identifySpacingMs, RedisIdentifyQueue, type RedisIdentifyQueueOptions } from '../../lib/redis';
-import { VirtualClock } from '../../lib/testing';
+import { VirtualClock } from '../../lib/nest/testing';
 import { eventually, eventuallyAsync } from '../helpers/gateway-test-kit';
 import { startRedisDelayProxy } from '../helpers/redis-delay-proxy';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';

@@ -34,7 +34,7 @@ void describe('ioredis as an optional peer dependency', () => {
   void it('lets the main entry and the redis entry load without ioredis, and names the package when a Redis part is built', () => {
     const result = runWithoutIoredis(`
       require('reflect-metadata');
-      const main = require('./lib/index.ts');
+      const main = require('./lib/nest/index.ts');
       const redis = require('./lib/redis/index.ts');
       const loaded = Object.keys(require.cache).filter((path) => path.includes('/node_modules/ioredis/'));
       let message = 'no error';

@@ -2,12 +2,12 @@ import { describe, it, before, after, afterEach } from 'node:test';
 import { expect } from 'expect';
 import { GatewayIntentBits, GatewayOpcodes } from 'discord-api-types/v10';
 import Redis from 'ioredis';
-import { Cluster } from '../../lib/cluster/cluster';
-import type { ClusterOptions } from '../../lib/interfaces/cluster-options.interface';
-import type { ShardSession } from '../../lib/interfaces/shard-session.interface';
+import { Cluster } from '../../lib/core/cluster/cluster';
+import type { ClusterOptions } from '../../lib/core/interfaces/cluster-options.interface';
+import type { ShardSession } from '../../lib/core/interfaces/shard-session.interface';
 import { RedisSessionStore, redisKey, shardLeaseKey, type RedisSessionStoreOptions } from '../../lib/redis';
-import { ShardState } from '../../lib/shard/shard-state';
-import type { LocalGateway, RecordedFrame } from '../../lib/testing';
+import { ShardState } from '../../lib/core/shard/shard-state';
+import type { LocalGateway, RecordedFrame } from '../../lib/nest/testing';
 import { SHORT_SHARD_TIMINGS, eventually, eventuallyAsync, startGateway } from '../helpers/gateway-test-kit';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 

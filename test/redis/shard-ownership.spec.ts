@@ -4,7 +4,7 @@ import { GatewayIntentBits, GatewayOpcodes } from 'discord-api-types/v10';
 import Redis from 'ioredis';
 import { Cluster, ShardState } from '../../lib/core';
 import { LeaseFencedSessionStore, RedisSessionStore, redisKey, ShardOwnership, shardLeaseKey, type OwnershipEvent } from '../../lib/redis';
-import { VirtualClock, type LocalGateway } from '../../lib/testing';
+import { VirtualClock, type LocalGateway } from '../../lib/nest/testing';
 import { SHORT_SHARD_TIMINGS, eventually, eventuallyAsync, startGateway } from '../helpers/gateway-test-kit';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 

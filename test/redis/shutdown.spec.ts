@@ -1,6 +1,6 @@
 import { describe, it, afterEach } from 'node:test';
 import { expect } from 'expect';
-import { ClusterService, GatewayModule } from '../../lib';
+import { ClusterService, GatewayModule } from '../../lib/nest';
 import { ShardState } from '../../lib/core';
 import { eventually } from '../helpers/gateway-test-kit';
 import { startRedisServer } from '../helpers/redis-server';

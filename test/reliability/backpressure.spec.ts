@@ -4,9 +4,9 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Inject, Injectable } from '@nestjs/common';
 import { GatewayOpcodes } from 'discord-api-types/v10';
-import { GatewayEventRouter, GatewayModule, OnEvent, ShardService, type GatewayEventContext } from '../../lib';
+import { GatewayEventRouter, GatewayModule, OnEvent, ShardService, type GatewayEventContext } from '../../lib/nest';
 import { Cluster } from '../../lib/core';
-import { createMessage, type LocalGateway } from '../../lib/testing';
+import { createMessage, type LocalGateway } from '../../lib/nest/testing';
 import { TEST_HEARTBEAT_MS, eventually } from '../helpers/gateway-test-kit';
 import { NestHarness, moduleOptions } from '../module/nest-test-kit';
 

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import { expect } from 'expect';
-import { inflateSyncCompression, nodeZlibCompression, payloadCompression, zlibStreamCompression, type IDecompressorFactory } from '../../lib';
+import { inflateSyncCompression, nodeZlibCompression, payloadCompression, zlibStreamCompression, type IDecompressorFactory } from '../../lib/nest';
 import { createShard, eventually, startGateway, useGatewayAndShard } from '../helpers/gateway-test-kit';
 
 /**

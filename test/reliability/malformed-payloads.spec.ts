@@ -11,9 +11,9 @@ import {
   ShardService,
   type GatewayDispatch,
   type GuildsReadyEvent,
-} from '../../lib';
+} from '../../lib/nest';
 import { GatewayMetrics } from '../../lib/metrics';
-import type { LocalGateway } from '../../lib/testing';
+import type { LocalGateway } from '../../lib/nest/testing';
 import { SHORT_SHARD_TIMINGS, eventually, startGateway } from '../helpers/gateway-test-kit';
 import { CapturingLogger, NestHarness, moduleOptions, rejectionOf } from '../module/nest-test-kit';
 import { recordProcessCrashes } from '../helpers/process-crashes';

@@ -21,9 +21,9 @@ import {
   type ClusterOptions,
   type GatewayModuleOptions,
   type ShardOptions,
-} from '../../lib';
-import { GatewayLifecycle } from '../../lib/gateway.lifecycle';
-import type { LocalGateway } from '../../lib/testing';
+} from '../../lib/nest';
+import { GatewayLifecycle } from '../../lib/nest/gateway.lifecycle';
+import type { LocalGateway } from '../../lib/nest/testing';
 import { SHORT_SHARD_TIMINGS, createShard, eventually, startGateway, waitForState } from '../helpers/gateway-test-kit';
 import { MODULE_TEST_INTENTS, NestHarness, moduleOptions, rejectionOf, thrownBy } from '../module/nest-test-kit';
 

@@ -1,8 +1,8 @@
 import { describe, it, afterEach, mock } from 'node:test';
 import { expect } from 'expect';
 import { GatewayOpcodes } from 'discord-api-types/v10';
-import { backoffDelay, Shard, ShardState, type GatewayDispatch } from '../../lib';
-import { VirtualClock, type LocalGateway } from '../../lib/testing';
+import { backoffDelay, Shard, ShardState, type GatewayDispatch } from '../../lib/nest';
+import { VirtualClock, type LocalGateway } from '../../lib/nest/testing';
 import { createShard, eventually, nextDispatch, startGateway, waitFor } from '../helpers/gateway-test-kit';
 
 /** Parses the shard's "reconnect attempt N in D ms" debug lines. */

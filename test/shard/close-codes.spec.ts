@@ -1,8 +1,8 @@
 import { describe, it, afterEach } from 'node:test';
 import { expect } from 'expect';
 import { GatewayOpcodes, PresenceUpdateStatus } from 'discord-api-types/v10';
-import { GatewayFatalError, InMemoryIdentifyQueue, Shard, ShardState, type ShardOptions } from '../../lib';
-import type { LocalGateway, LocalGatewayOptions } from '../../lib/testing';
+import { GatewayFatalError, InMemoryIdentifyQueue, Shard, ShardState, type ShardOptions } from '../../lib/nest';
+import type { LocalGateway, LocalGatewayOptions } from '../../lib/nest/testing';
 import {
   collectDispatches,
   createShard,

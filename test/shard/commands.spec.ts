@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import { expect } from 'expect';
 import { GatewayOpcodes, PresenceUpdateStatus, type GatewaySendPayload } from 'discord-api-types/v10';
-import { ShardCommandError, ShardState, type IIdentifyQueue } from '../../lib';
-import type { RecordedFrame } from '../../lib/testing';
+import { ShardCommandError, ShardState, type IIdentifyQueue } from '../../lib/nest';
+import type { RecordedFrame } from '../../lib/nest/testing';
 import {
   createShard,
   eventually,

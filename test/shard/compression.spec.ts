@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import { expect } from 'expect';
 import { GatewayOpcodes } from 'discord-api-types/v10';
-import { Shard, ShardState } from '../../lib';
-import type { LocalGateway } from '../../lib/testing';
+import { Shard, ShardState } from '../../lib/nest';
+import type { LocalGateway } from '../../lib/nest/testing';
 import {
   collectDispatches,
   createShard,

@@ -1,8 +1,8 @@
 import { describe, it, afterEach } from 'node:test';
 import { expect } from 'expect';
 import { GatewayOpcodes, PresenceUpdateStatus } from 'discord-api-types/v10';
-import { ShardState, type IIdentifyQueue, type Shard, type ShardOptions } from '../../lib';
-import { VirtualClock, type LocalGateway, type LocalGatewayConnection, type LocalGatewayOptions, type RecordedFrame } from '../../lib/testing';
+import { ShardState, type IIdentifyQueue, type Shard, type ShardOptions } from '../../lib/nest';
+import { VirtualClock, type LocalGateway, type LocalGatewayConnection, type LocalGatewayOptions, type RecordedFrame } from '../../lib/nest/testing';
 import { createShard, eventually, nextDispatch, startGateway, waitFor } from '../helpers/gateway-test-kit';
 
 const HEARTBEAT = GatewayOpcodes.Heartbeat;

@@ -8,7 +8,7 @@ import {
   nodeZlibCompression,
   zlibStreamCompression,
   type IDecompressorFactory,
-} from '../../lib';
+} from '../../lib/nest';
 import { collectDispatches, createShard, eventually, startGateway, useGatewayAndShard } from '../helpers/gateway-test-kit';
 
 const factories: [string, IDecompressorFactory][] = [

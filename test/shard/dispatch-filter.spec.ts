@@ -1,7 +1,7 @@
 import { afterEach, describe, it } from 'node:test';
 import { expect } from 'expect';
-import { DispatchFilter, ShardState, type Shard } from '../../lib';
-import type { LocalGateway } from '../../lib/testing';
+import { DispatchFilter, ShardState, type Shard } from '../../lib/nest';
+import type { LocalGateway } from '../../lib/nest/testing';
 import { collectDispatches, createShard, eventually, heartbeatRoundTrip, startGateway } from '../helpers/gateway-test-kit';
 
 void describe('Shard with a dispatch filter', () => {

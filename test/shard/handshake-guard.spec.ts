@@ -11,7 +11,7 @@ import {
   type ShardOptions,
   type ShardSession,
 } from '../../lib/core';
-import type { LocalGateway } from '../../lib/testing';
+import type { LocalGateway } from '../../lib/nest/testing';
 import { createShard, eventually, heartbeatRoundTrip, startGateway, waitForState } from '../helpers/gateway-test-kit';
 
 const OP_IDENTIFY = GatewayOpcodes.Identify;

@@ -3,8 +3,8 @@ import { expect } from 'expect';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { ActivityType, GatewayOpcodes, PresenceUpdateStatus, type GatewayPresenceUpdateData } from 'discord-api-types/v10';
-import { Shard, ShardState, type IIdentifyQueue, type ShardOptions } from '../../lib';
-import type { LocalGateway, LocalGatewayConnection, LocalGatewayOptions, RecordedFrame } from '../../lib/testing';
+import { Shard, ShardState, type IIdentifyQueue, type ShardOptions } from '../../lib/nest';
+import type { LocalGateway, LocalGatewayConnection, LocalGatewayOptions, RecordedFrame } from '../../lib/nest/testing';
 import {
   collectDispatches,
   createShard,

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import { expect } from 'expect';
 import { deflateSync } from 'node:zlib';
 import { GatewayOpcodes } from 'discord-api-types/v10';
-import { PAYLOAD_COMPRESSION_MIN_BYTES } from '../../lib/testing';
+import { PAYLOAD_COMPRESSION_MIN_BYTES } from '../../lib/nest/testing';
 import { collectDispatches, createShard, eventually, startGateway, useGatewayAndShard } from '../helpers/gateway-test-kit';
 
 void describe('payload compression (IDENTIFY compress: true)', () => {

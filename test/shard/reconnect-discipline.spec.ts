@@ -1,8 +1,8 @@
 import { describe, it, afterEach } from 'node:test';
 import { expect } from 'expect';
 import { GatewayOpcodes } from 'discord-api-types/v10';
-import { DefaultShardOptions, MAX_SEQUENCE_JUMP, Shard, ShardState, type ShardOptions } from '../../lib';
-import { VirtualClock, type LocalGateway } from '../../lib/testing';
+import { DefaultShardOptions, MAX_SEQUENCE_JUMP, Shard, ShardState, type ShardOptions } from '../../lib/nest';
+import { VirtualClock, type LocalGateway } from '../../lib/nest/testing';
 import { collectDispatches, createShard, nextDispatch, startGateway, waitFor } from '../helpers/gateway-test-kit';
 
 /** Discord's usual HELLO interval, ms. */

@@ -9,8 +9,8 @@ import {
   Shard,
   ShardState,
   type ShardOptions,
-} from '../../lib';
-import type { LocalGateway } from '../../lib/testing';
+} from '../../lib/nest';
+import type { LocalGateway } from '../../lib/nest/testing';
 import {
   collectDispatches,
   createShard,

@@ -13,7 +13,7 @@ import {
   type IGatewayShard,
   type ShardSession,
 } from '../../lib/core';
-import { createMessage, createTypingStart, type LocalGateway } from '../../lib/testing';
+import { createMessage, createTypingStart, type LocalGateway } from '../../lib/nest/testing';
 import { ClusterHarness } from '../helpers/cluster-test-kit';
 
 /** Heartbeats far apart: these tests are not about them, and a 60 s command window leaves a fixed budget. */

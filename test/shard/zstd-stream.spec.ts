@@ -1,9 +1,9 @@
 import { describe, it } from 'node:test';
 import { expect } from 'expect';
 import { GatewayOpcodes } from 'discord-api-types/v10';
-import { resolveShardOptions } from '../../lib/shard/resolve-shard-options';
-import { nodeZstdCompression, supportsZstdSync, zstdStreamCompression, type IDecompressorFactory } from '../../lib';
-import { ZstdStreamEncoder } from '../../lib/testing';
+import { resolveShardOptions } from '../../lib/core/shard/resolve-shard-options';
+import { nodeZstdCompression, supportsZstdSync, zstdStreamCompression, type IDecompressorFactory } from '../../lib/nest';
+import { ZstdStreamEncoder } from '../../lib/nest/testing';
 import { collectDispatches, createShard, eventually, startGateway, useGatewayAndShard } from '../helpers/gateway-test-kit';
 
 const engines: [string, IDecompressorFactory][] = [['fzstd (optional package)', zstdStreamCompression('fzstd')]];

@@ -3,9 +3,9 @@ import { expect } from 'expect';
 import { Injectable, UseGuards, type CanActivate, type ExecutionContext, type INestApplication } from '@nestjs/common';
 import { GatewayOpcodes, PresenceUpdateStatus } from 'discord-api-types/v10';
 import Redis from 'ioredis';
-import { ClusterService, GatewayModule, OnEvent, ShardService, type GatewayEventContext, type GatewayModuleOptions } from '../../lib';
+import { ClusterService, GatewayModule, OnEvent, ShardService, type GatewayEventContext, type GatewayModuleOptions } from '../../lib/nest';
 import { ShardState } from '../../lib/core';
-import { GATEWAY_SCALE_OUT } from '../../lib/interfaces/gateway-scale-out.interface';
+import { GATEWAY_SCALE_OUT } from '../../lib/nest/interfaces/gateway-scale-out.interface';
 import {
   dispatchStreamKeys,
   encodeDispatch,
@@ -14,7 +14,7 @@ import {
   type GatewayWorkerModuleOptions,
   type RedisGatewayScaleOut,
 } from '../../lib/redis';
-import { createMessage, type LocalGateway } from '../../lib/testing';
+import { createMessage, type LocalGateway } from '../../lib/nest/testing';
 import { eventually, eventuallyAsync } from '../helpers/gateway-test-kit';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 import { CapturingLogger, moduleOptions, NestHarness } from '../module/nest-test-kit';

@@ -4,7 +4,7 @@ import { expect } from 'expect';
 import { GatewayOpcodes } from 'discord-api-types/v10';
 import Redis from 'ioredis';
 import { dispatchStreamKeys, shardLeaseKey } from '../../lib/redis';
-import { createMessage, type LocalGateway } from '../../lib/testing';
+import { createMessage, type LocalGateway } from '../../lib/nest/testing';
 import { eventually, eventuallyAsync, startGateway } from '../helpers/gateway-test-kit';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 import { spawnBotProcess, type BotProcess } from '../redis/fixtures/bot-process';

@@ -2,7 +2,7 @@ import { describe, it, before, after, afterEach } from 'node:test';
 import { expect } from 'expect';
 import Redis from 'ioredis';
 import { RedisStreamPublisher, WorkerGroupRegistration } from '../../lib/redis';
-import { createMessage } from '../../lib/testing';
+import { createMessage } from '../../lib/nest/testing';
 import { ClusterHarness } from '../helpers/cluster-test-kit';
 import { eventually } from '../helpers/gateway-test-kit';
 import { startRedisDelayProxy, type RedisDelayProxy } from '../helpers/redis-delay-proxy';

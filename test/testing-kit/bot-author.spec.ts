@@ -5,13 +5,13 @@ import { Injectable, Module, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import { ActivityType, PresenceUpdateStatus } from 'discord-api-types/v10';
-import { GatewayModule, OnEvent, ShardService, type GatewayEventContext, type GatewayEventData, type GatewayModuleOptions } from '../../lib';
+import { GatewayModule, OnEvent, ShardService, type GatewayEventContext, type GatewayEventData, type GatewayModuleOptions } from '../../lib/nest';
 import {
   GatewayTestingModule,
   TestingGateway,
   createMember,
   createTestingGateway,
-} from '../../lib/testing';
+} from '../../lib/nest/testing';
 
 // A small bot, written the way a bot author writes one, tested end to end through the public testing kit only.
 

@@ -4,7 +4,7 @@ import { expect } from 'expect';
 import type { INestApplicationContext } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ActivityType } from 'discord-api-types/v10';
-import { createMember, createTestingGateway, type TestingGateway } from '../../lib/testing';
+import { createMember, createTestingGateway, type TestingGateway } from '../../lib/nest/testing';
 import { AppModule } from '../../sample/app.module';
 import { DEMO_GUILDS } from '../../sample/demo-script';
 import { MessageStatsService } from '../../sample/message-stats.service';

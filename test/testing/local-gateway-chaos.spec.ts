@@ -2,8 +2,8 @@ import { describe, it, afterEach } from 'node:test';
 import { expect } from 'expect';
 import { GatewayOpcodes } from 'discord-api-types/v10';
 import WebSocket from 'ws';
-import { ShardState, type GatewayDispatch } from '../../lib';
-import type { LocalDuplicateDispatch, LocalGateway, LocalGatewayChaosOptions } from '../../lib/testing';
+import { ShardState, type GatewayDispatch } from '../../lib/nest';
+import type { LocalDuplicateDispatch, LocalGateway, LocalGatewayChaosOptions } from '../../lib/nest/testing';
 import { createShard, startGateway, useGatewayAndShard, waitFor } from '../helpers/gateway-test-kit';
 
 interface Frame {

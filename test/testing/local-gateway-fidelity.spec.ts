@@ -16,7 +16,7 @@ import {
   type GatewayReadyDispatchData,
 } from 'discord-api-types/v10';
 import WebSocket from 'ws';
-import type { LocalGateway } from '../../lib/testing';
+import type { LocalGateway } from '../../lib/nest/testing';
 import { eventually, startGateway } from '../helpers/gateway-test-kit';
 
 const TOKEN = 'fidelity-test-token';

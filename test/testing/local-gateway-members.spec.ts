@@ -10,8 +10,8 @@ import {
   type GatewayRequestGuildMembersData,
   type GatewaySoundboardSoundsDispatchData,
 } from 'discord-api-types/v10';
-import type { GatewayDispatch, Shard } from '../../lib';
-import type { LocalGateway, LocalGatewayOptions } from '../../lib/testing';
+import type { GatewayDispatch, Shard } from '../../lib/nest';
+import type { LocalGateway, LocalGatewayOptions } from '../../lib/nest/testing';
 import { collectDispatches, createShard, eventually, startGateway, waitFor } from '../helpers/gateway-test-kit';
 
 const GUILD_A = '81384788765712384';

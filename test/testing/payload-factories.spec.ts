@@ -11,8 +11,8 @@ import {
   createReactionAdd,
   createTypingStart,
   createUser,
-} from '../../lib/testing';
-import { mulberry32 } from '../../lib/testing/seeded-random';
+} from '../../lib/nest/testing';
+import { mulberry32 } from '../../lib/core/testing/seeded-random';
 
 const GUILD_ID = '81384788765712384';
 const DISCORD_EPOCH = 1_420_070_400_000n;

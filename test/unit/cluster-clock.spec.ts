@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import { expect } from 'expect';
-import { Cluster, InMemorySessionStore, type IdentifyQueueFactoryOptions, type IIdentifyQueue } from '../../lib';
-import { VirtualClock } from '../../lib/testing';
+import { Cluster, InMemorySessionStore, type IdentifyQueueFactoryOptions, type IIdentifyQueue } from '../../lib/nest';
+import { VirtualClock } from '../../lib/nest/testing';
 
 /** A session store that counts its flushes: the cluster's periodic save ends with one. */
 class CountingStore extends InMemorySessionStore {

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import { expect } from 'expect';
-import { CommandRateLimiter } from '../../lib';
-import { VirtualClock } from '../../lib/testing';
+import { CommandRateLimiter } from '../../lib/nest';
+import { VirtualClock } from '../../lib/nest/testing';
 
 function takeAll(limiter: CommandRateLimiter, max = 1_000): number {
   let taken = 0;

@@ -1,8 +1,8 @@
 import { describe, it, afterEach } from 'node:test';
 import { expect } from 'expect';
-import { GuildAvailability, type GuildsReadyEvent } from '../../lib/cluster/guild-availability';
-import type { GatewayDispatch } from '../../lib/interfaces/gateway-dispatch.interface';
-import { VirtualClock } from '../../lib/testing';
+import { GuildAvailability, type GuildsReadyEvent } from '../../lib/core/cluster/guild-availability';
+import type { GatewayDispatch } from '../../lib/core/interfaces/gateway-dispatch.interface';
+import { VirtualClock } from '../../lib/nest/testing';
 
 const TIMEOUT_MS = 15_000;
 

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import { expect } from 'expect';
-import { InMemoryIdentifyQueue, type InMemoryIdentifyQueueOptions } from '../../lib';
-import { VirtualClock } from '../../lib/testing';
+import { InMemoryIdentifyQueue, type InMemoryIdentifyQueueOptions } from '../../lib/nest';
+import { VirtualClock } from '../../lib/nest/testing';
 
 const WINDOW_MS = 200;
 /** The window plus its margin: 5 % of it, at least 50 ms. */

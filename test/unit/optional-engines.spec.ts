@@ -2,7 +2,7 @@ import { afterEach, describe, it } from 'node:test';
 import { expect } from 'expect';
 import Module from 'node:module';
 import * as zlib from 'node:zlib';
-import { GatewayOptionsError, Shard } from '../../lib';
+import { GatewayOptionsError, Shard } from '../../lib/nest';
 
 /** Makes `require(name)` fail as it does when the package is not installed, for the packages in `hidden`. */
 function hidePackages(hidden: string[]): () => void {

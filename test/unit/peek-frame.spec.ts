@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import { expect } from 'expect';
-import { DispatchFilter, peekFrame } from '../../lib';
+import { DispatchFilter, peekFrame } from '../../lib/nest';
 
 void describe('peekFrame', () => {
   void it("reads op, t and s in Discord's order without touching d", () => {

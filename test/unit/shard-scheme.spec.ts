@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import { expect } from 'expect';
-import { Cluster } from '../../lib/cluster/cluster';
-import { resolveShardScheme, shardIdForGuild, validateShardScheme } from '../../lib/cluster/resolve-shard-scheme';
-import { GatewayOptionsError } from '../../lib/errors/gateway-options.error';
+import { Cluster } from '../../lib/core/cluster/cluster';
+import { resolveShardScheme, shardIdForGuild, validateShardScheme } from '../../lib/core/cluster/resolve-shard-scheme';
+import { GatewayOptionsError } from '../../lib/core/errors/gateway-options.error';
 
 /** The error a call throws, or a failure when it does not throw. */
 function errorOf(call: () => unknown): GatewayOptionsError {

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import { expect } from 'expect';
-import { StartOrderQueue } from '../../lib/cluster/start-order-queue';
-import type { IIdentifyQueue } from '../../lib/interfaces/identify-queue.interface';
+import { StartOrderQueue } from '../../lib/core/cluster/start-order-queue';
+import type { IIdentifyQueue } from '../../lib/core/interfaces/identify-queue.interface';
 
 /** An identify queue that grants at once and records the order it was asked in. */
 class RecordingQueue implements IIdentifyQueue {

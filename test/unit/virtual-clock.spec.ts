@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import { expect } from 'expect';
-import { VirtualClock } from '../../lib/testing';
+import { VirtualClock } from '../../lib/nest/testing';
 
 void describe('VirtualClock', () => {
   void it('starts at the given time and moves only when advanced', () => {

@@ -1,9 +1,9 @@
 import { afterEach, describe, it } from 'node:test';
 import { expect } from 'expect';
 import { GatewayOpcodes, PresenceUpdateStatus } from 'discord-api-types/v10';
-import { Cluster, GatewayModule, ShardService } from '../../lib';
+import { Cluster, GatewayModule, ShardService } from '../../lib/nest';
 import { GatewayOptionsError, ShardCommandError, ShardState, type IIdentifyQueue } from '../../lib/core';
-import { createMessage } from '../../lib/testing';
+import { createMessage } from '../../lib/nest/testing';
 import { eventually, eventuallyAsync } from '../helpers/gateway-test-kit';
 import { message, startWorkerApp } from '../helpers/worker-app';
 import { CapturingLogger, NestHarness, moduleOptions, rejectionOf } from '../module/nest-test-kit';

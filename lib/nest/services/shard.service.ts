@@ -6,16 +6,16 @@ import type {
   GatewayVoiceStateUpdateData,
 } from 'discord-api-types/v10';
 import type { GatewayChannelInfoDispatchData } from 'discord-api-types/v10';
-import type { RequestChannelInfoOptions } from '../cluster/channel-info-requests';
-import { Cluster, type ClusterShardInfo } from '../cluster/cluster';
-import type { GuildMembersResult, RequestGuildMembersOptions } from '../cluster/member-requests';
-import type { RequestSoundboardSoundsOptions } from '../cluster/soundboard-requests';
-import { targetShard } from '../cluster/target-shard';
+import type { RequestChannelInfoOptions } from '../../core/cluster/channel-info-requests';
+import { Cluster, type ClusterShardInfo } from '../../core/cluster/cluster';
+import type { GuildMembersResult, RequestGuildMembersOptions } from '../../core/cluster/member-requests';
+import type { RequestSoundboardSoundsOptions } from '../../core/cluster/soundboard-requests';
+import { targetShard } from '../../core/cluster/target-shard';
 import { GATEWAY_MODULE_OPTIONS } from '../constants/gateway-module.constants';
 import type { GatewayModuleOptions } from '../interfaces/gateway-module-options.interface';
 import { GATEWAY_SCALE_OUT, type IGatewayScaleOut } from '../interfaces/gateway-scale-out.interface';
-import { presenceUpdateCommand, voiceStateUpdateCommand } from '../shard/gateway-commands';
-import { requireSnowflake } from '../shard/snowflake';
+import { presenceUpdateCommand, voiceStateUpdateCommand } from '../../core/shard/gateway-commands';
+import { requireSnowflake } from '../../core/shard/snowflake';
 
 /** Options of {@link ShardService.requestChannelInfo}. */
 export interface ShardRequestChannelInfoOptions extends RequestChannelInfoOptions {

@@ -11,16 +11,16 @@ import {
   type GatewayRequestGuildMembersData,
   type GatewayVoiceStateUpdateData,
 } from 'discord-api-types/v10';
-import { Cluster } from '../cluster/cluster';
+import { Cluster } from '../../core/cluster/cluster';
 import { DEFAULT_GATEWAY_NAME, resolveGatewayName } from '../constants/gateway-tokens';
 import { findGateway } from '../gateway-lookup';
-import { shardIdForGuild } from '../cluster/resolve-shard-scheme';
+import { shardIdForGuild } from '../../core/cluster/resolve-shard-scheme';
 import { GatewayEventRouter, type GatewayEventOutcome } from '../gateway-event-router';
 import { GatewayModule } from '../gateway.module';
-import type { GatewayEventData } from '../interfaces/gateway-events.interface';
+import type { GatewayEventData } from '../../core/interfaces/gateway-events.interface';
 import type { GatewayModuleOptions } from '../interfaces/gateway-module-options.interface';
-import { LocalGateway } from './local-gateway';
-import type { LocalGatewayOptions } from './local-gateway-options.interface';
+import { LocalGateway } from '../../core/testing/local-gateway';
+import type { LocalGatewayOptions } from '../../core/testing/local-gateway-options.interface';
 import {
   createGuild,
   createGuildMemberUpdate,
@@ -28,9 +28,9 @@ import {
   createReactionAdd,
   type CreateGuildOptions,
   type CreateMessageOptions,
-} from './payload-factories';
-import type { RecordedFrame } from './recorded-frame.interface';
-import { SHORT_SHARD_TIMINGS } from './short-shard-timings.constant';
+} from '../../core/testing/payload-factories';
+import type { RecordedFrame } from '../../core/testing/recorded-frame.interface';
+import { SHORT_SHARD_TIMINGS } from '../../core/testing/short-shard-timings.constant';
 
 /** Intents a testing gateway identifies with unless told otherwise: the usual ones of a bot, privileged included. */
 export const TESTING_GATEWAY_INTENTS =

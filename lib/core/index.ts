@@ -65,6 +65,6 @@ export * from './shard/shard';
 export * from './shard/shard-counters';
 export * from './shard/shard-state';
 export * from './shard/transport-security';
-export type { WorkerPool, WorkerShard } from './workers/worker-pool';
-export { shardWorkerEntry } from './workers/worker-pool';
+export type { WorkerPool, WorkerShard } from '../workers/worker-pool';
+export { shardWorkerEntry } from '../workers/worker-pool';
 export * from './testing/local-gateway-kit';

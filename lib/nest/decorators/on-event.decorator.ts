@@ -1,6 +1,6 @@
 import { ON_EVENT_METADATA } from '../constants/gateway-module.constants';
 import { resolveGatewayName } from '../constants/gateway-tokens';
-import type { GatewayEventName } from '../interfaces/gateway-events.interface';
+import type { GatewayEventName } from '../../core/interfaces/gateway-events.interface';
 
 /** A known event name (offered by editors), `'*'` for every dispatch, or any other string. */
 export type OnEventName = GatewayEventName | '*' | (string & Record<never, never>);

@@ -1,5 +1,5 @@
 import type { Abstract, InjectionToken, Type } from '@nestjs/common';
-import { GatewayOptionsError } from '../errors/gateway-options.error';
+import { GatewayOptionsError } from '../../core/errors/gateway-options.error';
 
 /** Name of the gateway registered without `name`; `@OnEvent` and the inject decorators use it when given none. */
 export const DEFAULT_GATEWAY_NAME = 'default';

@@ -26,8 +26,8 @@ import { resolveStartPlan } from './start-plan';
 import { StartOrderQueue } from './start-order-queue';
 import { validateClusterOptions, validateSessions } from './validate-cluster-options';
 import type { IHandlingTracker } from '../interfaces/handling-tracker.interface';
-import { WorkerPool } from '../workers/worker-pool';
-import { redactToken } from '../workers/worker-messages';
+import { WorkerPool } from '../../workers/worker-pool';
+import { redactToken } from '../../workers/worker-messages';
 import { resolveShardingStrategy } from './resolve-sharding-strategy';
 
 /** Failed connection attempts in a row after which a shard's trouble is reported on `error$`. */

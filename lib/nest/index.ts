@@ -1,4 +1,4 @@
-export * from './core';
+export * from '../core';
 export * from './constants/gateway-module.constants';
 export * from './constants/gateway-tokens';
 export * from './decorators/event-params.decorator';
@@ -7,7 +7,7 @@ export * from './decorators/on-event.decorator';
 export * from './gateway-event-router';
 export * from './gateway.module';
 export * from './interfaces/gateway-event-context.interface';
-export * from './interfaces/gateway-events.interface';
+export * from '../core/interfaces/gateway-events.interface';
 export * from './interfaces/gateway-module-async-options.interface';
 export * from './interfaces/gateway-module-options.interface';
 export * from './services/cluster.service';

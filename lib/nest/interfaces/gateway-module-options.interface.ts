@@ -1,5 +1,5 @@
 // Types only: nothing of ioredis is loaded unless `redis` is configured.
-import type { ClusterOptions } from './cluster-options.interface';
+import type { ClusterOptions } from '../../core/interfaces/cluster-options.interface';
 
 /**
  * Options of `GatewayModule`: every {@link ClusterOptions} field, plus how the module starts and stops.

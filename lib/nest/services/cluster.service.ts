@@ -1,12 +1,12 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { filter, firstValueFrom, type Observable } from 'rxjs';
-import { Cluster, type ClusterDebugEntry, type ClusterShardInfo, type ResumableSessions } from '../cluster/cluster';
-import type { GuildsReadyEvent } from '../cluster/guild-availability';
-import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
-import type { GatewayEventData } from '../interfaces/gateway-events.interface';
-import type { OwnershipEvent } from '../interfaces/shard-ownership-event.interface';
+import { Cluster, type ClusterDebugEntry, type ClusterShardInfo, type ResumableSessions } from '../../core/cluster/cluster';
+import type { GuildsReadyEvent } from '../../core/cluster/guild-availability';
+import type { GatewayDispatch } from '../../core/interfaces/gateway-dispatch.interface';
+import type { GatewayEventData } from '../../core/interfaces/gateway-events.interface';
+import type { OwnershipEvent } from '../../core/interfaces/shard-ownership-event.interface';
 import { GATEWAY_SCALE_OUT, type IGatewayScaleOut } from '../interfaces/gateway-scale-out.interface';
-import { ShardState } from '../shard/shard-state';
+import { ShardState } from '../../core/shard/shard-state';
 
 /**
  * The cluster of shards this app runs: its merged event stream, its state, and starting and stopping it.

@@ -1,7 +1,7 @@
 import { getGatewayToken } from './constants/gateway-tokens';
 import type { GatewayPartsResolver } from './gateway-lookup';
 import { GATEWAY_SCALE_OUT, type IGatewayScaleOut } from './interfaces/gateway-scale-out.interface';
-import { STREAM_DELIVERY_STATS, type IStreamDeliveryStats } from './interfaces/stream-delivery-stats.interface';
+import { STREAM_DELIVERY_STATS, type IStreamDeliveryStats } from '../core/interfaces/stream-delivery-stats.interface';
 
 /**
  * The Redis Streams delivery of an app: a worker app's `GatewayWorker`, or the stream publisher of the gateway named

@@ -7,17 +7,17 @@ import {
   type OnApplicationBootstrap,
 } from '@nestjs/common';
 import type { Subscription } from 'rxjs';
-import { Cluster } from './cluster/cluster';
+import { Cluster } from '../core/cluster/cluster';
 import { GATEWAY_MODULE_OPTIONS } from './constants/gateway-module.constants';
 import { DEFAULT_GATEWAY_NAME } from './constants/gateway-tokens';
-import { GatewayFatalError } from './errors/gateway-fatal.error';
-import { MalformedPayloadError } from './errors/malformed-payload.error';
-import { InProcessDelivery } from './cluster/in-process-delivery';
+import { GatewayFatalError } from '../core/errors/gateway-fatal.error';
+import { MalformedPayloadError } from '../core/errors/malformed-payload.error';
+import { InProcessDelivery } from '../core/cluster/in-process-delivery';
 import { GatewayEventRouter } from './gateway-event-router';
-import type { IDispatchDelivery } from './interfaces/dispatch-delivery.interface';
+import type { IDispatchDelivery } from '../core/interfaces/dispatch-delivery.interface';
 import type { GatewayModuleOptions } from './interfaces/gateway-module-options.interface';
 import { GATEWAY_SCALE_OUT, type IGatewayScaleOut } from './interfaces/gateway-scale-out.interface';
-import { ShardState } from './shard/shard-state';
+import { ShardState } from '../core/shard/shard-state';
 
 /**
  * Connects the cluster when the application bootstraps and closes it at shutdown (resumably by default, so the

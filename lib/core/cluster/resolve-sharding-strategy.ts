@@ -1,7 +1,7 @@
 import type { ClusterOptions } from '../interfaces/cluster-options.interface';
 import type { IShardingStrategy } from '../interfaces/sharding-strategy.interface';
 import { InProcessShardingStrategy } from '../shard/in-process-sharding-strategy';
-import { WorkerPool, type WorkerPoolOptions } from '../workers/worker-pool';
+import { WorkerPool, type WorkerPoolOptions } from '../../workers/worker-pool';
 
 /**
  * The {@link IShardingStrategy} the `strategy` option names: shards in this thread by default, in worker threads

@@ -1,14 +1,14 @@
 import { ConfigurableModuleBuilder, Logger, Module, type DynamicModule, type FactoryProvider, type Provider } from '@nestjs/common';
 import { ApplicationConfig, DiscoveryModule, DiscoveryService, ExternalContextCreator, MetadataScanner, ModuleRef } from '@nestjs/core';
-import { Cluster } from './cluster/cluster';
-import { runForwardedShardCall } from './cluster/forwarded-shard-call';
-import { validateClusterOptions } from './cluster/validate-cluster-options';
+import { Cluster } from '../core/cluster/cluster';
+import { runForwardedShardCall } from '../core/cluster/forwarded-shard-call';
+import { validateClusterOptions } from '../core/cluster/validate-cluster-options';
 import { GATEWAY_MODULE_OPTIONS } from './constants/gateway-module.constants';
 import { getGatewayToken, resolveGatewayName, type GatewayProviderClass } from './constants/gateway-tokens';
-import { GatewayOptionsError } from './errors/gateway-options.error';
+import { GatewayOptionsError } from '../core/errors/gateway-options.error';
 // Types only from ioredis: this loads nothing of it.
-import { keyPrefixProblem } from './redis/redis-options.interface';
-import { DispatchFilter } from './shard/dispatch-filter';
+import { keyPrefixProblem } from '../redis/redis-options.interface';
+import { DispatchFilter } from '../core/shard/dispatch-filter';
 import { GatewayEventRouter } from './gateway-event-router';
 import { GatewayHandlerExplorer } from './gateway-handler.explorer';
 import { GatewayLifecycle } from './gateway.lifecycle';
@@ -331,7 +331,7 @@ function checkRedisNodes(nodes: unknown, option: string, strings: boolean): void
 function createScaleOut(options: GatewayModuleOptions): IGatewayScaleOut | null {
   if (options.redis === undefined) return null;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { RedisGatewayScaleOut } = require('./redis/redis-gateway-scale-out') as typeof import('./redis/redis-gateway-scale-out');
+  const { RedisGatewayScaleOut } = require('../redis/redis-gateway-scale-out') as typeof import('../redis/redis-gateway-scale-out');
   const logger = new Logger('GatewayRedis');
   return new RedisGatewayScaleOut(
     options,

@@ -12,7 +12,7 @@ import {
   GatewayParamtype,
   ON_EVENT_METADATA,
 } from './constants/gateway-module.constants';
-import { Cluster } from './cluster/cluster';
+import { Cluster } from '../core/cluster/cluster';
 import { DEFAULT_GATEWAY_NAME, getGatewayToken } from './constants/gateway-tokens';
 import type { OnEventBinding } from './decorators/on-event.decorator';
 import { GatewayEventRouter, type GatewayHandler } from './gateway-event-router';

@@ -1,8 +1,8 @@
-import type { Cluster } from '../cluster/cluster';
-import type { RemoteShardMethod } from '../cluster/forwarded-shard-call';
-import type { ClusterOptions } from './cluster-options.interface';
-import type { IDispatchDeduplicator } from './dispatch-deduplicator.interface';
-import type { IDispatchDelivery } from './dispatch-delivery.interface';
+import type { Cluster } from '../../core/cluster/cluster';
+import type { RemoteShardMethod } from '../../core/cluster/forwarded-shard-call';
+import type { ClusterOptions } from '../../core/interfaces/cluster-options.interface';
+import type { IDispatchDeduplicator } from '../../core/interfaces/dispatch-deduplicator.interface';
+import type { IDispatchDelivery } from '../../core/interfaces/dispatch-delivery.interface';
 
 /** Injection token of the module's {@link IGatewayScaleOut} (null when `redis` is not configured). */
 export const GATEWAY_SCALE_OUT = Symbol('GATEWAY_SCALE_OUT');

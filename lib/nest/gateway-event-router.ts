@@ -1,13 +1,13 @@
 import { ForbiddenException, Injectable, Logger } from '@nestjs/common';
 import type { Subscription } from 'rxjs';
-import type { Cluster } from './cluster/cluster';
-import { DispatchDedupeGate } from './cluster/dispatch-dedupe-gate';
+import type { Cluster } from '../core/cluster/cluster';
+import { DispatchDedupeGate } from '../core/cluster/dispatch-dedupe-gate';
 import { DEFAULT_GATEWAY_NAME } from './constants/gateway-tokens';
 import { ANY_GATEWAY_EVENT } from './decorators/on-event.decorator';
-import type { GatewayDispatch } from './interfaces/gateway-dispatch.interface';
+import type { GatewayDispatch } from '../core/interfaces/gateway-dispatch.interface';
 import type { GatewayEventContext } from './interfaces/gateway-event-context.interface';
-import type { IDispatchDeduplicator } from './interfaces/dispatch-deduplicator.interface';
-import type { IHandlingTracker } from './interfaces/handling-tracker.interface';
+import type { IDispatchDeduplicator } from '../core/interfaces/dispatch-deduplicator.interface';
+import type { IHandlingTracker } from '../core/interfaces/handling-tracker.interface';
 
 /** One registered handler: calls the method (through guards, interceptors, pipes and filters when present). */
 export interface GatewayHandler {

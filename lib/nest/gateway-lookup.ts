@@ -1,5 +1,5 @@
 import type { ModuleRef } from '@nestjs/core';
-import { Cluster } from './cluster/cluster';
+import { Cluster } from '../core/cluster/cluster';
 import { DEFAULT_GATEWAY_NAME, getGatewayToken, resolveGatewayName } from './constants/gateway-tokens';
 import { GatewayEventRouter } from './gateway-event-router';
 

@@ -1,9 +1,10 @@
 import { after, before, describe, it } from 'node:test';
 import { expect } from 'expect';
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { childEnv, expectSuccess, packPackage, run, type Run } from '../helpers/packed-package';
 
 // Installs the package the way README's Install section says, into a new project: the package as `npm pack` makes
 // it, plus exactly the packages the section lists. Then README's examples are type-checked under each documented
@@ -51,25 +52,6 @@ function commandLine(prefix: string): string {
   return lines[0];
 }
 
-interface Run {
-  status: number | null;
-  output: string;
-}
-
-/** The environment of the commands: this one, less what would tie a child to this test run. */
-function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', CI: 'true' };
-  delete env.NODE_TEST_CONTEXT;
-  delete env.NODE_OPTIONS;
-  return env;
-}
-
-function run(command: string, args: string[], cwd: string, timeoutMs: number): Run {
-  const result = spawnSync(command, args, { cwd, env: childEnv(), encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024 });
-  const output = `${result.stdout ?? ''}${result.stderr ?? ''}${result.error ? `\n${result.error.message}` : ''}`;
-  return { status: result.status, output };
-}
-
 /** Like {@link run}, without blocking: for the type-checks, which run side by side. */
 function runAsync(command: string, args: string[], cwd: string, timeoutMs: number): Promise<Run> {
   return new Promise((resolve) => {
@@ -86,11 +68,6 @@ function runAsync(command: string, args: string[], cwd: string, timeoutMs: numbe
   });
 }
 
-/** Asserts a run exited 0, showing its output when it did not. */
-function expectSuccess(result: Run, what: string): void {
-  if (result.status !== 0) throw new Error(`${what} exited with ${result.status}:\n${result.output}`);
-}
-
 void describe('README Install section, followed on a new project', { timeout: 600_000 }, () => {
   const pairs = [...section('Install').matchAll(/^\| `(\w+)` \| `(\w+)` \|/gm)]
     .map((m) => ({ resolution: m[1], module: m[2] }))
@@ -105,17 +82,7 @@ void describe('README Install section, followed on a new project', { timeout: 60
   before(
     async () => {
       work = mkdtempSync(join(tmpdir(), 'ndg-install-'));
-      // `npm pack` of a copy of the repository's sources (its prepack script builds dist/ there), so that the
-      // repository's own dist/ is left alone while other tests run.
-      const source = join(work, 'source');
-      mkdirSync(source);
-      for (const entry of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'tsconfig.json', 'tsconfig.build.json', 'lib']) {
-        if (existsSync(join(ROOT, entry))) cpSync(join(ROOT, entry), join(source, entry), { recursive: true });
-      }
-      symlinkSync(join(ROOT, 'node_modules'), join(source, 'node_modules'), 'dir');
-      const packed = run('npm', ['pack', '--silent', '--pack-destination', work], source, 120_000);
-      expectSuccess(packed, 'npm pack');
-      tarball = join(work, packed.output.trim().split('\n').pop()!.trim());
+      tarball = packPackage(ROOT, work);
 
       project = join(work, 'bot');
       mkdirSync(join(project, 'src'), { recursive: true });

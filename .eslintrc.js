@@ -1,7 +1,7 @@
 // Layers (see ARCHITECTURE.md): lib/core <- lib/workers, lib/nest <- lib/redis, lib/health, lib/metrics. A layer
 // imports only the layers below it; the boundaries below make lint fail when an import points up or sideways.
 // Two edges point up on purpose, each at one seam: the cluster (lib/core/cluster/) starts the worker threads of
-// `strategy: { type: 'workers' }`, and the module (lib/nest/gateway.module.ts) loads the Redis scale-out when
+// `strategy: { type: 'workers' }` (and lib/core/index.ts exports the worker module's path), and the module (lib/nest/gateway.module.ts) loads the Redis scale-out when
 // `redis` is configured (lazily, so the main entry never loads ioredis). Elsewhere in the core, lib/workers may
 // be named in types only.
 
@@ -68,8 +68,9 @@ module.exports = {
       rules: boundary('core', { packages: ['@nestjs/*', 'ioredis', 'prom-client'], layers: ['nest', 'redis', 'health', 'metrics'], typesOnly: ['workers'] }),
     },
     {
-      // The cluster chooses the sharding strategy, so it may start the worker pool of lib/workers.
-      files: ['lib/core/cluster/**/*.ts'],
+      // The cluster chooses the sharding strategy, so it may start the worker pool of lib/workers; the core's entry
+      // exports the path of the worker module (`shardWorkerEntry`) for a `strategy.workerEntry` of one's own.
+      files: ['lib/core/cluster/**/*.ts', 'lib/core/index.ts'],
       rules: boundary('core', { packages: ['@nestjs/*', 'ioredis', 'prom-client'], layers: ['nest', 'redis', 'health', 'metrics'] }),
     },
     {

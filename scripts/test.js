@@ -43,18 +43,19 @@ if (specs.length === 0) {
   process.exit(1);
 }
 
-// Files that take minutes get a longer timeout, in a run of their own after the others: the install test (packs the
-// package, installs a project from the registry's cache, type-checks and runs test runners) and the kill -9
-// duplicates test (four kills of a bot process, each after a stream of events). They run one at a time: the kill
-// test waits for its bot process to keep up with the stream, which a CPU-heavy neighbour can delay for minutes.
-const SLOW = /^test[\\/](install[\\/]|redis[\\/]kill-duplicates\.spec\.ts$)/;
+// The kill -9 duplicates test (four kills of a bot process, each after a stream of events) runs last, alone: it
+// waits for its bot process to keep up with the stream, which a CPU-heavy neighbour can delay for minutes.
+const ALONE = /^test[\\/]redis[\\/]kill-duplicates\.spec\.ts$/;
 // The other files spend most of their time waiting on sockets, Redis and child processes rather than computing, and
-// wait on events rather than on fixed delays: four run at once on two cores (TEST_CONCURRENCY overrides it). A file
-// may take 5 minutes: the chaos run and the worker tests take minutes when the machine's cores are busy.
+// wait on events rather than on fixed delays: four run at once on two cores (TEST_CONCURRENCY overrides it). The
+// files that start processes of their own (the distributed tier: bot processes, the install tests that pack the
+// package and install a project) take longest, so they start first and the short files fill in around them. A file
+// may take 10 minutes (a bound, not a target): the install tests take minutes when the machine's cores are busy.
 const concurrency = Number.parseInt(process.env.TEST_CONCURRENCY ?? '', 10) || 4;
+const longFirst = (list) => [...list.filter((spec) => tierOf(spec) === 'distributed'), ...list.filter((spec) => tierOf(spec) !== 'distributed')];
 const runs = [
-  { specs: specs.filter((spec) => !SLOW.test(spec)), timeout: 300000, concurrency },
-  { specs: specs.filter((spec) => SLOW.test(spec)), timeout: 600000, concurrency: 1 },
+  { specs: longFirst(specs.filter((spec) => !ALONE.test(spec))), timeout: 600000, concurrency },
+  { specs: specs.filter((spec) => ALONE.test(spec)), timeout: 600000, concurrency: 1 },
 ].filter((run) => run.specs.length > 0);
 
 let status = 0;

@@ -151,7 +151,8 @@ void describe('LocalGateway fidelity', () => {
     });
 
     void it('acknowledges its heartbeats, which carry the last sequence', async () => {
-      gateway = await startGateway({ token: TOKEN });
+      // A third-party client's own heartbeat timer (no clock to inject): a 1 s interval, and a deadline, not a bound.
+      gateway = await startGateway({ token: TOKEN, heartbeatInterval: 1_000 });
       manager = createManager(gateway);
       const ready = onceMatching(manager, WebSocketShardEvents.Ready);
       await manager.connect();
@@ -160,7 +161,7 @@ void describe('LocalGateway fidelity', () => {
       const s = gateway.dispatch(0, 'TYPING_START', { channel_id: '1' });
       await received;
       const from = gateway.frames.length;
-      const beat = await onceMatching<{ latency: number }>(manager, WebSocketShardEvents.HeartbeatComplete, () => true, 3_000);
+      const beat = await onceMatching<{ latency: number }>(manager, WebSocketShardEvents.HeartbeatComplete, () => true, 15_000);
       expect(beat.latency).toBeGreaterThanOrEqual(0);
       const frame = await gateway.waitForFrame((f) => f.op === GatewayOpcodes.Heartbeat, 15_000, from);
       expect(frame.d).toBe(s);

@@ -21,7 +21,8 @@ import { READY_PREFIX, type LoadServerConfig, type LoadServerReady } from './loa
  *    p50 and p99, with the local gateway sending MESSAGE_CREATE at 1,000 and at 10,000 events/s.
  *
  *   npx ts-node --transpile-only bench/redis-streams.ts     # BENCH_ROUNDS (1), BENCH_EVENTS (50000), BENCH_LATENCY_SECONDS (5)
- *   BENCH_DEBUG=1 ...                                        # also prints entries published and handled every 500 ms
+ *   BENCH_DEBUG=1 ...                                        # also prints entries published and handled every 500 ms, and the gateway process's log
+ *   BENCH_PARTS=throughput ...                               # only one part (throughput, latency; both by default)
  */
 
 const ROOT = resolve(__dirname, '..');
@@ -74,9 +75,13 @@ function startWorker(
 }
 
 function startGatewayProcess(apiUrl: string, token: string, redisUrl: string, keyPrefix: string, total: number): ChildProcess {
-  return nodeScript(join(BUILD_DIR, 'bench/clients/stream-gateway.js'), {
+  const child = nodeScript(join(BUILD_DIR, 'bench/clients/stream-gateway.js'), {
     BENCH_STREAM_GATEWAY: JSON.stringify({ apiUrl, token, total, redisUrl, keyPrefix }),
   });
+  if (process.env.BENCH_DEBUG) {
+    for (const output of [child.stdout, child.stderr]) createInterface({ input: output! }).on('line', (line) => process.stdout.write(`gateway process: ${line}\n`));
+  }
+  return child;
 }
 
 async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
@@ -91,6 +96,7 @@ async function main(): Promise<void> {
   const rounds = intEnv('BENCH_ROUNDS', 1);
   const events = intEnv('BENCH_EVENTS', 50_000);
   const latencySeconds = intEnv('BENCH_LATENCY_SECONDS', 5);
+  const parts = (process.env.BENCH_PARTS ?? 'throughput,latency').split(',');
   const uptime = () => execFileSync('uptime', { encoding: 'utf8' }).trim();
   process.stdout.write(`Redis Streams delivery: ${events} MESSAGE_CREATE over ${SHARDS} shards, ${rounds} round(s), ${cpus().length} cores\nuptime at start: ${uptime()}\n`);
   transpileForBench(ROOT, BUILD_DIR);
@@ -111,7 +117,7 @@ async function main(): Promise<void> {
     const apiUrl = `http://127.0.0.1:${ready.port}/api`;
     const throughput = { inProcess: [] as number[], one: [] as number[], two: [] as number[] };
 
-    for (let round = 0; round < rounds; round++) {
+    for (let round = 0; round < rounds && parts.includes('throughput'); round++) {
       // In-process reference: the same corpus handled by an @OnEvent handler in the gateway process itself.
       const config: ClientConfig = {
         client: 'ours',
@@ -169,7 +175,7 @@ async function main(): Promise<void> {
     process.stdout.write(`| redis-streams, 2 workers | ${fmt(median(throughput.two))} | ${(median(throughput.two) / reference).toFixed(2)} |\n`);
     // Latency at a fixed rate: the local gateway sends, one gateway process publishes, one worker handles.
     const latency: { rate: number; p50Ms: number; p99Ms: number; events: number; note: string }[] = [];
-    for (const rate of [1_000, 10_000]) {
+    for (const rate of parts.includes('latency') ? [1_000, 10_000] : []) {
       const local = await LocalGateway.start({ shards: 1, heartbeatInterval: 41_250 });
       const expected = rate * latencySeconds;
       const keyPrefix = await freshPrefix(1);

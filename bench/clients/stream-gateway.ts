@@ -36,4 +36,4 @@ const config = JSON.parse(process.env.BENCH_STREAM_GATEWAY ?? 'null') as Config;
 })
 class GatewayAppModule {}
 
-void NestFactory.createApplicationContext(GatewayAppModule, { logger: ['error', 'warn'] }).then(() => process.stdout.write('STREAM_GATEWAY_STARTED\n'));
+void NestFactory.createApplicationContext(GatewayAppModule, { logger: process.env.BENCH_DEBUG ? ['error', 'warn', 'log'] : ['error', 'warn'] }).then(() => process.stdout.write('STREAM_GATEWAY_STARTED\n'));

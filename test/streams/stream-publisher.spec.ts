@@ -40,7 +40,8 @@ void describe('RedisStreamPublisher (real redis-server, a real cluster on the lo
     closers.push(() => registration.stop());
 
     const warnings: string[] = [];
-    const publisher = new RedisStreamPublisher({ client, keyPrefix, maxBuffered: 5, warn: (message) => warnings.push(message) });
+    // pauseAt 0: the shard never pauses, so what Redis cannot take meets the bound.
+    const publisher = new RedisStreamPublisher({ client, keyPrefix, maxBuffered: 5, pauseAt: 0, warn: (message) => warnings.push(message) });
     const gateway = await harness.gatewayWith();
     const cluster = harness.clusterOn(gateway);
     publisher.attach(cluster, null);
@@ -57,5 +58,34 @@ void describe('RedisStreamPublisher (real redis-server, a real cluster on the lo
     expect(warnings.filter((line) => line.includes('newer events are dropped'))).toHaveLength(1);
     // Unpublished events are unsettled for the cluster: a sequence saved now stays below the first of them.
     expect(publisher.oldestUnsettled(0)).toBe(first);
+  });
+
+  void it('a Redis slower than the events pauses the shard instead of dropping: every event is published, in sequence order', async () => {
+    const keyPrefix = `ndg-test:publisher-pause:${process.pid}`;
+    // Every XADD pipeline takes 100 ms to reach Redis: events arrive much faster than they are published.
+    const proxy: RedisDelayProxy = await startRedisDelayProxy(server.port, { toServer: (chunk) => (/xadd/i.test(chunk.toString('latin1')) ? 100 : 0) });
+    const client = new Redis(proxy.url);
+    closers.push(() => proxy.close(), () => client.disconnect());
+    const registration = new WorkerGroupRegistration(redis, keyPrefix, 'a', ['MESSAGE_CREATE'], 30_000, () => undefined);
+    await registration.start();
+    closers.push(() => registration.stop());
+
+    const warnings: string[] = [];
+    const publisher = new RedisStreamPublisher({ client, keyPrefix, maxBuffered: 5, warn: (message) => warnings.push(message) });
+    const gateway = await harness.gatewayWith();
+    const cluster = harness.clusterOn(gateway);
+    publisher.attach(cluster, null);
+    closers.push(() => void publisher.detach().catch(() => undefined));
+    await cluster.up();
+    await publisher.refresh();
+
+    const sequences: number[] = [];
+    for (let i = 1; i <= 40; i++) sequences.push(gateway.dispatch(0, 'MESSAGE_CREATE', createMessage(i)));
+    await eventually(() => publisher.stats().published + publisher.stats().droppedByBuffer === 40, 20_000, 'every event published or dropped');
+    expect(publisher.stats()).toMatchObject({ published: 40, droppedByBuffer: 0, buffered: 0 });
+    const entries = await redis.xrange(`{${keyPrefix}}:dispatch:0`, '-', '+');
+    expect(entries.map(([, fields]) => Number(fields[fields.indexOf('s') + 1]))).toEqual(sequences);
+    expect(warnings.filter((line) => line.includes('dropped'))).toEqual([]);
+    expect(cluster.shards.get(0)?.info().paused).toBe(false);
   });
 });

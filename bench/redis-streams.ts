@@ -18,10 +18,12 @@ import { READY_PREFIX, type LoadServerConfig, type LoadServerReady } from './loa
  *    events/s handled in-process by the `ours` client (no Redis), then events/s handled by one worker group of 1 and
  *    of 2 worker processes fed by one gateway process (from the group's first handled event to its last).
  * 2. Latency from the gateway process's receipt of an event to the start of its handler in a worker (one worker),
- *    p50 and p99, with the local gateway sending MESSAGE_CREATE at 1,000 and at 10,000 events/s.
+ *    p50 and p99, with the local gateway (in this process, messages encoded beforehand, no transport compression)
+ *    sending MESSAGE_CREATE at 1,000 and at 10,000 events/s.
  *
  *   npx ts-node --transpile-only bench/redis-streams.ts     # BENCH_ROUNDS (1), BENCH_EVENTS (50000), BENCH_LATENCY_SECONDS (5)
  *   BENCH_DEBUG=1 ...                                        # also prints entries published and handled every 500 ms, and the gateway process's log
+ *   BENCH_CPU_PROF=1 ...                                     # gateway and worker processes write .bench-results/profiles/streams-*.cpuprofile
  *   BENCH_PARTS=throughput ...                               # only one part (throughput, latency; both by default)
  */
 
@@ -32,6 +34,18 @@ const SHARDS = 1;
 const TIMEOUT_MS = 5 * 60_000;
 /** Longest wait for the events of one latency run, ms. */
 const LATENCY_TIMEOUT_MS = 120_000;
+/** Node flags of the gateway and worker processes: `--cpu-prof` with BENCH_CPU_PROF (they then exit on SIGTERM, writing it). */
+function profileArgs(name: string): string[] {
+  if (!process.env.BENCH_CPU_PROF) return [];
+  return ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, '.bench-results', 'profiles')}`, `--cpu-prof-name=streams-${name}-${Date.now()}.cpuprofile`];
+}
+
+/** Stops a gateway or worker process: SIGTERM (and its exit) when it writes a profile, SIGKILL otherwise. */
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (!process.env.BENCH_CPU_PROF) return killChild(child, 'SIGKILL');
+  killChild(child, 'SIGTERM');
+  await waitForExit(child, 10_000);
+}
 
 function intEnv(name: string, fallback: number): number {
   const value = process.env[name];
@@ -60,9 +74,11 @@ function startWorker(
   consumer: string,
   expected: number,
 ): { child: ChildProcess; progress: () => Progress | null; started: () => boolean; result: () => string | null } {
-  const child = nodeScript(join(BUILD_DIR, 'bench/clients/stream-worker.js'), {
-    BENCH_STREAM_WORKER: JSON.stringify({ redisUrl, keyPrefix, group: 'bench', consumer, expected }),
-  });
+  const child = nodeScript(
+    join(BUILD_DIR, 'bench/clients/stream-worker.js'),
+    { BENCH_STREAM_WORKER: JSON.stringify({ redisUrl, keyPrefix, group: 'bench', consumer, expected }) },
+    profileArgs(`worker-${consumer}`),
+  );
   let last: Progress | null = null;
   let started = false;
   let result: string | null = null;
@@ -74,10 +90,12 @@ function startWorker(
   return { child, progress: () => last, started: () => started, result: () => result };
 }
 
-function startGatewayProcess(apiUrl: string, token: string, redisUrl: string, keyPrefix: string, total: number): ChildProcess {
-  const child = nodeScript(join(BUILD_DIR, 'bench/clients/stream-gateway.js'), {
-    BENCH_STREAM_GATEWAY: JSON.stringify({ apiUrl, token, total, redisUrl, keyPrefix }),
-  });
+function startGatewayProcess(apiUrl: string, token: string, redisUrl: string, keyPrefix: string, total: number, compression = true): ChildProcess {
+  const child = nodeScript(
+    join(BUILD_DIR, 'bench/clients/stream-gateway.js'),
+    { BENCH_STREAM_GATEWAY: JSON.stringify({ apiUrl, token, total, redisUrl, keyPrefix, compression }) },
+    profileArgs('gateway'),
+  );
   if (process.env.BENCH_DEBUG) {
     for (const output of [child.stdout, child.stderr]) createInterface({ input: output! }).on('line', (line) => process.stdout.write(`gateway process: ${line}\n`));
   }
@@ -160,8 +178,8 @@ async function main(): Promise<void> {
           const last = Math.max(...progress.map((p) => p.lastAt));
           (count === 1 ? throughput.one : throughput.two).push((total * 1_000) / (last - first));
         } finally {
-          if (gateway) killChild(gateway, 'SIGKILL');
-          for (const worker of workers) killChild(worker.child, 'SIGKILL');
+          if (gateway) await stopChild(gateway);
+          for (const worker of workers) await stopChild(worker.child);
         }
       }
       process.stdout.write(`round ${round + 1}/${rounds} done\n`);
@@ -184,16 +202,20 @@ async function main(): Promise<void> {
       let feeder: NodeJS.Timeout | null = null;
       try {
         await until(() => worker.started(), 120_000, 'the worker to start');
-        gateway = startGatewayProcess(local.apiUrl, local.token, redisServer.url, keyPrefix, 1);
+        // Without transport compression: the local gateway deflates each message on its own, which would make this
+        // process, not the delivery, the limit at 10,000 events/s.
+        gateway = startGatewayProcess(local.apiUrl, local.token, redisServer.url, keyPrefix, 1, false);
         let gatewayWarnings = '';
         gateway.stderr?.on('data', (chunk: Buffer) => (gatewayWarnings = (gatewayWarnings + chunk.toString()).slice(-2_000)));
         gateway.stdout?.on('data', (chunk: Buffer) => (gatewayWarnings = (gatewayWarnings + chunk.toString()).slice(-2_000)));
         await until(() => local.connectionOf(0)?.handshakeDone === true, 60_000, 'the gateway process to connect');
+        // The messages are encoded before the clock starts; each tick sends every message due by then.
+        const texts = Array.from({ length: expected }, (_, i) => JSON.stringify(createMessage(i + 1)));
         let sent = 0;
         const startedAt = performance.now();
         feeder = setInterval(() => {
           const due = Math.min(expected, Math.floor(((performance.now() - startedAt) * rate) / 1_000));
-          while (sent < due) local.dispatch(0, 'MESSAGE_CREATE', createMessage(++sent));
+          while (sent < due) local.dispatchJson(0, 'MESSAGE_CREATE', texts[sent++]);
         }, 1);
         try {
           await until(() => worker.result() !== null, LATENCY_TIMEOUT_MS, `latency at ${rate}/s`);
@@ -206,8 +228,8 @@ async function main(): Promise<void> {
         }
       } finally {
         if (feeder) clearInterval(feeder);
-        if (gateway) killChild(gateway, 'SIGKILL');
-        killChild(worker.child, 'SIGKILL');
+        if (gateway) await stopChild(gateway);
+        await stopChild(worker.child);
         await local.close();
       }
     }

@@ -6,6 +6,7 @@ import type { IHandlingTracker } from '../interfaces/handling-tracker.interface'
 import type { IStreamDeliveryStats, StreamDeliveryReport } from '../interfaces/stream-delivery-stats.interface';
 import { dispatchStreamKeys, encodeDispatch, preciseNow, type PublishedDispatch } from './dispatch-stream-entry';
 import { redisKeyPrefix, type RedisClient } from './redis-options.interface';
+import { RedisScript } from './redis-script';
 import { readStreamGroupStats, type StreamGroupStats } from './stream-group-stats';
 import { readWantedEvents } from './worker-group-registry';
 
@@ -55,8 +56,10 @@ export interface StreamPublisherStats {
 /**
  * The gateway side of `delivery: 'redis-streams'`: publishes the dispatches some live worker group wants to one
  * stream per shard (`{<keyPrefix>}:dispatch:<shard id>`), after this process's own handlers. The events of one
- * event-loop turn go in one pipeline of `XADD ... MAXLEN ~ maxLen`, one pipeline in flight at a time; what arrives
- * meanwhile waits in a batch of at most `maxBuffered` events (beyond it, events are dropped and counted).
+ * event-loop turn (up to 1,000) go in one script call of `XADD ... MAXLEN ~ maxLen` per event, one call in flight at a
+ * time; what arrives meanwhile waits in a batch. At `pauseAt` waiting events the shard stops reading its socket until
+ * half are published (backpressure: Redis slower than the events loses none of them); when Redis fails, reading goes
+ * on and the batch holds at most `maxBuffered` events (beyond it, events are dropped and counted).
  *
  * The wanted event names are the union of what the live groups registered (read every `groupRefreshMs`); they are
  * added to the cluster's dispatch filter, so shards still skip decoding the rest. As the cluster's handling
@@ -158,9 +161,9 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
     this.subscription = null;
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
-    // What is buffered is published (one more pipeline at most) before the connection closes.
+    // What is buffered is published before the connection closes (while Redis answers; bounded by maxBuffered).
     await this.flushing;
-    if (this.batch.length > 0) await this.flush();
+    for (let left = this.batch.length; left > 0 && !this.failing; left -= PIPELINE_ENTRIES) await this.flush();
     this.resumeShards();
     this.cluster = null;
   }
@@ -237,19 +240,26 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
 
   private flush(): Promise<void> {
     if (this.flushing || this.batch.length === 0) return this.flushing ?? Promise.resolve();
-    // At most PIPELINE_ENTRIES per pipeline: the connection is shared (leases, sessions), which wait behind it.
+    // At most PIPELINE_ENTRIES per publish: the connection is shared (leases, sessions), which wait behind it.
     const batch = this.batch.length <= PIPELINE_ENTRIES ? this.batch : this.batch.slice(0, PIPELINE_ENTRIES);
     this.batch = batch === this.batch ? [] : this.batch.slice(PIPELINE_ENTRIES);
     const run = async () => {
       let written = false;
       try {
-        const pipeline = this.client.pipeline();
+        const keys: string[] = [];
+        const keyIndex = new Map<number, number>();
+        const args: (string | number)[] = [this.maxLen];
         for (const event of batch) {
-          pipeline.xadd(dispatchStreamKeys.stream(this.prefix, event.shardId), 'MAXLEN', '~', this.maxLen, '*', ...encodeDispatch(event));
+          let index = keyIndex.get(event.shardId);
+          if (index === undefined) {
+            index = keys.push(dispatchStreamKeys.stream(this.prefix, event.shardId));
+            keyIndex.set(event.shardId, index);
+          }
+          const fields = encodeDispatch(event);
+          args.push(index, fields.length);
+          for (const field of fields) args.push(field);
         }
-        const results = (await pipeline.exec()) ?? [];
-        const error = results.find(([e]) => e)?.[0];
-        if (error) throw error;
+        await PUBLISH_SCRIPT.run(this.client, keys, args);
         written = true;
         this.published += batch.length;
         this.failing = false;
@@ -308,8 +318,23 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
   }
 }
 
-/** Entries written per pipeline, at most. */
+/** Entries written per publish, at most. */
 const PIPELINE_ENTRIES = 1_000;
+
+/**
+ * One publish: `XADD <key> MAXLEN ~ <maxLen> * <fields>` per entry, in one script call (one command to encode and
+ * parse instead of one per entry). ARGV: maxLen, then per entry the index of its stream in KEYS, its field count and
+ * its fields. The streams share the bot's hash tag, so this also runs on Redis Cluster.
+ */
+const PUBLISH_SCRIPT = new RedisScript(`
+local maxLen = ARGV[1]
+local i = 2
+while i <= #ARGV do
+  local count = tonumber(ARGV[i + 1])
+  redis.call('XADD', KEYS[tonumber(ARGV[i])], 'MAXLEN', '~', maxLen, '*', unpack(ARGV, i + 2, i + 1 + count))
+  i = i + 2 + count
+end
+return 0`);
 
 /**
  * A shard's held sequences in arrival order. Batches are published in that order, so removal is almost always at the

@@ -32,7 +32,7 @@ void describe('RedisStreamPublisher (real redis-server, a real cluster on the lo
   void it('a Redis that does not answer never makes it buffer more than maxBuffered: the rest is dropped, counted and reported once; held events keep the saved sequence below them', async () => {
     const keyPrefix = `ndg-test:publisher:${process.pid}`;
     // XADDs are held back by the proxy for a minute: the first publish stays in flight for the whole test.
-    const proxy: RedisDelayProxy = await startRedisDelayProxy(server.port, { toServer: (chunk) => (/xadd/i.test(chunk.toString('latin1')) ? 60_000 : 0) });
+    const proxy: RedisDelayProxy = await startRedisDelayProxy(server.port, { toServer: (chunk) => (/xadd|evalsha/i.test(chunk.toString('latin1')) ? 60_000 : 0) });
     const client = new Redis(proxy.url);
     closers.push(() => proxy.close(), () => client.disconnect());
     const registration = new WorkerGroupRegistration(redis, keyPrefix, 'a', ['MESSAGE_CREATE'], 30_000, () => undefined);
@@ -63,7 +63,7 @@ void describe('RedisStreamPublisher (real redis-server, a real cluster on the lo
   void it('a Redis slower than the events pauses the shard instead of dropping: every event is published, in sequence order', async () => {
     const keyPrefix = `ndg-test:publisher-pause:${process.pid}`;
     // Every XADD pipeline takes 100 ms to reach Redis: events arrive much faster than they are published.
-    const proxy: RedisDelayProxy = await startRedisDelayProxy(server.port, { toServer: (chunk) => (/xadd/i.test(chunk.toString('latin1')) ? 100 : 0) });
+    const proxy: RedisDelayProxy = await startRedisDelayProxy(server.port, { toServer: (chunk) => (/xadd|evalsha/i.test(chunk.toString('latin1')) ? 100 : 0) });
     const client = new Redis(proxy.url);
     closers.push(() => proxy.close(), () => client.disconnect());
     const registration = new WorkerGroupRegistration(redis, keyPrefix, 'a', ['MESSAGE_CREATE'], 30_000, () => undefined);

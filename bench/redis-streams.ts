@@ -182,18 +182,21 @@ async function main(): Promise<void> {
           for (const worker of workers) await stopChild(worker.child);
         }
       }
-      process.stdout.write(`round ${round + 1}/${rounds} done\n`);
+      process.stdout.write(
+        `round ${round + 1}/${rounds}: in-process ${Math.round(throughput.inProcess[round])}/s, 1 worker ${Math.round(throughput.one[round])}/s, 2 workers ${Math.round(throughput.two[round])}/s; ${uptime()}\n`,
+      );
     }
 
     const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
     const reference = median(throughput.inProcess);
-    process.stdout.write('\n| delivery | events/s (median) | ratio to in-process |\n| --- | ---: | ---: |\n');
-    process.stdout.write(`| in-process (@OnEvent in the gateway process) | ${fmt(reference)} | 1.00 |\n`);
-    process.stdout.write(`| redis-streams, 1 worker | ${fmt(median(throughput.one))} | ${(median(throughput.one) / reference).toFixed(2)} |\n`);
-    process.stdout.write(`| redis-streams, 2 workers | ${fmt(median(throughput.two))} | ${(median(throughput.two) / reference).toFixed(2)} |\n`);
+    if (parts.includes('throughput')) process.stdout.write('\n| delivery | events/s (median) | ratio to in-process |\n| --- | ---: | ---: |\n');
+    if (parts.includes('throughput')) process.stdout.write(`| in-process (@OnEvent in the gateway process) | ${fmt(reference)} | 1.00 |\n`);
+    if (parts.includes('throughput')) process.stdout.write(`| redis-streams, 1 worker | ${fmt(median(throughput.one))} | ${(median(throughput.one) / reference).toFixed(2)} |\n`);
+    if (parts.includes('throughput')) process.stdout.write(`| redis-streams, 2 workers | ${fmt(median(throughput.two))} | ${(median(throughput.two) / reference).toFixed(2)} |\n`);
     // Latency at a fixed rate: the local gateway sends, one gateway process publishes, one worker handles.
-    const latency: { rate: number; p50Ms: number; p99Ms: number; events: number; note: string }[] = [];
-    for (const rate of parts.includes('latency') ? [1_000, 10_000] : []) {
+    const latency: { rate: number; p50Ms: number; p99Ms: number; events: number; sentPerSec: number; note: string }[] = [];
+    const rates = parts.includes('latency') ? [1_000, 10_000] : [];
+    for (const [round, rate] of Array.from({ length: rounds }, (_, r) => rates.map((rate) => [r, rate] as const)).flat()) {
       const local = await LocalGateway.start({ shards: 1, heartbeatInterval: 41_250 });
       const expected = rate * latencySeconds;
       const keyPrefix = await freshPrefix(1);
@@ -220,11 +223,13 @@ async function main(): Promise<void> {
         try {
           await until(() => worker.result() !== null, LATENCY_TIMEOUT_MS, `latency at ${rate}/s`);
           const result = JSON.parse(worker.result()!) as { p50Ms: number; p99Ms: number; events: number };
-          latency.push({ rate, ...result, note: `sent at ${fmt((sent * 1_000) / (performance.now() - startedAt))}/s` });
+          const sentPerSec = (sent * 1_000) / (performance.now() - startedAt);
+          latency.push({ rate, ...result, sentPerSec, note: `round ${round + 1}` });
+          process.stdout.write(`latency round ${round + 1}, ${rate}/s: sent at ${fmt(sentPerSec)}/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms; ${uptime()}\n`);
         } catch {
           const handled = worker.progress()?.handled ?? 0;
           const dropped = /dropped[^\n]*/.exec(gatewayWarnings)?.[0] ?? 'no drop reported';
-          latency.push({ rate, p50Ms: NaN, p99Ms: NaN, events: handled, note: `incomplete: ${handled} of ${expected} handled; gateway process: ${dropped}` });
+          latency.push({ rate, p50Ms: NaN, p99Ms: NaN, events: handled, sentPerSec: NaN, note: `incomplete: ${handled} of ${expected} handled; gateway process: ${dropped}` });
         }
       } finally {
         if (feeder) clearInterval(feeder);
@@ -234,8 +239,18 @@ async function main(): Promise<void> {
       }
     }
 
-    process.stdout.write('\n| rate | events | p50 receipt -> handler start | p99 | note |\n| ---: | ---: | ---: | ---: | --- |\n');
-    for (const row of latency) process.stdout.write(`| ${fmt(row.rate)}/s | ${fmt(row.events)} | ${row.p50Ms.toFixed(2)} ms | ${row.p99Ms.toFixed(2)} ms | ${row.note} |\n`);
+    if (latency.length > 0) {
+      process.stdout.write('\n| rate | sent (median) | p50 receipt -> handler start (median) | p99 (median) | rounds |\n| ---: | ---: | ---: | ---: | --- |\n');
+    }
+    for (const rate of rates) {
+      const rows = latency.filter((row) => row.rate === rate);
+      const complete = rows.filter((row) => Number.isFinite(row.p99Ms));
+      const of = (pick: (row: (typeof rows)[number]) => number) => (complete.length > 0 ? median(complete.map(pick)) : NaN);
+      const notes = rows.filter((row) => !Number.isFinite(row.p99Ms)).map((row) => row.note);
+      process.stdout.write(
+        `| ${fmt(rate)}/s | ${fmt(of((row) => row.sentPerSec))}/s | ${of((row) => row.p50Ms).toFixed(2)} ms | ${of((row) => row.p99Ms).toFixed(2)} ms | ${complete.length} of ${rows.length} complete${notes.length > 0 ? `; ${notes.join('; ')}` : ''} |\n`,
+      );
+    }
     process.stdout.write(`\nuptime at end: ${uptime()} (load ${loadavg().map((l) => l.toFixed(2)).join(', ')})\n`);
   } finally {
     killChild(server, 'SIGTERM');

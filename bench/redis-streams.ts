@@ -18,10 +18,13 @@ import { READY_PREFIX, type LoadServerConfig, type LoadServerReady } from './loa
  *    events/s handled in-process by the `ours` client (no Redis), then events/s handled by one worker group of 1 and
  *    of 2 worker processes fed by one gateway process (from the group's first handled event to its last).
  * 2. Latency from the gateway process's receipt of an event to the start of its handler in a worker (one worker),
- *    p50 and p99, with the local gateway sending MESSAGE_CREATE at 1,000 and at 10,000 events/s.
+ *    p50 and p99, with the local gateway (in this process, messages encoded beforehand, no transport compression)
+ *    sending MESSAGE_CREATE at 1,000 and at 10,000 events/s.
  *
  *   npx ts-node --transpile-only bench/redis-streams.ts     # BENCH_ROUNDS (1), BENCH_EVENTS (50000), BENCH_LATENCY_SECONDS (5)
- *   BENCH_DEBUG=1 ...                                        # also prints entries published and handled every 500 ms
+ *   BENCH_DEBUG=1 ...                                        # also prints entries published and handled every 500 ms, and the gateway process's log
+ *   BENCH_CPU_PROF=1 ...                                     # gateway and worker processes write .bench-results/profiles/streams-*.cpuprofile
+ *   BENCH_PARTS=throughput ...                               # only one part (throughput, latency; both by default)
  */
 
 const ROOT = resolve(__dirname, '..');
@@ -31,6 +34,18 @@ const SHARDS = 1;
 const TIMEOUT_MS = 5 * 60_000;
 /** Longest wait for the events of one latency run, ms. */
 const LATENCY_TIMEOUT_MS = 120_000;
+/** Node flags of the gateway and worker processes: `--cpu-prof` with BENCH_CPU_PROF (they then exit on SIGTERM, writing it). */
+function profileArgs(name: string): string[] {
+  if (!process.env.BENCH_CPU_PROF) return [];
+  return ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, '.bench-results', 'profiles')}`, `--cpu-prof-name=streams-${name}-${Date.now()}.cpuprofile`];
+}
+
+/** Stops a gateway or worker process: SIGTERM (and its exit) when it writes a profile, SIGKILL otherwise. */
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (!process.env.BENCH_CPU_PROF) return killChild(child, 'SIGKILL');
+  killChild(child, 'SIGTERM');
+  await waitForExit(child, 10_000);
+}
 
 function intEnv(name: string, fallback: number): number {
   const value = process.env[name];
@@ -59,9 +74,11 @@ function startWorker(
   consumer: string,
   expected: number,
 ): { child: ChildProcess; progress: () => Progress | null; started: () => boolean; result: () => string | null } {
-  const child = nodeScript(join(BUILD_DIR, 'bench/clients/stream-worker.js'), {
-    BENCH_STREAM_WORKER: JSON.stringify({ redisUrl, keyPrefix, group: 'bench', consumer, expected }),
-  });
+  const child = nodeScript(
+    join(BUILD_DIR, 'bench/clients/stream-worker.js'),
+    { BENCH_STREAM_WORKER: JSON.stringify({ redisUrl, keyPrefix, group: 'bench', consumer, expected }) },
+    profileArgs(`worker-${consumer}`),
+  );
   let last: Progress | null = null;
   let started = false;
   let result: string | null = null;
@@ -73,10 +90,16 @@ function startWorker(
   return { child, progress: () => last, started: () => started, result: () => result };
 }
 
-function startGatewayProcess(apiUrl: string, token: string, redisUrl: string, keyPrefix: string, total: number): ChildProcess {
-  return nodeScript(join(BUILD_DIR, 'bench/clients/stream-gateway.js'), {
-    BENCH_STREAM_GATEWAY: JSON.stringify({ apiUrl, token, total, redisUrl, keyPrefix }),
-  });
+function startGatewayProcess(apiUrl: string, token: string, redisUrl: string, keyPrefix: string, total: number, compression = true): ChildProcess {
+  const child = nodeScript(
+    join(BUILD_DIR, 'bench/clients/stream-gateway.js'),
+    { BENCH_STREAM_GATEWAY: JSON.stringify({ apiUrl, token, total, redisUrl, keyPrefix, compression }) },
+    profileArgs('gateway'),
+  );
+  if (process.env.BENCH_DEBUG) {
+    for (const output of [child.stdout, child.stderr]) createInterface({ input: output! }).on('line', (line) => process.stdout.write(`gateway process: ${line}\n`));
+  }
+  return child;
 }
 
 async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
@@ -91,6 +114,7 @@ async function main(): Promise<void> {
   const rounds = intEnv('BENCH_ROUNDS', 1);
   const events = intEnv('BENCH_EVENTS', 50_000);
   const latencySeconds = intEnv('BENCH_LATENCY_SECONDS', 5);
+  const parts = (process.env.BENCH_PARTS ?? 'throughput,latency').split(',');
   const uptime = () => execFileSync('uptime', { encoding: 'utf8' }).trim();
   process.stdout.write(`Redis Streams delivery: ${events} MESSAGE_CREATE over ${SHARDS} shards, ${rounds} round(s), ${cpus().length} cores\nuptime at start: ${uptime()}\n`);
   transpileForBench(ROOT, BUILD_DIR);
@@ -111,7 +135,7 @@ async function main(): Promise<void> {
     const apiUrl = `http://127.0.0.1:${ready.port}/api`;
     const throughput = { inProcess: [] as number[], one: [] as number[], two: [] as number[] };
 
-    for (let round = 0; round < rounds; round++) {
+    for (let round = 0; round < rounds && parts.includes('throughput'); round++) {
       // In-process reference: the same corpus handled by an @OnEvent handler in the gateway process itself.
       const config: ClientConfig = {
         client: 'ours',
@@ -154,22 +178,25 @@ async function main(): Promise<void> {
           const last = Math.max(...progress.map((p) => p.lastAt));
           (count === 1 ? throughput.one : throughput.two).push((total * 1_000) / (last - first));
         } finally {
-          if (gateway) killChild(gateway, 'SIGKILL');
-          for (const worker of workers) killChild(worker.child, 'SIGKILL');
+          if (gateway) await stopChild(gateway);
+          for (const worker of workers) await stopChild(worker.child);
         }
       }
-      process.stdout.write(`round ${round + 1}/${rounds} done\n`);
+      process.stdout.write(
+        `round ${round + 1}/${rounds}: in-process ${Math.round(throughput.inProcess[round])}/s, 1 worker ${Math.round(throughput.one[round])}/s, 2 workers ${Math.round(throughput.two[round])}/s; ${uptime()}\n`,
+      );
     }
 
     const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
     const reference = median(throughput.inProcess);
-    process.stdout.write('\n| delivery | events/s (median) | ratio to in-process |\n| --- | ---: | ---: |\n');
-    process.stdout.write(`| in-process (@OnEvent in the gateway process) | ${fmt(reference)} | 1.00 |\n`);
-    process.stdout.write(`| redis-streams, 1 worker | ${fmt(median(throughput.one))} | ${(median(throughput.one) / reference).toFixed(2)} |\n`);
-    process.stdout.write(`| redis-streams, 2 workers | ${fmt(median(throughput.two))} | ${(median(throughput.two) / reference).toFixed(2)} |\n`);
+    if (parts.includes('throughput')) process.stdout.write('\n| delivery | events/s (median) | ratio to in-process |\n| --- | ---: | ---: |\n');
+    if (parts.includes('throughput')) process.stdout.write(`| in-process (@OnEvent in the gateway process) | ${fmt(reference)} | 1.00 |\n`);
+    if (parts.includes('throughput')) process.stdout.write(`| redis-streams, 1 worker | ${fmt(median(throughput.one))} | ${(median(throughput.one) / reference).toFixed(2)} |\n`);
+    if (parts.includes('throughput')) process.stdout.write(`| redis-streams, 2 workers | ${fmt(median(throughput.two))} | ${(median(throughput.two) / reference).toFixed(2)} |\n`);
     // Latency at a fixed rate: the local gateway sends, one gateway process publishes, one worker handles.
-    const latency: { rate: number; p50Ms: number; p99Ms: number; events: number; note: string }[] = [];
-    for (const rate of [1_000, 10_000]) {
+    const latency: { rate: number; p50Ms: number; p99Ms: number; events: number; sentPerSec: number; note: string }[] = [];
+    const rates = parts.includes('latency') ? [1_000, 10_000] : [];
+    for (const [round, rate] of Array.from({ length: rounds }, (_, r) => rates.map((rate) => [r, rate] as const)).flat()) {
       const local = await LocalGateway.start({ shards: 1, heartbeatInterval: 41_250 });
       const expected = rate * latencySeconds;
       const keyPrefix = await freshPrefix(1);
@@ -178,36 +205,52 @@ async function main(): Promise<void> {
       let feeder: NodeJS.Timeout | null = null;
       try {
         await until(() => worker.started(), 120_000, 'the worker to start');
-        gateway = startGatewayProcess(local.apiUrl, local.token, redisServer.url, keyPrefix, 1);
+        // Without transport compression: the local gateway deflates each message on its own, which would make this
+        // process, not the delivery, the limit at 10,000 events/s.
+        gateway = startGatewayProcess(local.apiUrl, local.token, redisServer.url, keyPrefix, 1, false);
         let gatewayWarnings = '';
         gateway.stderr?.on('data', (chunk: Buffer) => (gatewayWarnings = (gatewayWarnings + chunk.toString()).slice(-2_000)));
         gateway.stdout?.on('data', (chunk: Buffer) => (gatewayWarnings = (gatewayWarnings + chunk.toString()).slice(-2_000)));
         await until(() => local.connectionOf(0)?.handshakeDone === true, 60_000, 'the gateway process to connect');
+        // The messages are encoded before the clock starts; each tick sends every message due by then.
+        const texts = Array.from({ length: expected }, (_, i) => JSON.stringify(createMessage(i + 1)));
         let sent = 0;
         const startedAt = performance.now();
         feeder = setInterval(() => {
           const due = Math.min(expected, Math.floor(((performance.now() - startedAt) * rate) / 1_000));
-          while (sent < due) local.dispatch(0, 'MESSAGE_CREATE', createMessage(++sent));
+          while (sent < due) local.dispatchJson(0, 'MESSAGE_CREATE', texts[sent++]);
         }, 1);
         try {
           await until(() => worker.result() !== null, LATENCY_TIMEOUT_MS, `latency at ${rate}/s`);
           const result = JSON.parse(worker.result()!) as { p50Ms: number; p99Ms: number; events: number };
-          latency.push({ rate, ...result, note: `sent at ${fmt((sent * 1_000) / (performance.now() - startedAt))}/s` });
+          const sentPerSec = (sent * 1_000) / (performance.now() - startedAt);
+          latency.push({ rate, ...result, sentPerSec, note: `round ${round + 1}` });
+          process.stdout.write(`latency round ${round + 1}, ${rate}/s: sent at ${fmt(sentPerSec)}/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms; ${uptime()}\n`);
         } catch {
           const handled = worker.progress()?.handled ?? 0;
           const dropped = /dropped[^\n]*/.exec(gatewayWarnings)?.[0] ?? 'no drop reported';
-          latency.push({ rate, p50Ms: NaN, p99Ms: NaN, events: handled, note: `incomplete: ${handled} of ${expected} handled; gateway process: ${dropped}` });
+          latency.push({ rate, p50Ms: NaN, p99Ms: NaN, events: handled, sentPerSec: NaN, note: `incomplete: ${handled} of ${expected} handled; gateway process: ${dropped}` });
         }
       } finally {
         if (feeder) clearInterval(feeder);
-        if (gateway) killChild(gateway, 'SIGKILL');
-        killChild(worker.child, 'SIGKILL');
+        if (gateway) await stopChild(gateway);
+        await stopChild(worker.child);
         await local.close();
       }
     }
 
-    process.stdout.write('\n| rate | events | p50 receipt -> handler start | p99 | note |\n| ---: | ---: | ---: | ---: | --- |\n');
-    for (const row of latency) process.stdout.write(`| ${fmt(row.rate)}/s | ${fmt(row.events)} | ${row.p50Ms.toFixed(2)} ms | ${row.p99Ms.toFixed(2)} ms | ${row.note} |\n`);
+    if (latency.length > 0) {
+      process.stdout.write('\n| rate | sent (median) | p50 receipt -> handler start (median) | p99 (median) | rounds |\n| ---: | ---: | ---: | ---: | --- |\n');
+    }
+    for (const rate of rates) {
+      const rows = latency.filter((row) => row.rate === rate);
+      const complete = rows.filter((row) => Number.isFinite(row.p99Ms));
+      const of = (pick: (row: (typeof rows)[number]) => number) => (complete.length > 0 ? median(complete.map(pick)) : NaN);
+      const notes = rows.filter((row) => !Number.isFinite(row.p99Ms)).map((row) => row.note);
+      process.stdout.write(
+        `| ${fmt(rate)}/s | ${fmt(of((row) => row.sentPerSec))}/s | ${of((row) => row.p50Ms).toFixed(2)} ms | ${of((row) => row.p99Ms).toFixed(2)} ms | ${complete.length} of ${rows.length} complete${notes.length > 0 ? `; ${notes.join('; ')}` : ''} |\n`,
+      );
+    }
     process.stdout.write(`\nuptime at end: ${uptime()} (load ${loadavg().map((l) => l.toFixed(2)).join(', ')})\n`);
   } finally {
     killChild(server, 'SIGTERM');

@@ -14,7 +14,12 @@ interface Config {
   total: number;
   redisUrl: string;
   keyPrefix: string;
+  /** Transport compression (the library's default) or none. */
+  compression: boolean;
 }
+
+// With --cpu-prof, the profile is written on a normal exit only.
+if (process.env.BENCH_CPU_PROF) process.once('SIGTERM', () => process.exit(0));
 
 const config = JSON.parse(process.env.BENCH_STREAM_GATEWAY ?? 'null') as Config;
 
@@ -24,6 +29,7 @@ const config = JSON.parse(process.env.BENCH_STREAM_GATEWAY ?? 'null') as Config;
       token: config.token,
       intents: LIBRARY_CLIENT_INTENTS,
       apiUrl: config.apiUrl,
+      ...(config.compression ? {} : { compression: false as const }),
       identifyWindowMs: 100,
       shards: { total: config.total, ownership: 'redis' },
       redis: { url: config.redisUrl },
@@ -36,4 +42,4 @@ const config = JSON.parse(process.env.BENCH_STREAM_GATEWAY ?? 'null') as Config;
 })
 class GatewayAppModule {}
 
-void NestFactory.createApplicationContext(GatewayAppModule, { logger: ['error', 'warn'] }).then(() => process.stdout.write('STREAM_GATEWAY_STARTED\n'));
+void NestFactory.createApplicationContext(GatewayAppModule, { logger: process.env.BENCH_DEBUG ? ['error', 'warn', 'log'] : ['error', 'warn'] }).then(() => process.stdout.write('STREAM_GATEWAY_STARTED\n'));

@@ -18,6 +18,9 @@ interface Config {
   expected: number;
 }
 
+// With --cpu-prof, the profile is written on a normal exit only.
+if (process.env.BENCH_CPU_PROF) process.once('SIGTERM', () => process.exit(0));
+
 const config = JSON.parse(process.env.BENCH_STREAM_WORKER ?? 'null') as Config;
 
 @Injectable()

@@ -41,14 +41,22 @@ export function encodeDispatch(event: PublishedDispatch): string[] {
 /** Reads the fields of a stream entry (as XREADGROUP returns them: name, value, name, value...). Never throws. */
 export function decodeDispatch(fields: unknown): DecodedEntry {
   if (!Array.isArray(fields) || fields.length % 2 !== 0) return { ok: false, problem: 'fields are not name/value pairs' };
-  const map = new Map<string, unknown>();
-  for (let i = 0; i < fields.length; i += 2) map.set(String(fields[i]), fields[i + 1]);
-  const t = map.get('t');
-  const s = Number(map.get('s'));
-  const shardId = Number(map.get('sh'));
-  const sid = map.get('sid');
-  const at = Number(map.get('at'));
-  const raw = map.get('d');
+  // Read in one pass, without a map per entry (a worker decodes every entry it reads).
+  let t: unknown, sRaw: unknown, shRaw: unknown, sid: unknown, atRaw: unknown, raw: unknown;
+  for (let i = 0; i < fields.length; i += 2) {
+    const value: unknown = fields[i + 1];
+    switch (String(fields[i])) {
+      case 't': t = value; break;
+      case 's': sRaw = value; break;
+      case 'sh': shRaw = value; break;
+      case 'sid': sid = value; break;
+      case 'at': atRaw = value; break;
+      case 'd': raw = value; break;
+    }
+  }
+  const s = Number(sRaw);
+  const shardId = Number(shRaw);
+  const at = Number(atRaw);
   if (typeof t !== 'string' || t === '') return { ok: false, problem: 't (event name) is missing' };
   if (!Number.isSafeInteger(s) || s < 0) return { ok: false, problem: 's (sequence) is not an integer >= 0' };
   if (!Number.isSafeInteger(shardId) || shardId < 0) return { ok: false, problem: 'sh (shard id) is not an integer >= 0' };

@@ -6,6 +6,7 @@ import type { IHandlingTracker } from '../core/interfaces/handling-tracker.inter
 import type { IStreamDeliveryStats, StreamDeliveryReport } from '../core/interfaces/stream-delivery-stats.interface';
 import { dispatchStreamKeys, encodeDispatch, preciseNow, type PublishedDispatch } from './dispatch-stream-entry';
 import { redisKeyPrefix, type RedisClient } from './redis-options.interface';
+import { RedisScript } from './redis-script';
 import { readStreamGroupStats, type StreamGroupStats } from './stream-group-stats';
 import { readWantedEvents } from './worker-group-registry';
 
@@ -22,6 +23,12 @@ export interface RedisStreamPublisherOptions {
    * dropped, counted in `droppedByBuffer` and reported (WARN) once per episode. @defaultValue `10000`
    */
   maxBuffered?: number;
+  /**
+   * Events buffered at which the shards' reading pauses (backpressure, as Redis answers more slowly than events
+   * arrive) until the buffer is down to half of it; a publish that fails resumes them (the bound of `maxBuffered`
+   * then applies). 0: never pause. @defaultValue half of `maxBuffered`
+   */
+  pauseAt?: number;
   /** How often the live worker groups and their event names are read again, ms. @defaultValue `1000` */
   groupRefreshMs?: number;
   /** How often the groups' lag and what the cap dropped are read, ms. @defaultValue `5000` */
@@ -49,8 +56,10 @@ export interface StreamPublisherStats {
 /**
  * The gateway side of `delivery: 'redis-streams'`: publishes the dispatches some live worker group wants to one
  * stream per shard (`{<keyPrefix>}:dispatch:<shard id>`), after this process's own handlers. The events of one
- * event-loop turn go in one pipeline of `XADD ... MAXLEN ~ maxLen`, one pipeline in flight at a time; what arrives
- * meanwhile waits in a batch of at most `maxBuffered` events (beyond it, events are dropped and counted).
+ * event-loop turn (up to 1,000) go in one script call of `XADD ... MAXLEN ~ maxLen` per event, one call in flight at a
+ * time; what arrives meanwhile waits in a batch. At `pauseAt` waiting events the shard stops reading its socket until
+ * half are published (backpressure: Redis slower than the events loses none of them); when Redis fails, reading goes
+ * on and the batch holds at most `maxBuffered` events (beyond it, events are dropped and counted).
  *
  * The wanted event names are the union of what the live groups registered (read every `groupRefreshMs`); they are
  * added to the cluster's dispatch filter, so shards still skip decoding the rest. As the cluster's handling
@@ -72,11 +81,14 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
   private wanted = new Set<string>();
   private wantAll = false;
   private groups: string[] = [];
+  private readonly pauseAt: number;
   private batch: PublishedDispatch[] = [];
+  /** Shards whose reading this publisher paused. */
+  private readonly paused = new Set<number>();
   private armed = false;
   private flushing: Promise<void> | null = null;
   /** Per shard, the sequences buffered or in flight, in arrival order. */
-  private readonly unpublished = new Map<number, number[]>();
+  private readonly unpublished = new Map<number, SequenceQueue>();
   private timers: NodeJS.Timeout[] = [];
   private published = 0;
   private droppedByBuffer = 0;
@@ -92,6 +104,9 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
     this.prefix = redisKeyPrefix(options);
     this.maxLen = positiveInteger('streams.maxLen', options.maxLen ?? 100_000);
     this.maxBuffered = positiveInteger('streams.maxBuffered', options.maxBuffered ?? 10_000);
+    const pauseAt = options.pauseAt ?? Math.max(1, Math.floor(this.maxBuffered / 2));
+    if (!Number.isInteger(pauseAt) || pauseAt < 0) throw new Error(`streams.pauseAt must be an integer >= 0, got ${String(pauseAt)}`);
+    this.pauseAt = pauseAt;
     this.groupRefreshMs = positiveInteger('streams.groupRefreshMs', options.groupRefreshMs ?? 1_000);
     this.statsIntervalMs = positiveInteger('streams.statsIntervalMs', options.statsIntervalMs ?? 5_000);
     this.log = options.log ?? (() => undefined);
@@ -146,15 +161,16 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
     this.subscription = null;
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
-    // What is buffered is published (one more pipeline at most) before the connection closes.
+    // What is buffered is published before the connection closes (while Redis answers; bounded by maxBuffered).
     await this.flushing;
-    if (this.batch.length > 0) await this.flush();
+    for (let left = this.batch.length; left > 0 && !this.failing; left -= PIPELINE_ENTRIES) await this.flush();
+    this.resumeShards();
     this.cluster = null;
   }
 
   oldestUnsettled(shardId: number): number | null {
     const handled = this.handling?.oldestUnsettled(shardId) ?? null;
-    const mine = this.unpublished.get(shardId)?.[0] ?? null;
+    const mine = this.unpublished.get(shardId)?.first() ?? null;
     if (mine === null) return handled;
     return handled === null ? mine : Math.min(handled, mine);
   }
@@ -205,9 +221,14 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
       return;
     }
     this.batch.push({ shardId: event.shardId, t: event.t, s: event.s, sessionId: event.sessionId, d: event.d, receivedAt: preciseNow() });
-    let list = this.unpublished.get(event.shardId);
-    if (!list) this.unpublished.set(event.shardId, (list = []));
-    list.push(event.s);
+    let queue = this.unpublished.get(event.shardId);
+    if (!queue) this.unpublished.set(event.shardId, (queue = new SequenceQueue()));
+    queue.push(event.s);
+    if (this.pauseAt > 0 && this.batch.length >= this.pauseAt && !this.failing && !this.paused.has(event.shardId)) {
+      // Redis answers more slowly than events arrive: the shard stops reading until the batch is down to half.
+      this.paused.add(event.shardId);
+      this.cluster?.pause(event.shardId);
+    }
     if (!this.armed && !this.flushing) {
       this.armed = true;
       setImmediate(() => {
@@ -219,37 +240,48 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
 
   private flush(): Promise<void> {
     if (this.flushing || this.batch.length === 0) return this.flushing ?? Promise.resolve();
-    const batch = this.batch;
-    this.batch = [];
+    // At most PIPELINE_ENTRIES per publish: the connection is shared (leases, sessions), which wait behind it.
+    const batch = this.batch.length <= PIPELINE_ENTRIES ? this.batch : this.batch.slice(0, PIPELINE_ENTRIES);
+    this.batch = batch === this.batch ? [] : this.batch.slice(PIPELINE_ENTRIES);
     const run = async () => {
       let written = false;
       try {
-        const pipeline = this.client.pipeline();
+        const keys: string[] = [];
+        const keyIndex = new Map<number, number>();
+        const args: (string | number)[] = [this.maxLen];
         for (const event of batch) {
-          pipeline.xadd(dispatchStreamKeys.stream(this.prefix, event.shardId), 'MAXLEN', '~', this.maxLen, '*', ...encodeDispatch(event));
+          let index = keyIndex.get(event.shardId);
+          if (index === undefined) {
+            index = keys.push(dispatchStreamKeys.stream(this.prefix, event.shardId));
+            keyIndex.set(event.shardId, index);
+          }
+          const fields = encodeDispatch(event);
+          args.push(index, fields.length);
+          for (const field of fields) args.push(field);
         }
-        const results = (await pipeline.exec()) ?? [];
-        const error = results.find(([e]) => e)?.[0];
-        if (error) throw error;
+        await PUBLISH_SCRIPT.run(this.client, keys, args);
         written = true;
         this.published += batch.length;
         this.failing = false;
+        if (this.batch.length <= this.pauseAt / 2) this.resumeShards();
         if (this.dropping && this.batch.length < this.maxBuffered / 2) {
           this.log(`stream publishing caught up (${this.droppedByBuffer} events dropped in all)`);
           this.dropping = false;
         }
       } catch (error) {
         this.reportFailure(error as Error);
+        // Redis fails: reading goes on, and the bound of maxBuffered applies.
+        this.resumeShards();
       } finally {
         if (!written) {
           // Published again with the next batch, as long as the bound allows; the rest is dropped and counted.
           const room = Math.max(0, this.maxBuffered - this.batch.length);
           const kept = batch.slice(0, room);
           this.droppedByBuffer += batch.length - kept.length;
-          for (const event of batch.slice(room)) this.settle(event.shardId, event.s);
-          this.batch = [...kept, ...this.batch];
+          this.settle(batch.slice(room));
+          this.batch = kept.length > 0 ? kept.concat(this.batch) : this.batch;
         } else {
-          for (const event of batch) this.settle(event.shardId, event.s);
+          this.settle(batch);
         }
       }
     };
@@ -261,19 +293,87 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
     return this.flushing;
   }
 
-  /** A held sequence of the shard was published (or dropped): the cluster may save past it. */
-  private settle(shardId: number, sequence: number): void {
-    const list = this.unpublished.get(shardId);
-    const at = list?.indexOf(sequence) ?? -1;
-    if (!list || at < 0) return;
-    list.splice(at, 1);
-    if (list.length === 0) this.unpublished.delete(shardId);
-    this.cluster?.sequenceHandled(shardId);
+  /** Held events were published (or dropped): the cluster may save past them (told once per shard). */
+  private settle(events: readonly PublishedDispatch[]): void {
+    const touched = new Set<number>();
+    for (const { shardId, s } of events) {
+      const queue = this.unpublished.get(shardId);
+      if (!queue?.remove(s)) continue;
+      if (queue.size === 0) this.unpublished.delete(shardId);
+      touched.add(shardId);
+    }
+    for (const shardId of touched) this.cluster?.sequenceHandled(shardId);
+  }
+
+  private resumeShards(): void {
+    // Resuming hands the shard's held payloads over at once, which may pause it again.
+    const paused = [...this.paused];
+    this.paused.clear();
+    for (const shardId of paused) this.cluster?.resume(shardId);
   }
 
   private reportFailure(error: Error): void {
     if (!this.failing) this.warn(`stream publishing: Redis failed (${error.message}); retrying`);
     this.failing = true;
+  }
+}
+
+/** Entries written per publish, at most. */
+const PIPELINE_ENTRIES = 1_000;
+
+/**
+ * One publish: `XADD <key> MAXLEN ~ <maxLen> * <fields>` per entry, in one script call (one command to encode and
+ * parse instead of one per entry). ARGV: maxLen, then per entry the index of its stream in KEYS, its field count and
+ * its fields. The streams share the bot's hash tag, so this also runs on Redis Cluster.
+ */
+const PUBLISH_SCRIPT = new RedisScript(`
+local maxLen = ARGV[1]
+local i = 2
+while i <= #ARGV do
+  local count = tonumber(ARGV[i + 1])
+  redis.call('XADD', KEYS[tonumber(ARGV[i])], 'MAXLEN', '~', maxLen, '*', unpack(ARGV, i + 2, i + 1 + count))
+  i = i + 2 + count
+end
+return 0`);
+
+/**
+ * A shard's held sequences in arrival order. Batches are published in that order, so removal is almost always at the
+ * head (O(1)); a sequence elsewhere (an event published again after a failure) is found by a scan.
+ */
+class SequenceQueue {
+  private items: number[] = [];
+  private head = 0;
+
+  get size(): number {
+    return this.items.length - this.head;
+  }
+
+  push(sequence: number): void {
+    this.items.push(sequence);
+  }
+
+  first(): number | null {
+    return this.size > 0 ? this.items[this.head] : null;
+  }
+
+  /** Removes one occurrence of `sequence`; false when it is not held. */
+  remove(sequence: number): boolean {
+    if (this.size === 0) return false;
+    if (this.items[this.head] === sequence) {
+      this.head++;
+      if (this.head === this.items.length) {
+        this.items = [];
+        this.head = 0;
+      } else if (this.head >= 1_024 && this.head * 2 >= this.items.length) {
+        this.items = this.items.slice(this.head);
+        this.head = 0;
+      }
+      return true;
+    }
+    const at = this.items.indexOf(sequence, this.head);
+    if (at < 0) return false;
+    this.items.splice(at, 1);
+    return true;
   }
 }
 

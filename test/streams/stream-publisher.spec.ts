@@ -1,7 +1,7 @@
 import { describe, it, before, after, afterEach } from 'node:test';
 import { expect } from 'expect';
 import Redis from 'ioredis';
-import { RedisStreamPublisher, WorkerGroupRegistration } from '../../lib/redis';
+import { RedisStreamPublisher, WorkerGroupRegistration, type RedisStreamPublisherOptions } from '../../lib/redis';
 import { createMessage } from '../../lib/nest/testing';
 import { ClusterHarness } from '../helpers/cluster-test-kit';
 import { eventually } from '../helpers/gateway-test-kit';
@@ -12,6 +12,28 @@ const harness = new ClusterHarness({ shards: 1 });
 let server: RunningRedisServer;
 let redis: Redis;
 const closers: (() => Promise<void> | void)[] = [];
+
+/**
+ * A publisher on a cluster of the local gateway (group `a` wants MESSAGE_CREATE), whose Redis client goes through a
+ * proxy that holds every publish (XADD or the script call) back `delayMs`.
+ */
+async function publishingThroughDelay(keyPrefix: string, delayMs: number, options: Partial<RedisStreamPublisherOptions>) {
+  const proxy: RedisDelayProxy = await startRedisDelayProxy(server.port, { toServer: (chunk) => (/xadd|evalsha/i.test(chunk.toString('latin1')) ? delayMs : 0) });
+  const client = new Redis(proxy.url);
+  closers.push(() => proxy.close(), () => client.disconnect());
+  const registration = new WorkerGroupRegistration(redis, keyPrefix, 'a', ['MESSAGE_CREATE'], 30_000, () => undefined);
+  await registration.start();
+  closers.push(() => registration.stop());
+  const warnings: string[] = [];
+  const publisher = new RedisStreamPublisher({ ...options, client, keyPrefix, warn: (message) => warnings.push(message) });
+  const gateway = await harness.gatewayWith();
+  const cluster = harness.clusterOn(gateway);
+  publisher.attach(cluster, null);
+  closers.push(() => void publisher.detach().catch(() => undefined));
+  await cluster.up();
+  await publisher.refresh();
+  return { proxy, publisher, gateway, cluster, warnings };
+}
 
 void describe('RedisStreamPublisher (real redis-server, a real cluster on the local gateway)', () => {
   before(async () => {
@@ -31,22 +53,9 @@ void describe('RedisStreamPublisher (real redis-server, a real cluster on the lo
 
   void it('a Redis that does not answer never makes it buffer more than maxBuffered: the rest is dropped, counted and reported once; held events keep the saved sequence below them', async () => {
     const keyPrefix = `ndg-test:publisher:${process.pid}`;
-    // XADDs are held back by the proxy for a minute: the first publish stays in flight for the whole test.
-    const proxy: RedisDelayProxy = await startRedisDelayProxy(server.port, { toServer: (chunk) => (/xadd/i.test(chunk.toString('latin1')) ? 60_000 : 0) });
-    const client = new Redis(proxy.url);
-    closers.push(() => proxy.close(), () => client.disconnect());
-    const registration = new WorkerGroupRegistration(redis, keyPrefix, 'a', ['MESSAGE_CREATE'], 30_000, () => undefined);
-    await registration.start();
-    closers.push(() => registration.stop());
-
-    const warnings: string[] = [];
-    const publisher = new RedisStreamPublisher({ client, keyPrefix, maxBuffered: 5, warn: (message) => warnings.push(message) });
-    const gateway = await harness.gatewayWith();
-    const cluster = harness.clusterOn(gateway);
-    publisher.attach(cluster, null);
-    closers.push(() => void publisher.detach().catch(() => undefined));
-    await cluster.up();
-    await publisher.refresh();
+    // Publishes are held back by the proxy for a minute: the first stays in flight for the whole test. pauseAt 0: the
+    // shard never pauses, so what Redis cannot take meets the bound.
+    const { proxy, publisher, gateway, warnings } = await publishingThroughDelay(keyPrefix, 60_000, { maxBuffered: 5, pauseAt: 0 });
     expect(await redis.get(`{${keyPrefix}}:dispatch:shards`)).toBe('1');
 
     const first = gateway.dispatch(0, 'MESSAGE_CREATE', createMessage(1));
@@ -57,5 +66,20 @@ void describe('RedisStreamPublisher (real redis-server, a real cluster on the lo
     expect(warnings.filter((line) => line.includes('newer events are dropped'))).toHaveLength(1);
     // Unpublished events are unsettled for the cluster: a sequence saved now stays below the first of them.
     expect(publisher.oldestUnsettled(0)).toBe(first);
+  });
+
+  void it('a Redis slower than the events pauses the shard instead of dropping: every event is published, in sequence order', async () => {
+    const keyPrefix = `ndg-test:publisher-pause:${process.pid}`;
+    // Every publish takes 100 ms to reach Redis: events arrive much faster than they are published.
+    const { publisher, gateway, cluster, warnings } = await publishingThroughDelay(keyPrefix, 100, { maxBuffered: 5 });
+
+    const sequences: number[] = [];
+    for (let i = 1; i <= 40; i++) sequences.push(gateway.dispatch(0, 'MESSAGE_CREATE', createMessage(i)));
+    await eventually(() => publisher.stats().published + publisher.stats().droppedByBuffer === 40, 20_000, 'every event published or dropped');
+    expect(publisher.stats()).toMatchObject({ published: 40, droppedByBuffer: 0, buffered: 0 });
+    const entries = await redis.xrange(`{${keyPrefix}}:dispatch:0`, '-', '+');
+    expect(entries.map(([, fields]) => Number(fields[fields.indexOf('s') + 1]))).toEqual(sequences);
+    expect(warnings.filter((line) => line.includes('dropped'))).toEqual([]);
+    expect(cluster.shards.get(0)?.info().paused).toBe(false);
   });
 });

@@ -79,6 +79,11 @@ export interface GatewayStreamsOptions {
   maxLen?: number;
   /** Events held in memory while Redis is slow or unreachable; beyond it, events are dropped (counted, logged). @defaultValue `10000` */
   maxBuffered?: number;
+  /**
+   * Events waiting for Redis at which a shard stops reading its socket (backpressure) until half are published; a
+   * failing Redis resumes reading (then `maxBuffered` bounds what waits). 0: never pause. @defaultValue half of `maxBuffered`
+   */
+  pauseAt?: number;
   /** How often the live worker groups and the events they want are read, ms. @defaultValue `1000` */
   groupRefreshMs?: number;
   /** How often the groups' lag and cap drops are read (metrics, WARN on new drops), ms. @defaultValue `5000` */

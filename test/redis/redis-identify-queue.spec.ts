@@ -111,7 +111,8 @@ async function startWorker(
     });
     void exited.then((code) => reject(new Error(`worker exited (${code}) before it was ready: ${stderr}`)));
   });
-  const timeout = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  // A deadline for starting a ts-node process, not a bound: a machine whose cores are busy can take a minute.
+  const timeout = setTimeout(() => child.kill('SIGKILL'), 120_000);
   await ready.finally(() => clearTimeout(timeout));
   return { child, grants, exited, go: () => child.stdin!.write('go\n') };
 }

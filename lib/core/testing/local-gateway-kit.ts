@@ -7,3 +7,4 @@ export * from './payload-factories';
 export * from './recorded-frame.interface';
 export * from './zstd-stream.encoder';
 export * from './short-shard-timings.constant';
+export * from './virtual-clock';

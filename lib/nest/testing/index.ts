@@ -1,4 +1,3 @@
 export * from '../../core/testing/local-gateway-kit';
 export * from './gateway-testing.module';
 export * from './testing-gateway';
-export * from '../../core/testing/virtual-clock';

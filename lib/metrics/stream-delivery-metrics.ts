@@ -1,6 +1,6 @@
 import { Inject, Injectable, Optional, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
-import { Counter, Gauge, register as defaultRegistry, type Metric, type Registry } from 'prom-client';
+import { Counter, Gauge, register as defaultRegistry, type Registry } from 'prom-client';
 import type { IStreamDeliveryStats, StreamDeliveryReport } from '../core/interfaces/stream-delivery-stats.interface';
 import { findStreamDelivery } from '../nest/stream-delivery-lookup';
 import { GATEWAY_METRICS_OPTIONS, type GatewayMetricsOptions } from './gateway-metrics';
@@ -22,7 +22,8 @@ export class StreamDeliveryMetrics implements OnModuleInit, OnModuleDestroy {
   /** The registry the metrics live in. */
   readonly registry: Registry;
   private readonly prefix: string;
-  private readonly metrics: Metric[] = [];
+  /** Names of the metrics this registers, removed from the registry at shutdown. */
+  private readonly names: string[] = [];
   private source: IStreamDeliveryStats | null = null;
   private reading: Promise<StreamDeliveryReport | null> | null = null;
 
@@ -38,9 +39,13 @@ export class StreamDeliveryMetrics implements OnModuleInit, OnModuleDestroy {
     this.source = findStreamDelivery(this.moduleRef, undefined, 'StreamDeliveryMetrics');
     const registers = [this.registry];
     const read = () => this.read();
+    const named = (name: string): string => {
+      this.names.push(`${this.prefix}${name}`);
+      return `${this.prefix}${name}`;
+    };
     const groupGauge = (name: string, help: string, value: (entry: StreamDeliveryReport['groups'][number]) => number | null) =>
       new Gauge({
-        name: `${this.prefix}${name}`,
+        name: named(name),
         help,
         labelNames: ['group', 'shard'],
         registers,
@@ -52,11 +57,12 @@ export class StreamDeliveryMetrics implements OnModuleInit, OnModuleDestroy {
           }
         },
       });
-    this.metrics.push(
+    // Each registers itself in `registers`; `names` remembers them for shutdown.
+    void [
       groupGauge('stream_group_lag', 'Entries of the shard stream the worker group has not read yet.', (entry) => entry.lag),
       groupGauge('stream_group_pending', 'Entries read by a worker of the group and not acknowledged yet.', (entry) => entry.pending),
       new Counter({
-        name: `${this.prefix}stream_dropped_by_cap_total`,
+        name: named('stream_dropped_by_cap_total'),
         help: 'Entries the stream cap (MAXLEN ~) trimmed before the worker group read them.',
         labelNames: ['group', 'shard'],
         registers,
@@ -66,7 +72,7 @@ export class StreamDeliveryMetrics implements OnModuleInit, OnModuleDestroy {
         },
       }),
       new Counter({
-        name: `${this.prefix}stream_events_total`,
+        name: named('stream_events_total'),
         help: 'Events of the Redis Streams delivery of this process, per outcome.',
         labelNames: ['outcome'],
         registers,
@@ -79,11 +85,11 @@ export class StreamDeliveryMetrics implements OnModuleInit, OnModuleDestroy {
           }
         },
       }),
-    );
+    ];
   }
 
   onModuleDestroy(): void {
-    for (const metric of this.metrics.splice(0)) this.registry.removeSingleMetric((metric as unknown as { name: string }).name);
+    for (const name of this.names.splice(0)) this.registry.removeSingleMetric(name);
   }
 
   /** One Redis read per scrape, shared by the metrics (null when Redis did not answer: the figures are left out). */

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Runs test/**/*.spec.ts with Node's test runner (TypeScript through ts-node, decorator metadata included).
+// Runs test/**/*.spec.ts with Node's test runner: TypeScript through ts-node, which transpiles with swc (tsconfig.json's
+// "ts-node" section; decorator metadata included), in the test processes and in every process and worker thread they start.
 // Usage: node scripts/test.js [--tier=unit|integration|distributed] [path-filter ...]
 // Tiers: unit is test/unit/ (no sockets, no services); distributed is every spec that starts processes of its own
 // (it imports node:child_process, or the bot processes of test/redis/fixtures/bot-process); integration is the rest

@@ -39,6 +39,7 @@ export * from './interfaces/cluster-options.interface';
 export * from './interfaces/compression-options.interface';
 export * from './interfaces/decompressor.interface';
 export * from './interfaces/gateway-dispatch.interface';
+export * from './interfaces/forwarded-dispatch.interface';
 export * from './interfaces/gateway-info.interface';
 export * from './interfaces/gateway-shard.interface';
 export * from './interfaces/identify-queue.interface';

@@ -15,7 +15,7 @@ import { GATEWAY_METRICS_OPTIONS, type GatewayMetricsOptions } from './gateway-m
  * | `discord_gateway_stream_group_lag` | gauge | `group`, `shard` (entries the group has not read yet) |
  * | `discord_gateway_stream_group_pending` | gauge | `group`, `shard` (read, not acknowledged) |
  * | `discord_gateway_stream_dropped_by_cap_total` | counter | `group`, `shard` (trimmed before the group read them) |
- * | `discord_gateway_stream_events_total` | counter | `outcome`: in a gateway process `published`, `dropped_by_buffer`; in a worker `handled`, `acknowledged`, `malformed`, `duplicates`, `claimed` |
+ * | `discord_gateway_stream_events_total` | counter | `outcome`: in a gateway process `published`, `dropped_by_buffer`, `unencodable`; in a worker `handled`, `acknowledged`, `malformed`, `duplicates`, `claimed` |
  */
 @Injectable()
 export class StreamDeliveryMetrics implements OnModuleInit, OnModuleDestroy {

@@ -1,3 +1,4 @@
+import type { ForwardedDispatch } from '../core/interfaces/forwarded-dispatch.interface';
 import type { GatewayDispatch } from '../core/interfaces/gateway-dispatch.interface';
 import { redisKey, type RedisClient } from './redis-options.interface';
 
@@ -32,17 +33,23 @@ export type DecodedEntry = { ok: true; event: PublishedDispatch } | { ok: false;
 
 /**
  * The fields of a stream entry: `t` event name, `s` sequence, `sh` shard id, `sid` session id (empty when none),
- * `at` receipt time, `d` the event data as JSON.
+ * `at` receipt time, and either `d` the event data as JSON (an event the gateway process decoded) or `f` the whole
+ * gateway payload as received (an event it forwarded undecoded; its `d` is the data).
  */
 export function encodeDispatch(event: PublishedDispatch): string[] {
   return ['t', event.t, 's', String(event.s), 'sh', String(event.shardId), 'sid', event.sessionId ?? '', 'at', String(event.receivedAt), 'd', JSON.stringify(event.d ?? null)];
+}
+
+/** The fields of a stream entry (see {@link encodeDispatch}) for an event forwarded undecoded: its frame as it came. */
+export function encodeForwarded(event: ForwardedDispatch, receivedAt: number): (string | Buffer)[] {
+  return ['t', event.t, 's', String(event.s), 'sh', String(event.shardId), 'sid', event.sessionId ?? '', 'at', String(receivedAt), 'f', event.frame];
 }
 
 /** Reads the fields of a stream entry (as XREADGROUP returns them: name, value, name, value...). Never throws. */
 export function decodeDispatch(fields: unknown): DecodedEntry {
   if (!Array.isArray(fields) || fields.length % 2 !== 0) return { ok: false, problem: 'fields are not name/value pairs' };
   // Read in one pass, without a map per entry (a worker decodes every entry it reads).
-  let t: unknown, sRaw: unknown, shRaw: unknown, sid: unknown, atRaw: unknown, raw: unknown;
+  let t: unknown, sRaw: unknown, shRaw: unknown, sid: unknown, atRaw: unknown, raw: unknown, frame: unknown;
   for (let i = 0; i < fields.length; i += 2) {
     const value: unknown = fields[i + 1];
     switch (String(fields[i])) {
@@ -52,6 +59,7 @@ export function decodeDispatch(fields: unknown): DecodedEntry {
       case 'sid': sid = value; break;
       case 'at': atRaw = value; break;
       case 'd': raw = value; break;
+      case 'f': frame = value; break;
     }
   }
   const s = Number(sRaw);
@@ -61,12 +69,24 @@ export function decodeDispatch(fields: unknown): DecodedEntry {
   if (!Number.isSafeInteger(s) || s < 0) return { ok: false, problem: 's (sequence) is not an integer >= 0' };
   if (!Number.isSafeInteger(shardId) || shardId < 0) return { ok: false, problem: 'sh (shard id) is not an integer >= 0' };
   if (sid !== undefined && typeof sid !== 'string') return { ok: false, problem: 'sid (session id) is not a string' };
-  if (typeof raw !== 'string') return { ok: false, problem: 'd (data) is missing' };
   let d: unknown;
-  try {
-    d = JSON.parse(raw);
-  } catch {
-    return { ok: false, problem: 'd (data) is not JSON' };
+  if (typeof raw === 'string') {
+    try {
+      d = JSON.parse(raw);
+    } catch {
+      return { ok: false, problem: 'd (data) is not JSON' };
+    }
+  } else if (typeof frame === 'string') {
+    let payload: unknown;
+    try {
+      payload = JSON.parse(frame);
+    } catch {
+      return { ok: false, problem: 'f (gateway payload) is not JSON' };
+    }
+    if (typeof payload !== 'object' || payload === null || !('d' in payload)) return { ok: false, problem: 'f (gateway payload) has no d' };
+    d = payload.d;
+  } else {
+    return { ok: false, problem: 'd (data) is missing' };
   }
   return { ok: true, event: { t, s, shardId, sessionId: sid ? sid : undefined, d, receivedAt: Number.isFinite(at) ? at : 0 } };
 }

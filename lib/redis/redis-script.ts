@@ -12,7 +12,7 @@ export class RedisScript {
     this.sha = createHash('sha1').update(source).digest('hex');
   }
 
-  async run<T = unknown>(client: RedisClient, keys: string[], args: (string | number)[]): Promise<T> {
+  async run<T = unknown>(client: RedisClient, keys: string[], args: (string | number | Buffer)[]): Promise<T> {
     try {
       return (await client.evalsha(this.sha, keys.length, ...keys, ...args)) as T;
     } catch (error) {

@@ -1,10 +1,11 @@
 import type { Subscription } from 'rxjs';
 import type { Cluster } from '../core/cluster/cluster';
 import type { IDispatchDelivery } from '../core/interfaces/dispatch-delivery.interface';
+import type { ForwardedDispatch } from '../core/interfaces/forwarded-dispatch.interface';
 import type { GatewayDispatch } from '../core/interfaces/gateway-dispatch.interface';
 import type { IHandlingTracker } from '../core/interfaces/handling-tracker.interface';
 import type { IStreamDeliveryStats, StreamDeliveryReport } from '../core/interfaces/stream-delivery-stats.interface';
-import { dispatchStreamKeys, encodeDispatch, preciseNow, type PublishedDispatch } from './dispatch-stream-entry';
+import { dispatchStreamKeys, encodeDispatch, encodeForwarded, preciseNow } from './dispatch-stream-entry';
 import { redisKeyPrefix, type RedisClient } from './redis-options.interface';
 import { RedisScript } from './redis-script';
 import { readStreamGroupStats, type StreamGroupStats } from './stream-group-stats';
@@ -45,6 +46,8 @@ export interface StreamPublisherStats {
   published: number;
   /** Events dropped because the in-memory batch was full. */
   droppedByBuffer: number;
+  /** Events skipped because their data could not be written as JSON (nested too deep for `JSON.stringify`). */
+  unencodable: number;
   /** Events waiting for the next (or the in-flight) publish. */
   buffered: number;
   /** Live worker groups, as last read. */
@@ -62,7 +65,9 @@ export interface StreamPublisherStats {
  * on and the batch holds at most `maxBuffered` events (beyond it, events are dropped and counted).
  *
  * The wanted event names are the union of what the live groups registered (read every `groupRefreshMs`); they are
- * added to the cluster's dispatch filter, so shards still skip decoding the rest. As the cluster's handling
+ * added to the cluster's dispatch filter as forwarded events: a shard passes their payload text on without parsing
+ * it (the entry's `f` field) and skips the rest; an event this process's own handlers want too is decoded once and
+ * its data written as JSON (`d`). As the cluster's handling
  * tracker, it keeps saved sequences below the oldest event not yet published: a process killed before publishing
  * leaves those events to the shard's next owner, which resumes and publishes them.
  */
@@ -77,12 +82,12 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
   private readonly warn: (message: string) => void;
   private cluster: Cluster | null = null;
   private handling: IHandlingTracker | null = null;
-  private subscription: Subscription | null = null;
+  private subscriptions: Subscription[] = [];
   private wanted = new Set<string>();
   private wantAll = false;
   private groups: string[] = [];
   private readonly pauseAt: number;
-  private batch: PublishedDispatch[] = [];
+  private batch: PendingEntry[] = [];
   /** Shards whose reading this publisher paused. */
   private readonly paused = new Set<number>();
   private armed = false;
@@ -92,6 +97,7 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
   private timers: NodeJS.Timeout[] = [];
   private published = 0;
   private droppedByBuffer = 0;
+  private unencodable = 0;
   private dropping = false;
   private failing = false;
   private lastStats: StreamGroupStats[] = [];
@@ -122,7 +128,7 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
     this.cluster = cluster;
     this.handling = handling;
     cluster.trackHandling(this);
-    this.subscription = cluster.dispatch$.subscribe((event) => this.push(event));
+    this.subscriptions = [cluster.dispatch$.subscribe((event) => this.push(event)), cluster.forwarded$.subscribe((event) => this.pushForwarded(event))];
     const refresh = setInterval(() => void this.refresh().catch((error: Error) => this.reportFailure(error)), this.groupRefreshMs);
     const stats = setInterval(() => void this.readStats().catch((error: Error) => this.reportFailure(error)), this.statsIntervalMs);
     refresh.unref();
@@ -147,8 +153,8 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
     this.wantAll = wanted.all;
     this.groups = wanted.groups;
     const filter = this.cluster?.dispatchFilter;
-    if (wanted.all) filter?.allowAll();
-    else if (wanted.events.size > 0) filter?.add(...wanted.events);
+    if (wanted.all) filter?.forwardAll();
+    else if (wanted.events.size > 0) filter?.forward(...wanted.events);
     const events = this.wantedEvents.join(', ');
     if (`${this.groups.join(',')} ${this.wantedEvents.join(',')}` !== before) {
       this.log(`worker groups ${wanted.groups.join(', ') || '(none)'} want: ${events || 'nothing'}`);
@@ -157,8 +163,8 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
   }
 
   async detach(): Promise<void> {
-    this.subscription?.unsubscribe();
-    this.subscription = null;
+    for (const subscription of this.subscriptions) subscription.unsubscribe();
+    this.subscriptions = [];
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
     // What is buffered is published before the connection closes (while Redis answers; bounded by maxBuffered).
@@ -180,6 +186,7 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
     return {
       published: this.published,
       droppedByBuffer: this.droppedByBuffer,
+      unencodable: this.unencodable,
       buffered: this.batch.length,
       groups: [...this.groups],
       streams: [...this.lastStats],
@@ -188,8 +195,8 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
 
   async deliveryReport(): Promise<StreamDeliveryReport> {
     const groups = await this.readStats();
-    const { published, droppedByBuffer, buffered } = this.stats();
-    return { role: 'gateway', counters: { published, droppedByBuffer, buffered }, groups };
+    const { published, droppedByBuffer, unencodable, buffered } = this.stats();
+    return { role: 'gateway', counters: { published, droppedByBuffer, unencodable, buffered }, groups };
   }
 
   /** Reads the lag and cap drops of every group on the streams of the shards owned here; WARNs about new cap drops. */
@@ -210,24 +217,48 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
     return stats;
   }
 
+  /** A decoded event: published with its data as JSON, when some group wants it. */
   private push(event: GatewayDispatch): void {
     if (!this.wantAll && !this.wanted.has(event.t)) return;
-    if (this.batch.length >= this.maxBuffered) {
-      this.droppedByBuffer++;
-      if (!this.dropping) {
-        this.warn(`stream publishing is behind: ${this.maxBuffered} events are waiting for Redis; newer events are dropped (and counted) until it catches up`);
-      }
-      this.dropping = true;
+    if (!this.hasRoom()) return;
+    let fields: string[];
+    try {
+      fields = encodeDispatch({ shardId: event.shardId, t: event.t, s: event.s, sessionId: event.sessionId, d: event.d, receivedAt: preciseNow() });
+    } catch (error) {
+      // Data JSON.parse accepted but JSON.stringify cannot write (nested past its stack): skipped, counted, reported.
+      if (this.unencodable++ === 0) this.warn(`stream publishing skipped ${event.t} #${event.s} of shard ${event.shardId}: its data cannot be written as JSON (${(error as Error)?.message ?? String(error)}); later ones are counted (unencodable)`);
       return;
     }
-    this.batch.push({ shardId: event.shardId, t: event.t, s: event.s, sessionId: event.sessionId, d: event.d, receivedAt: preciseNow() });
-    let queue = this.unpublished.get(event.shardId);
-    if (!queue) this.unpublished.set(event.shardId, (queue = new SequenceQueue()));
-    queue.push(event.s);
-    if (this.pauseAt > 0 && this.batch.length >= this.pauseAt && !this.failing && !this.paused.has(event.shardId)) {
+    this.enqueue(event.shardId, event.s, fields);
+  }
+
+  /** An event the shard forwarded undecoded: published as the payload text it is. */
+  private pushForwarded(event: ForwardedDispatch): void {
+    if (!this.wantAll && !this.wanted.has(event.t)) return;
+    if (!this.hasRoom()) return;
+    this.enqueue(event.shardId, event.s, encodeForwarded(event, preciseNow()));
+  }
+
+  /** False (the event dropped, counted, reported once per episode) when `maxBuffered` events wait already. */
+  private hasRoom(): boolean {
+    if (this.batch.length < this.maxBuffered) return true;
+    this.droppedByBuffer++;
+    if (!this.dropping) {
+      this.warn(`stream publishing is behind: ${this.maxBuffered} events are waiting for Redis; newer events are dropped (and counted) until it catches up`);
+    }
+    this.dropping = true;
+    return false;
+  }
+
+  private enqueue(shardId: number, s: number, fields: (string | Buffer)[]): void {
+    this.batch.push({ shardId, s, fields });
+    let queue = this.unpublished.get(shardId);
+    if (!queue) this.unpublished.set(shardId, (queue = new SequenceQueue()));
+    queue.push(s);
+    if (this.pauseAt > 0 && this.batch.length >= this.pauseAt && !this.failing && !this.paused.has(shardId)) {
       // Redis answers more slowly than events arrive: the shard stops reading until the batch is down to half.
-      this.paused.add(event.shardId);
-      this.cluster?.pause(event.shardId);
+      this.paused.add(shardId);
+      this.cluster?.pause(shardId);
     }
     if (!this.armed && !this.flushing) {
       this.armed = true;
@@ -248,16 +279,15 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
       try {
         const keys: string[] = [];
         const keyIndex = new Map<number, number>();
-        const args: (string | number)[] = [this.maxLen];
+        const args: (string | number | Buffer)[] = [this.maxLen];
         for (const event of batch) {
           let index = keyIndex.get(event.shardId);
           if (index === undefined) {
             index = keys.push(dispatchStreamKeys.stream(this.prefix, event.shardId));
             keyIndex.set(event.shardId, index);
           }
-          const fields = encodeDispatch(event);
-          args.push(index, fields.length);
-          for (const field of fields) args.push(field);
+          args.push(index, event.fields.length);
+          for (const field of event.fields) args.push(field);
         }
         await PUBLISH_SCRIPT.run(this.client, keys, args);
         written = true;
@@ -294,7 +324,7 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
   }
 
   /** Held events were published (or dropped): the cluster may save past them (told once per shard). */
-  private settle(events: readonly PublishedDispatch[]): void {
+  private settle(events: readonly PendingEntry[]): void {
     const touched = new Set<number>();
     for (const { shardId, s } of events) {
       const queue = this.unpublished.get(shardId);
@@ -316,6 +346,13 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
     if (!this.failing) this.warn(`stream publishing: Redis failed (${error.message}); retrying`);
     this.failing = true;
   }
+}
+
+/** One event waiting to be published: its stream entry's fields, written when the event arrived. */
+interface PendingEntry {
+  shardId: number;
+  s: number;
+  fields: (string | Buffer)[];
 }
 
 /** Entries written per publish, at most. */

@@ -30,6 +30,8 @@ class ReportingDispatchFilter extends DispatchFilter {
 }
 
 const filter = data.wanted === null ? new ReportingDispatchFilter() : new ReportingDispatchFilter(data.wanted);
+if (data.forwarded === null) filter.forwardAll();
+else filter.forward(...data.forwarded);
 const shards = new Map<number, Shard>();
 /** Handshake questions waiting for the main thread's answer, by id. */
 const guards = new Map<number, (allowed: boolean) => void>();
@@ -209,6 +211,7 @@ function start(shardId: number, session: ShardOptions['session'], guarded: boole
     }
     post({ type: 'dispatch', shardId, t: event.t, s: event.s, d, ...(startsSession ? { session } : {}) });
   });
+  shard.forwarded$.subscribe((event) => post({ type: 'forwarded', shardId, t: event.t, s: event.s, frame: event.frame }));
   shard.state$.subscribe((state) => {
     const fatal = shard.fatalError;
     post({ type: 'state', shardId, state, ...(fatal ? { fatal: { code: fatal.code, reason: clean(fatal.reason) } } : {}) });
@@ -268,6 +271,8 @@ port.on('message', (message: ToWorker) => {
     case 'filter':
       if (message.wanted === null) filter.allowAll();
       else filter.add(...message.wanted);
+      if (message.forwarded === null) filter.forwardAll();
+      else filter.forward(...message.forwarded);
       break;
     case 'granted': {
       const waiter = acquires.get(message.id);

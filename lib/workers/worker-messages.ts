@@ -15,6 +15,8 @@ export interface ShardWorkerData {
   gatewayUrl: string;
   /** The dispatch filter at start: `null` decodes every event. */
   wanted: string[] | null;
+  /** The events forwarded undecoded at start: `null` forwards every event that is not wanted. */
+  forwarded: string[] | null;
   /** How often the worker reports its shards' sessions and figures, ms. */
   sessionReportMs: number;
 }
@@ -33,7 +35,7 @@ export type ToWorker =
   | { type: 'send'; id: number; shardId: number; command: GatewaySendPayload }
   | { type: 'restart'; id: number; shardId: number }
   | { type: 'pause' | 'resume'; shardId: number }
-  | { type: 'filter'; wanted: string[] | null }
+  | { type: 'filter'; wanted: string[] | null; forwarded: string[] | null }
   | { type: 'granted'; id: number; error?: string }
   /** The answer of the shard's `handshakeGuard` to a `guard` question. */
   | { type: 'guarded'; id: number; allowed: boolean }
@@ -48,6 +50,8 @@ export type FromWorker =
    * (re)started, so that it is known when they are delivered, and not before.
    */
   | { type: 'dispatch'; shardId: number; t: string; s: number; d: string; session?: ShardSession | null }
+  /** A dispatch the filter forwards undecoded: its frame text, never parsed in the worker or on the main thread. */
+  | { type: 'forwarded'; shardId: number; t: string; s: number; frame: Uint8Array }
   /** A dispatch whose data cannot cross to the main thread (JSON.stringify fails on it): reported there, skipped. */
   | { type: 'unreadable'; shardId: number; t: string; s: number; problem: string; session?: ShardSession | null }
   /** `fatal`: the close code and reason when the state is `FatallyClosed`. */

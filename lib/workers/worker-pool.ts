@@ -5,6 +5,7 @@ import { BehaviorSubject, Subject, type Observable } from 'rxjs';
 import { GatewayFatalError } from '../core/errors/gateway-fatal.error';
 import { ShardCommandError } from '../core/errors/shard-command.error';
 import type { WorkerStrategy } from '../core/interfaces/cluster-options.interface';
+import type { ForwardedDispatch } from '../core/interfaces/forwarded-dispatch.interface';
 import type { GatewayDispatch } from '../core/interfaces/gateway-dispatch.interface';
 import type { IGatewayShard } from '../core/interfaces/gateway-shard.interface';
 import type { IIdentifyQueue } from '../core/interfaces/identify-queue.interface';
@@ -106,7 +107,7 @@ export class WorkerPool implements IShardingStrategy {
     for (const [key, value] of Object.entries(options.clusterOptions)) {
       if (!MAIN_ONLY.has(key) && isPlain(value)) this.shardOptions[key] = value;
     }
-    this.filterHook = options.filter?.onChange(() => this.broadcast({ type: 'filter', wanted: this.wanted() })) ?? null;
+    this.filterHook = options.filter?.onChange(() => this.broadcast({ type: 'filter', wanted: this.wanted(), forwarded: this.forwarded() })) ?? null;
   }
 
   /** Creates the main-thread side of a shard that runs in its worker (started by its `connect()`). */
@@ -189,6 +190,12 @@ export class WorkerPool implements IShardingStrategy {
     return !filter || filter.decodesAll ? null : filter.wantedNames();
   }
 
+  private forwarded(): string[] | null {
+    const filter = this.options.filter;
+    if (!filter) return [];
+    return filter.forwardsAll ? null : filter.forwardedNames();
+  }
+
   private broadcast(message: ToWorker): void {
     for (const slot of this.slots.values()) slot.worker?.postMessage(message);
   }
@@ -212,6 +219,7 @@ export class WorkerPool implements IShardingStrategy {
       total: this.total,
       gatewayUrl: this.gatewayUrl,
       wanted: this.wanted(),
+      forwarded: this.forwarded(),
       sessionReportMs: this.options.strategy.sessionReportIntervalMs ?? 1_000,
     };
     const worker = new Worker(file, { workerData: data, ...(execArgv ? { execArgv } : {}) });
@@ -267,6 +275,9 @@ export class WorkerPool implements IShardingStrategy {
         break;
       case 'dispatch':
         slot.shards.get(message.shardId)?.onDispatch(message);
+        break;
+      case 'forwarded':
+        slot.shards.get(message.shardId)?.onForwarded(message);
         break;
       case 'unreadable':
         if (slot.shards.get(message.shardId)?.onUnreadable(message)) {
@@ -419,6 +430,7 @@ export class WorkerShard implements IGatewayShard {
   private readonly handshakeGuard: ((kind: HandshakeKind) => Promise<boolean>) | undefined;
   private readonly stateSubject = new BehaviorSubject<ShardState>(ShardState.Disconnected);
   private readonly dispatchSubject = new Subject<GatewayDispatch>();
+  private readonly forwardedSubject = new Subject<ForwardedDispatch>();
   private readonly debugSubject = new Subject<string>();
   private readonly errorSubject = new Subject<Error>();
   private readonly waiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
@@ -432,6 +444,7 @@ export class WorkerShard implements IGatewayShard {
   running = false;
 
   readonly dispatch$: Observable<GatewayDispatch> = this.dispatchSubject.asObservable();
+  readonly forwarded$: Observable<ForwardedDispatch> = this.forwardedSubject.asObservable();
   readonly state$: Observable<ShardState> = this.stateSubject.asObservable();
   readonly debug$: Observable<string> = this.debugSubject.asObservable();
   readonly error$: Observable<Error> = this.errorSubject.asObservable();
@@ -575,6 +588,15 @@ export class WorkerShard implements IGatewayShard {
   onDispatch(message: { t: string; s: number; d: string; session?: ShardSession | null }): void {
     if (!this.accept(message)) return;
     this.dispatchSubject.next({ shardId: this.id, t: message.t, s: message.s, d: JSON.parse(message.d) as unknown, sessionId: this.lastSession?.sessionId });
+  }
+
+  /** @internal */
+  onForwarded(message: { t: string; s: number; frame: Uint8Array }): void {
+    if (!this.accept(message)) return;
+    // A Buffer crosses threads as a plain Uint8Array: viewed as a Buffer again, without a copy.
+    const { buffer, byteOffset, byteLength } = message.frame;
+    const frame = Buffer.from(buffer, byteOffset, byteLength);
+    this.forwardedSubject.next({ shardId: this.id, t: message.t, s: message.s, sessionId: this.lastSession?.sessionId, frame });
   }
 
   /**

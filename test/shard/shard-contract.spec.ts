@@ -96,6 +96,35 @@ function shardContract(name: string, strategy: ClusterOptions['strategy']): void
       expect(shard.session).toMatchObject({ sessionId, sequence: 4 });
     });
 
+    void it('forwards the events the filter forwards as the payload bytes, in order with dispatch$, each once', async () => {
+      const filter = new DispatchFilter(['MESSAGE_CREATE']);
+      filter.forward('TYPING_START');
+      const { gateway, shard } = await start({ dispatchFilter: filter });
+      const order: string[] = [];
+      const frames: string[] = [];
+      shard.dispatch$.subscribe((event) => order.push(`${event.t}#${event.s}`));
+      shard.forwarded$.subscribe((event) => {
+        order.push(`forwarded ${event.t}#${event.s} ${event.sessionId}`);
+        frames.push(event.frame.toString());
+      });
+      const typing = createTypingStart(1, '81384788765712384');
+      gateway.dispatch(0, 'MESSAGE_CREATE', createMessage(1));
+      const first = gateway.dispatch(0, 'TYPING_START', typing);
+      gateway.dispatch(0, 'GUILD_MEMBER_UPDATE', { guild_id: '1' });
+      const resumed = next(shard.dispatch$, (e) => e.t === 'RESUMED');
+      gateway.reconnect(0);
+      await resumed;
+      const last = next(shard.forwarded$, () => true);
+      const second = gateway.dispatch(0, 'TYPING_START', typing);
+      await last;
+
+      const sessionId = gateway.sessionOf(0);
+      expect(order).toEqual(['MESSAGE_CREATE#2', `forwarded TYPING_START#3 ${sessionId}`, 'RESUMED#5', `forwarded TYPING_START#6 ${sessionId}`]);
+      expect(frames).toEqual([first, second].map((s) => JSON.stringify({ op: 0, t: 'TYPING_START', s, d: typing })));
+      expect(shard.session).toMatchObject({ sessionId, sequence: 6 });
+      expect(shard.counters.eventsByType.get('TYPING_START')).toBe(2);
+    });
+
     void it('counts received events (skipped ones too), handshakes, reconnects and bytes', async () => {
       const { gateway, shard, dispatch$ } = await start({ dispatchFilter: new DispatchFilter(['MESSAGE_CREATE']) });
       gateway.dispatch(0, 'TYPING_START', createTypingStart(1, '81384788765712384'));

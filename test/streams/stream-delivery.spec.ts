@@ -218,11 +218,13 @@ void describe("delivery: 'redis-streams' and GatewayWorkerModule (real redis-ser
       await redis.xadd(key, '*', 'garbage', 'yes'),
       await redis.xadd(key, '*', 't', 'MESSAGE_CREATE', 's', '5', 'sh', '1', 'sid', 'x', 'at', '0', 'd', '{not json'),
       await redis.xadd(key, '*', 't', 'MESSAGE_CREATE', 's', '-1', 'sh', '1', 'sid', 'x', 'at', '0', 'd', '{}'),
+      await redis.xadd(key, '*', 't', 'MESSAGE_CREATE', 's', '6', 'sh', '1', 'sid', 'x', 'at', '0', 'f', '{"op":0,"t":"MESSAGE_CREATE","s":6,"d":{'),
+      await redis.xadd(key, '*', 't', 'MESSAGE_CREATE', 's', '7', 'sh', '1', 'sid', 'x', 'at', '0', 'f', '{"op":0,"t":"MESSAGE_CREATE","s":7}'),
     ].map((id) => id!);
     messages(gateway, 1, ['after']);
     await eventually(() => handled.length === 1, 10_000, 'the valid event handled');
     expect(handled[0].content).toBe('after');
-    expect(worker.get(GatewayWorker).stats().malformed).toBe(3);
+    expect(worker.get(GatewayWorker).stats().malformed).toBe(5);
     const warnings = logger.of('warn').filter((line) => /is not a dispatch/.test(line.message));
     expect(warnings.map((line) => bad.find((id) => line.message.includes(id)))).toEqual(bad);
     await eventuallyAsync(async () => Number((await redis.xpending(key, 'a'))[0]) === 0, 5_000, 'everything acknowledged');

@@ -2,6 +2,7 @@ import { describe, it, before, after, afterEach } from 'node:test';
 import { expect } from 'expect';
 import Redis from 'ioredis';
 import { RedisStreamPublisher, WorkerGroupRegistration, type RedisStreamPublisherOptions } from '../../lib/redis';
+import { DispatchFilter, type ClusterOptions, type ForwardedDispatch, type GatewayDispatch } from '../../lib/core';
 import { createMessage } from '../../lib/nest/testing';
 import { ClusterHarness } from '../helpers/cluster-test-kit';
 import { eventually } from '../helpers/gateway-test-kit';
@@ -17,7 +18,7 @@ const closers: (() => Promise<void> | void)[] = [];
  * A publisher on a cluster of the local gateway (group `a` wants MESSAGE_CREATE), whose Redis client goes through a
  * proxy that holds every publish (XADD or the script call) back `delayMs`.
  */
-async function publishingThroughDelay(keyPrefix: string, delayMs: number, options: Partial<RedisStreamPublisherOptions>) {
+async function publishingThroughDelay(keyPrefix: string, delayMs: number, options: Partial<RedisStreamPublisherOptions>, clusterOptions: Partial<ClusterOptions> = {}) {
   const proxy: RedisDelayProxy = await startRedisDelayProxy(server.port, { toServer: (chunk) => (/xadd|evalsha/i.test(chunk.toString('latin1')) ? delayMs : 0) });
   const client = new Redis(proxy.url);
   closers.push(() => proxy.close(), () => client.disconnect());
@@ -27,7 +28,7 @@ async function publishingThroughDelay(keyPrefix: string, delayMs: number, option
   const warnings: string[] = [];
   const publisher = new RedisStreamPublisher({ ...options, client, keyPrefix, warn: (message) => warnings.push(message) });
   const gateway = await harness.gatewayWith();
-  const cluster = harness.clusterOn(gateway);
+  const cluster = harness.clusterOn(gateway, clusterOptions);
   publisher.attach(cluster, null);
   closers.push(() => void publisher.detach().catch(() => undefined));
   await cluster.up();
@@ -81,5 +82,59 @@ void describe('RedisStreamPublisher (real redis-server, a real cluster on the lo
     expect(entries.map(([, fields]) => Number(fields[fields.indexOf('s') + 1]))).toEqual(sequences);
     expect(warnings.filter((line) => line.includes('dropped'))).toEqual([]);
     expect(cluster.shards.get(0)?.info().paused).toBe(false);
+  });
+
+  void it('an event only worker groups want is published as the payload text it came as: the shard never decodes it', async () => {
+    const keyPrefix = `ndg-test:publisher-forward:${process.pid}`;
+    const { publisher, gateway, cluster } = await publishingThroughDelay(keyPrefix, 0, {}, { dispatchFilter: new DispatchFilter([]) });
+    const decoded: GatewayDispatch[] = [];
+    const forwarded: ForwardedDispatch[] = [];
+    cluster.dispatch$.subscribe((event) => decoded.push(event));
+    cluster.forwarded$.subscribe((event) => forwarded.push(event));
+
+    const data = [createMessage(1, { content: 'first' }), createMessage(2, { content: 'ünïcode ✓' })];
+    const sequences = data.map((d) => gateway.dispatch(0, 'MESSAGE_CREATE', d));
+    await eventually(() => publisher.stats().published === 2, 10_000, 'both events published');
+    const entries = await redis.xrange(`{${keyPrefix}}:dispatch:0`, '-', '+');
+    const frames = entries.map(([, fields]) => fields[fields.indexOf('f') + 1]);
+    expect(frames).toEqual(data.map((d, i) => JSON.stringify({ op: 0, t: 'MESSAGE_CREATE', s: sequences[i], d })));
+    expect(entries.every(([, fields]) => !fields.includes('d'))).toBe(true);
+    expect(forwarded.map((event) => event.s)).toEqual(sequences);
+    expect(decoded.filter((event) => event.t === 'MESSAGE_CREATE')).toEqual([]);
+    expect(cluster.shards.get(0)?.info().sequence).toBe(sequences[1]);
+  });
+
+  void it('an event this process decodes as well is published once, with its data as JSON', async () => {
+    const keyPrefix = `ndg-test:publisher-decoded:${process.pid}`;
+    const { publisher, gateway, cluster } = await publishingThroughDelay(keyPrefix, 0, {}, { dispatchFilter: new DispatchFilter(['MESSAGE_CREATE']) });
+    const forwarded: ForwardedDispatch[] = [];
+    cluster.forwarded$.subscribe((event) => forwarded.push(event));
+
+    const d = createMessage(1, { content: 'both' });
+    const s = gateway.dispatch(0, 'MESSAGE_CREATE', d);
+    await eventually(() => publisher.stats().published === 1, 10_000, 'the event published');
+    const entries = await redis.xrange(`{${keyPrefix}}:dispatch:0`, '-', '+');
+    expect(entries).toHaveLength(1);
+    const fields = entries[0][1];
+    expect(fields[fields.indexOf('s') + 1]).toBe(String(s));
+    expect(JSON.parse(fields[fields.indexOf('d') + 1])).toEqual(d);
+    expect(fields.includes('f')).toBe(false);
+    expect(forwarded).toEqual([]);
+  });
+
+  void it('data too deeply nested to write as JSON is skipped, counted and reported once; the events after it are published', async () => {
+    const keyPrefix = `ndg-test:publisher-deep:${process.pid}`;
+    // Decoded here (an in-process handler wants it), so its data would be written as JSON: JSON.parse reads this
+    // nesting, JSON.stringify cannot write it back.
+    const { publisher, gateway, warnings } = await publishingThroughDelay(keyPrefix, 0, {}, { dispatchFilter: new DispatchFilter(['MESSAGE_CREATE']) });
+    const depth = 200_000;
+    gateway.dispatchJson(0, 'MESSAGE_CREATE', '['.repeat(depth) + ']'.repeat(depth));
+    gateway.dispatchJson(0, 'MESSAGE_CREATE', '['.repeat(depth) + ']'.repeat(depth));
+    const after = gateway.dispatch(0, 'MESSAGE_CREATE', createMessage(3, { content: 'after' }));
+    await eventually(() => publisher.stats().published === 1, 10_000, 'the event after published');
+    const entries = await redis.xrange(`{${keyPrefix}}:dispatch:0`, '-', '+');
+    expect(entries.map(([, fields]) => fields[fields.indexOf('s') + 1])).toEqual([String(after)]);
+    expect(publisher.stats().unencodable).toBe(2);
+    expect(warnings.filter((line) => line.includes('cannot be written as JSON'))).toHaveLength(1);
   });
 });

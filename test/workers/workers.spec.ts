@@ -52,6 +52,26 @@ void describe('Shards in worker threads', () => {
     await eventually(() => seen.includes('TYPING_START'));
   });
 
+  void it('forwards the events the filter forwards across threads as the payload text the worker received, undecoded', async () => {
+    const { gateway, cluster } = await start();
+    const decoded: string[] = [];
+    const forwarded: { shardId: number; t: string; s: number; sessionId?: string; frame: string }[] = [];
+    cluster.dispatch$.subscribe((event) => decoded.push(event.t));
+    cluster.forwarded$.subscribe((event) => forwarded.push({ ...event, frame: event.frame.toString() }));
+    cluster.dispatchFilter!.forward('TYPING_START');
+    // A round trip to every worker, on the port that carried the filter change: each has applied it.
+    await cluster.collectInfo(15_000);
+    const typing = { channel_id: '1', user_id: '2', timestamp: 1 };
+    const sent = [0, 3].map((shardId) => ({ shardId, s: gateway.dispatch(shardId, 'TYPING_START', typing) }));
+    gateway.dispatch(1, 'MESSAGE_CREATE', message(1));
+    await eventually(() => forwarded.length === 2 && decoded.includes('MESSAGE_CREATE'), 5_000, 'two forwarded events and a decoded one');
+    expect(forwarded.sort((a, b) => a.shardId - b.shardId)).toEqual(
+      sent.map(({ shardId, s }) => ({ shardId, t: 'TYPING_START', s, sessionId: gateway.sessionOf(shardId), frame: JSON.stringify({ op: 0, t: 'TYPING_START', s, d: typing }) })),
+    );
+    expect(decoded).not.toContain('TYPING_START');
+    expect(cluster.shards.get(3)?.session?.sequence).toBe(sent[1].s);
+  });
+
   void it('routes commands to the worker of their shard and returns its answer', async () => {
     const { gateway, cluster } = await start();
     await cluster.send(3, { op: OP_PRESENCE, d: { since: null, activities: [], status: PresenceUpdateStatus.Idle, afk: false } });

@@ -6,6 +6,7 @@ import { MalformedPayloadError } from '../errors/malformed-payload.error';
 import type { Clock } from '../interfaces/clock.interface';
 import type { ClusterOptions } from '../interfaces/cluster-options.interface';
 import { realClock } from '../shard/real-clock';
+import type { ForwardedDispatch } from '../interfaces/forwarded-dispatch.interface';
 import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
 import type { IGatewayShard } from '../interfaces/gateway-shard.interface';
 import type { IShardingStrategy } from '../interfaces/sharding-strategy.interface';
@@ -101,6 +102,7 @@ export class Cluster {
   private readonly sessions: SessionSaver;
   private readonly entries = new Map<number, ShardEntry>();
   private readonly dispatchSubject = new Subject<GatewayDispatch>();
+  private readonly forwardedSubject = new Subject<ForwardedDispatch>();
   private readonly stateSubject = new Subject<ShardStateChange>();
   private readonly guildsReadySubject = new Subject<GuildsReadyEvent>();
   private readonly debugSubject = new Subject<ClusterDebugEntry>();
@@ -133,8 +135,13 @@ export class Cluster {
   /** Dispatches already reported as malformed: each is reported (logged, counted) once, however many consumers see it. */
   private readonly reported = new WeakSet<GatewayDispatch>();
 
-  /** Every dispatch of every shard, each carrying its `shardId`. */
+  /** Every dispatch of every shard that the dispatch filter wants (all without one), each carrying its `shardId`. */
   readonly dispatch$: Observable<GatewayDispatch> = this.dispatchSubject.asObservable();
+  /**
+   * The dispatches the filter forwards undecoded (`DispatchFilter.forward`), as frame text, in order with `dispatch$`
+   * per shard: what `delivery: 'redis-streams'` publishes without parsing.
+   */
+  readonly forwarded$: Observable<ForwardedDispatch> = this.forwardedSubject.asObservable();
   /** State changes of every shard. */
   readonly state$: Observable<ShardStateChange> = this.stateSubject.asObservable();
   /** Per shard, once per session: every guild listed in READY has arrived (or the wait timed out). */
@@ -620,6 +627,10 @@ export class Cluster {
           this.reportMalformed(event, `could not be read: ${(error as Error)?.message ?? String(error)}`);
         }
         this.dispatchSubject.next(event);
+        this.sessions.touch(id);
+      }),
+      shard.forwarded$.subscribe((event) => {
+        this.forwardedSubject.next(event);
         this.sessions.touch(id);
       }),
       shard.state$.subscribe((state) => {

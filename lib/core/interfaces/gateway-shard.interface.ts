@@ -5,6 +5,7 @@ import type { LatencyStats } from '../shard/latency-tracker';
 import type { CommandBudget, ShardCloseOptions, ShardInfo } from '../shard/shard';
 import type { ShardCounters } from '../shard/shard-counters';
 import type { ShardState } from '../shard/shard-state';
+import type { ForwardedDispatch } from './forwarded-dispatch.interface';
 import type { GatewayDispatch } from './gateway-dispatch.interface';
 import type { ShardSession } from './shard-session.interface';
 
@@ -20,8 +21,10 @@ export interface IGatewayShard {
   readonly total: number;
   /** Counters of received events (skipped ones too), reconnects, IDENTIFYs, RESUMEs, commands and bytes. */
   readonly counters: ShardCounters;
-  /** Every dispatch (op 0) event, in order, READY and RESUMED included. */
+  /** Every dispatch (op 0) event the dispatch filter wants (every one without a filter), in order, READY and RESUMED included. */
   readonly dispatch$: Observable<GatewayDispatch>;
+  /** The events the dispatch filter forwards (and does not want), as frame text, in order with `dispatch$`. */
+  readonly forwarded$: Observable<ForwardedDispatch>;
   /** State changes; emits the current state on subscription. */
   readonly state$: Observable<ShardState>;
   /** Human-readable trace of what the shard does. Never contains the token. */

@@ -26,7 +26,7 @@ export interface StreamDeliveryReport {
   /** `'gateway'`: a process that publishes; `'worker'`: a worker app that consumes for its group. */
   role: 'gateway' | 'worker';
   /**
-   * This process's counters: for a gateway process `published`, `droppedByBuffer`, `buffered`; for a worker
+   * This process's counters: for a gateway process `published`, `droppedByBuffer`, `unencodable`, `buffered`; for a worker
    * `handled`, `acknowledged`, `malformed`, `duplicates`, `claimed`, `inFlight`.
    */
   counters: Record<string, number>;

@@ -3,12 +3,16 @@ export const ALWAYS_DECODED_EVENTS: ReadonlySet<string> = new Set(['READY', 'RES
 
 /**
  * Which dispatch events shards decode and emit. Events nobody wants are not parsed into objects: the shard reads
- * only their name and sequence number (sequence tracking stays exact). Shared by every shard of a cluster and
- * consulted per event, so names can be added while running.
+ * only their name and sequence number (sequence tracking stays exact). Events that are only passed on elsewhere
+ * (published to Redis Streams for worker apps) can be *forwarded* instead: the shard emits their frame text on
+ * `forwarded$` without parsing it. An event both wanted and forwarded is decoded. Shared by every shard of a cluster
+ * and consulted per event, so names can be added while running.
  */
 export class DispatchFilter {
   private all: boolean;
   private readonly names = new Set<string>();
+  private forwardEvery = false;
+  private readonly forwardNames = new Set<string>();
   private readonly listeners = new Set<() => void>();
 
   /** @param names - events to decode; omit to decode every event */
@@ -34,6 +38,35 @@ export class DispatchFilter {
     if (this.all) return;
     this.all = true;
     this.changed();
+  }
+
+  /** Forwards these events undecoded from now on (unless they are wanted, which decodes them). */
+  forward(...names: string[]): void {
+    const before = this.forwardNames.size;
+    for (const name of names) this.forwardNames.add(name);
+    if (this.forwardNames.size !== before) this.changed();
+  }
+
+  /** Forwards every event that is not wanted, undecoded, from now on. */
+  forwardAll(): void {
+    if (this.forwardEvery) return;
+    this.forwardEvery = true;
+    this.changed();
+  }
+
+  /** True when every event that is not wanted is forwarded. */
+  get forwardsAll(): boolean {
+    return this.forwardEvery;
+  }
+
+  /** The names forwarded so far. */
+  forwardedNames(): string[] {
+    return [...this.forwardNames];
+  }
+
+  /** Whether event `t`, when it is not wanted, is forwarded as frame text. */
+  forwards(t: string): boolean {
+    return this.forwardEvery || this.forwardNames.has(t);
   }
 
   /** The names added so far (besides the always-decoded events). */

@@ -22,6 +22,7 @@ import { ShardCommandError } from '../errors/shard-command.error';
 import type { Clock, ClockTimer } from '../interfaces/clock.interface';
 import type { IDecompressor } from '../interfaces/decompressor.interface';
 import type { GatewayDispatch } from '../interfaces/gateway-dispatch.interface';
+import type { ForwardedDispatch } from '../interfaces/forwarded-dispatch.interface';
 import type { IGatewayShard } from '../interfaces/gateway-shard.interface';
 import type { HandshakeKind, ResolvedShardOptions, ShardOptions } from '../interfaces/shard-options.interface';
 import type { ShardSession } from '../interfaces/shard-session.interface';
@@ -148,6 +149,7 @@ export class Shard implements IGatewayShard {
   private readonly clock: Clock;
   private readonly stateSubject = new BehaviorSubject<ShardState>(ShardState.Disconnected);
   private readonly dispatchSubject = new Subject<GatewayDispatch>();
+  private readonly forwardedSubject = new Subject<ForwardedDispatch>();
   private readonly debugSubject = new Subject<string>();
   private readonly errorSubject = new Subject<Error>();
   private readonly latency = new LatencyTracker();
@@ -171,8 +173,10 @@ export class Shard implements IGatewayShard {
   /** Counters of received events, reconnects, IDENTIFYs, RESUMEs and payload bytes. */
   readonly counters = new ShardCounters();
 
-  /** Every dispatch (op 0) event, in order, READY and RESUMED included. */
+  /** Every dispatch (op 0) event the dispatch filter wants (every one without a filter), in order, READY and RESUMED included. */
   readonly dispatch$: Observable<GatewayDispatch> = this.dispatchSubject.asObservable();
+  /** The events the dispatch filter forwards (and does not want), as frame text, in order with `dispatch$`. */
+  readonly forwarded$: Observable<ForwardedDispatch> = this.forwardedSubject.asObservable();
   /** State changes; emits the current state on subscription. */
   readonly state$: Observable<ShardState> = this.stateSubject.asObservable();
   /** Human-readable trace of what the shard does (without the shard id). Never contains the token. */
@@ -579,7 +583,13 @@ export class Shard implements IGatewayShard {
       // Events nobody wants: read only the name and sequence number from the first bytes, never the data.
       const envelope = peekFrame(raw);
       if (envelope && envelope.op === GatewayOpcodes.Dispatch && envelope.t !== null && !filter.wants(envelope.t)) {
-        if (envelope.s !== null && Number.isSafeInteger(envelope.s)) this.acceptSequence(conn, envelope.t, envelope.s);
+        const { t, s } = envelope;
+        if (s !== null && Number.isSafeInteger(s) && this.acceptSequence(conn, t, s) && filter.forwards(t)) {
+          // Passed on as bytes, never parsed here: whoever reads it (a worker app) decodes it. A copy: a decompressor
+          // may reuse its buffer once this returns.
+          const frame = Buffer.from(raw);
+          this.forwardedSubject.next({ shardId: this.id, t, s, sessionId: this.sessionData?.sessionId, frame });
+        }
         return;
       }
     }

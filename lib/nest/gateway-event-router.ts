@@ -294,12 +294,12 @@ export class GatewayEventRouter implements IHandlingTracker {
     this.pending.set(shardId, count);
     this.totalPending++;
     this.hold(shardId, context.sequence);
-    if (count === this.maxPending) this.cluster?.pause(shardId);
+    if (count === this.maxPending) this.cluster?.pause(shardId, 'router');
     const settle = () => {
       this.release(shardId, context.sequence);
       const left = (this.pending.get(shardId) ?? 1) - 1;
       this.pending.set(shardId, left);
-      if (left === Math.floor(this.maxPending / 2)) this.cluster?.resume(shardId);
+      if (left === Math.floor(this.maxPending / 2)) this.cluster?.resume(shardId, 'router');
       if (--this.totalPending === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
     };
     promise.then(

@@ -258,7 +258,7 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
     if (this.pauseAt > 0 && this.batch.length >= this.pauseAt && !this.failing && !this.paused.has(shardId)) {
       // Redis answers more slowly than events arrive: the shard stops reading until the batch is down to half.
       this.paused.add(shardId);
-      this.cluster?.pause(shardId);
+      this.cluster?.pause(shardId, 'stream-publisher');
     }
     if (!this.armed && !this.flushing) {
       this.armed = true;
@@ -339,7 +339,7 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
     // Resuming hands the shard's held payloads over at once, which may pause it again.
     const paused = [...this.paused];
     this.paused.clear();
-    for (const shardId of paused) this.cluster?.resume(shardId);
+    for (const shardId of paused) this.cluster?.resume(shardId, 'stream-publisher');
   }
 
   private reportFailure(error: Error): void {

@@ -180,6 +180,31 @@ void describe('Cluster routing', () => {
     for (let shard = 0; shard < TOTAL; shard++) expect(cluster.shardIdForGuild(guildOn(shard, TOTAL))).toBe(shard);
   });
 
+  void it('keeps a shard paused until every holder that paused it has resumed it', async () => {
+    const seen: number[] = [];
+    cluster.dispatch$.subscribe((event) => {
+      if (event.t === 'MESSAGE_CREATE') seen.push(event.s);
+    });
+    cluster.pause(1, 'router');
+    cluster.pause(1, 'stream-publisher');
+    cluster.pause(1);
+    const sent = gateway.dispatch(1, 'MESSAGE_CREATE', { id: '1', content: 'held' });
+    cluster.resume(1, 'router');
+    cluster.resume(1);
+    expect(cluster.shards.get(1)!.info().paused).toBe(true);
+    cluster.resume(1, 'router');
+    expect(cluster.shards.get(1)!.info().paused).toBe(true);
+    cluster.resume(1, 'stream-publisher');
+    expect(cluster.shards.get(1)!.info().paused).toBe(false);
+    await eventually(() => seen.includes(sent), 15_000, 'the held event delivered');
+    // Another shard is not affected by shard 1's holders.
+    cluster.pause(2, 'router');
+    cluster.resume(2);
+    expect(cluster.shards.get(2)!.info().paused).toBe(true);
+    cluster.resume(2, 'router');
+    expect(cluster.shards.get(2)!.info().paused).toBe(false);
+  });
+
   void it('sends a guild command over the connection of the shard that owns the guild', async () => {
     for (const target of [2, 0, 1]) {
       const guildId = guildOn(target, TOTAL, target + 7);

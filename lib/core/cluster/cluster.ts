@@ -101,6 +101,8 @@ export class Cluster {
   /** Every session store call: saves on READY/RESUMED, periodic and sequence saves, reads at start. */
   private readonly sessions: SessionSaver;
   private readonly entries = new Map<number, ShardEntry>();
+  /** Per shard, who keeps its reading paused (see {@link pause}). */
+  private readonly pauseHolders = new Map<number, Set<string>>();
   private readonly dispatchSubject = new Subject<GatewayDispatch>();
   private readonly forwardedSubject = new Subject<ForwardedDispatch>();
   private readonly stateSubject = new Subject<ShardStateChange>();
@@ -287,6 +289,7 @@ export class Cluster {
   async removeShard(id: number, options: RemoveShardOptions): Promise<ShardSession | null> {
     const entry = this.entry(id);
     this.entries.delete(id);
+    this.pauseHolders.delete(id);
     this.startOrder?.forget(id);
     let session: ShardSession | null;
     try {
@@ -404,13 +407,30 @@ export class Cluster {
     }
   }
 
-  /** Stops reading one shard's socket (backpressure); heartbeats go on. */
-  pause(shardId: number): void {
-    this.entries.get(shardId)?.shard.pause();
+  /**
+   * Stops reading one shard's socket (backpressure); heartbeats go on. Each `holder` keeps it paused until it calls
+   * {@link resume} itself: the router's handler limit, a stream publisher waiting for Redis and your own code can
+   * pause one shard at once, and reading resumes when the last of them lets go.
+   * @param holder - who pauses. @defaultValue `'user'`
+   */
+  pause(shardId: number, holder = 'user'): void {
+    const entry = this.entries.get(shardId);
+    if (!entry) return;
+    let holders = this.pauseHolders.get(shardId);
+    if (!holders) this.pauseHolders.set(shardId, (holders = new Set()));
+    holders.add(holder);
+    entry.shard.pause();
   }
 
-  /** Starts reading one shard's socket again. */
-  resume(shardId: number): void {
+  /**
+   * Lets go of `holder`'s pause of one shard; its socket is read again once no holder keeps it paused.
+   * @param holder - who paused it. @defaultValue `'user'`
+   */
+  resume(shardId: number, holder = 'user'): void {
+    const holders = this.pauseHolders.get(shardId);
+    holders?.delete(holder);
+    if (holders && holders.size > 0) return;
+    this.pauseHolders.delete(shardId);
     this.entries.get(shardId)?.shard.resume();
   }
 
@@ -664,6 +684,7 @@ export class Cluster {
   private reset(): void {
     for (const entry of this.entries.values()) this.detach(entry);
     this.entries.clear();
+    this.pauseHolders.clear();
     this.starting = null;
     this.prepared = null;
   }

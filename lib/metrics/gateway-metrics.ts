@@ -67,7 +67,8 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
   /** The registry the metrics live in. */
   readonly registry: Registry;
 
-  private readonly metricsList: Metric[] = [];
+  /** Names of the metrics this instance registered (removed by {@link remove}). */
+  private readonly names: string[] = [];
   private readonly handlerDuration: Histogram<string>;
   private readonly handlerErrors: Counter<string>;
   /** The gateways measured, from the `gateways` option. */
@@ -85,6 +86,7 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
     this.registry = options?.registry ?? defaultRegistry;
     const prefix = options?.prefix ?? 'discord_gateway_';
     const registers = [this.registry];
+    const known = new Set(this.registry.getMetricsAsArray().map((metric) => metric.name));
     const gateways = options?.gateways;
     if (gateways !== undefined && (!Array.isArray(gateways) || gateways.length === 0)) {
       throw new RangeError('GatewayMetrics: gateways must be a non-empty array of gateway names');
@@ -102,8 +104,13 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
           return { shard, labels };
         }),
       );
+    /** Remembers the name `metric` registered under (read back from the registry: prom-client's types hide it). */
     const add = <M extends Metric>(metric: M): M => {
-      this.metricsList.push(metric);
+      for (const { name } of this.registry.getMetricsAsArray()) {
+        if (known.has(name)) continue;
+        known.add(name);
+        this.names.push(name);
+      }
       return metric;
     };
 
@@ -315,7 +322,7 @@ export class GatewayMetrics implements OnModuleInit, OnModuleDestroy {
   remove(): void {
     for (const unobserve of this.unobservers.values()) unobserve();
     this.unobservers.clear();
-    for (const metric of this.metricsList.splice(0)) this.registry.removeSingleMetric((metric as unknown as { name: string }).name);
+    for (const name of this.names.splice(0)) this.registry.removeSingleMetric(name);
   }
 
   /** The registry's metrics in the text exposition format. */

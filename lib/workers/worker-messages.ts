@@ -50,7 +50,7 @@ export type FromWorker =
    * (re)started, so that it is known when they are delivered, and not before.
    */
   | { type: 'dispatch'; shardId: number; t: string; s: number; d: string; session?: ShardSession | null }
-  /** A dispatch the filter forwards undecoded: its frame text, never parsed in the worker or on the main thread. */
+  /** A dispatch the filter forwards undecoded: its payload bytes, never parsed in the worker or on the main thread. */
   | { type: 'forwarded'; shardId: number; t: string; s: number; frame: Uint8Array }
   /** A dispatch whose data cannot cross to the main thread (JSON.stringify fails on it): reported there, skipped. */
   | { type: 'unreadable'; shardId: number; t: string; s: number; problem: string; session?: ShardSession | null }

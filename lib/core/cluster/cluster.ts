@@ -140,7 +140,7 @@ export class Cluster {
   /** Every dispatch of every shard that the dispatch filter wants (all without one), each carrying its `shardId`. */
   readonly dispatch$: Observable<GatewayDispatch> = this.dispatchSubject.asObservable();
   /**
-   * The dispatches the filter forwards undecoded (`DispatchFilter.forward`), as frame text, in order with `dispatch$`
+   * The dispatches the filter forwards undecoded (`DispatchFilter.forward`), as the payload bytes, in order with `dispatch$`
    * per shard: what `delivery: 'redis-streams'` publishes without parsing.
    */
   readonly forwarded$: Observable<ForwardedDispatch> = this.forwardedSubject.asObservable();

@@ -23,7 +23,7 @@ export interface IGatewayShard {
   readonly counters: ShardCounters;
   /** Every dispatch (op 0) event the dispatch filter wants (every one without a filter), in order, READY and RESUMED included. */
   readonly dispatch$: Observable<GatewayDispatch>;
-  /** The events the dispatch filter forwards (and does not want), as frame text, in order with `dispatch$`. */
+  /** The events the dispatch filter forwards (and does not want), as the payload bytes received, in order with `dispatch$`. */
   readonly forwarded$: Observable<ForwardedDispatch>;
   /** State changes; emits the current state on subscription. */
   readonly state$: Observable<ShardState>;

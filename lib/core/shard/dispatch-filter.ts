@@ -4,7 +4,7 @@ export const ALWAYS_DECODED_EVENTS: ReadonlySet<string> = new Set(['READY', 'RES
 /**
  * Which dispatch events shards decode and emit. Events nobody wants are not parsed into objects: the shard reads
  * only their name and sequence number (sequence tracking stays exact). Events that are only passed on elsewhere
- * (published to Redis Streams for worker apps) can be *forwarded* instead: the shard emits their frame text on
+ * (published to Redis Streams for worker apps) can be *forwarded* instead: the shard emits their payload bytes on
  * `forwarded$` without parsing it. An event both wanted and forwarded is decoded. Shared by every shard of a cluster
  * and consulted per event, so names can be added while running.
  */
@@ -64,7 +64,7 @@ export class DispatchFilter {
     return [...this.forwardNames];
   }
 
-  /** Whether event `t`, when it is not wanted, is forwarded as frame text. */
+  /** Whether event `t`, when it is not wanted, is forwarded as its payload bytes. */
   forwards(t: string): boolean {
     return this.forwardEvery || this.forwardNames.has(t);
   }

@@ -159,13 +159,7 @@ export class RedisStreamConsumer {
   async start(): Promise<void> {
     this.shardCount = await waitForShardCount(this.client, this.prefix, () => this.stopped, this.log);
     this.keys = Array.from({ length: this.shardCount }, (_, id) => dispatchStreamKeys.stream(this.prefix, id));
-    for (const key of this.keys) {
-      try {
-        await this.client.xgroup('CREATE', key, this.group, '$', 'MKSTREAM');
-      } catch (error) {
-        if (!String((error as Error).message).startsWith('BUSYGROUP')) throw error;
-      }
-    }
+    await this.createGroups('$');
     if (this.stopped) return;
     this.registration = new WorkerGroupRegistration(this.client, this.prefix, this.group, [...this.wanted], this.groupTtlMs, this.warn);
     await this.registration.start();
@@ -225,9 +219,25 @@ export class RedisStreamConsumer {
         this.failing = true;
         backoff = Math.min(5_000, Math.max(100, backoff * 2));
         await delay(backoff);
+        // Redis lost the group (it restarted empty, or somebody deleted the group): join again, from the first entry
+        // the streams hold now (everything published since the loss; at worst entries handled before, never a loss).
+        if (String((error as Error).message).startsWith('NOGROUP')) {
+          await this.createGroups('0').catch((failure: Error) => this.log(`group ${this.group}: joining the streams again failed (${failure.message})`));
+        }
         continue;
       }
       await this.process(flattenRead(reply));
+    }
+  }
+
+  /** Creates the group on every shard stream (and the streams) where it does not exist, reading from `from`. */
+  private async createGroups(from: '$' | '0'): Promise<void> {
+    for (const key of this.keys) {
+      try {
+        await this.client.xgroup('CREATE', key, this.group, from, 'MKSTREAM');
+      } catch (error) {
+        if (!String((error as Error).message).startsWith('BUSYGROUP')) throw error;
+      }
     }
   }
 

@@ -103,7 +103,6 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
   private lastStats: StreamGroupStats[] = [];
   /** Per `group:shard`, what the cap had dropped at the last stats read. */
   private readonly reportedDrops = new Map<string, number>();
-  private shardCountWritten = 0;
 
   constructor(options: RedisStreamPublisherOptions) {
     this.client = options.client;
@@ -142,11 +141,9 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
    * it). Called every `groupRefreshMs`; the module also awaits it before claiming shards.
    */
   async refresh(): Promise<void> {
+    // Written at every refresh, not once: a Redis that restarted empty has it again within a refresh.
     const total = this.cluster?.total ?? 0;
-    if (total > 0 && total !== this.shardCountWritten) {
-      await this.client.set(dispatchStreamKeys.shardCount(this.prefix), String(total));
-      this.shardCountWritten = total;
-    }
+    if (total > 0) await this.client.set(dispatchStreamKeys.shardCount(this.prefix), String(total));
     const wanted = await readWantedEvents(this.client, this.prefix);
     const before = `${this.groups.join(',')} ${this.wantedEvents.join(',')}`;
     this.wanted = wanted.events;

@@ -205,6 +205,35 @@ void describe("delivery: 'redis-streams' and GatewayWorkerModule (real redis-ser
     expect(second.map((h) => h.content)).toEqual(['m4', 'm5', 'm6']);
   });
 
+  void it('a Redis that restarts empty: the worker warns once, backs off, joins the streams again and handles what follows', async () => {
+    const gateway = await harness.gateway({ shards: 2 });
+    const keyPrefix = freshPrefix();
+    const app = await gatewayApp(gateway, keyPrefix);
+    const handled: Handled[] = [];
+    const logger = new CapturingLogger();
+    await workerApp(keyPrefix, 'a', handlersInto(handled), {}, logger);
+    await publisherOf(app).refresh();
+    messages(gateway, 0, ['before']);
+    await eventually(() => handled.length === 1, 10_000, 'the first event handled');
+
+    const port = server.port;
+    await server.stop();
+    server = await startRedisServer({ port });
+    // The worker's next read finds no group: it warns, backs off and creates the group again; its registration
+    // and the gateway process's shard count are written again at their next renewal.
+    const key = dispatchStreamKeys.stream(keyPrefix, 1);
+    await eventuallyAsync(async () => {
+      const groups = (await redis.xinfo('GROUPS', key).catch(() => [])) as unknown[];
+      return groups.length === 1 && (await redis.exists(dispatchStreamKeys.group(keyPrefix, 'a'))) === 1;
+    }, 30_000, 'the group back on the stream and registered');
+    await publisherOf(app).refresh();
+    expect(await redis.get(dispatchStreamKeys.shardCount(keyPrefix))).toBe('2');
+    messages(gateway, 1, ['after']);
+    await eventually(() => handled.length === 2, 15_000, 'the event after the restart handled');
+    expect(handled.map((h) => h.content)).toEqual(['before', 'after']);
+    expect(logger.of('warn').filter((line) => line.message.includes('reading the streams failed'))).toHaveLength(1);
+  });
+
   void it('a malformed entry is logged once, counted, acknowledged and skipped; the worker goes on', async () => {
     const gateway = await harness.gateway({ shards: 2 });
     const keyPrefix = freshPrefix();

@@ -1,4 +1,4 @@
-import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, type FactoryProvider, type InjectionToken, type OnModuleInit } from '@nestjs/common';
 import {
   EXCEPTION_FILTERS_METADATA,
   GUARDS_METADATA,
@@ -164,4 +164,29 @@ export class GatewayHandlerExplorer implements OnModuleInit {
       },
     };
   }
+}
+
+/**
+ * The provider of a {@link GatewayHandlerExplorer} (Nest's discovery services injected): it registers the handlers of
+ * the gateway `name` returns with the router provided as `router`. `name` receives the values of `inject`.
+ */
+export function gatewayHandlerExplorerProvider<Injected extends unknown[]>(
+  provide: InjectionToken,
+  router: InjectionToken,
+  name: (...injected: Injected) => string,
+  inject: InjectionToken[] = [],
+): FactoryProvider<GatewayHandlerExplorer> {
+  return {
+    provide,
+    useFactory: (
+      discovery: DiscoveryService,
+      scanner: MetadataScanner,
+      contextCreator: ExternalContextCreator,
+      moduleRef: ModuleRef,
+      config: ApplicationConfig,
+      routerInstance: GatewayEventRouter,
+      ...injected: Injected
+    ) => new GatewayHandlerExplorer(discovery, scanner, contextCreator, moduleRef, config, routerInstance, name(...injected)),
+    inject: [DiscoveryService, MetadataScanner, ExternalContextCreator, ModuleRef, ApplicationConfig, router, ...inject],
+  };
 }

@@ -1,5 +1,5 @@
 import { ConfigurableModuleBuilder, Logger, Module, type DynamicModule, type FactoryProvider, type Provider } from '@nestjs/common';
-import { ApplicationConfig, DiscoveryModule, DiscoveryService, ExternalContextCreator, MetadataScanner, ModuleRef } from '@nestjs/core';
+import { DiscoveryModule } from '@nestjs/core';
 import { Cluster } from '../core/cluster/cluster';
 import { runForwardedShardCall } from '../core/cluster/forwarded-shard-call';
 import { validateClusterOptions } from '../core/cluster/validate-cluster-options';
@@ -10,7 +10,7 @@ import { GatewayOptionsError } from '../core/errors/gateway-options.error';
 import { keyPrefixProblem } from '../redis/redis-options.interface';
 import { DispatchFilter } from '../core/shard/dispatch-filter';
 import { GatewayEventRouter } from './gateway-event-router';
-import { GatewayHandlerExplorer } from './gateway-handler.explorer';
+import { GatewayHandlerExplorer, gatewayHandlerExplorerProvider } from './gateway-handler.explorer';
 import { GatewayLifecycle } from './gateway.lifecycle';
 import type { GatewayModuleAsyncOptions, GatewayModuleExtras } from './interfaces/gateway-module-async-options.interface';
 import type { GatewayModuleOptions } from './interfaces/gateway-module-options.interface';
@@ -114,18 +114,7 @@ function gatewayModuleDefinition(definition: DynamicModule, extras: GatewayModul
         inject: [OPTIONS, SCALE_OUT],
       },
       { provide: token(GatewayEventRouter), useFactory: () => new GatewayEventRouter(name) },
-      {
-        provide: token(GatewayHandlerExplorer),
-        useFactory: (
-          discovery: DiscoveryService,
-          scanner: MetadataScanner,
-          contextCreator: ExternalContextCreator,
-          moduleRef: ModuleRef,
-          config: ApplicationConfig,
-          router: GatewayEventRouter,
-        ) => new GatewayHandlerExplorer(discovery, scanner, contextCreator, moduleRef, config, router, name),
-        inject: [DiscoveryService, MetadataScanner, ExternalContextCreator, ModuleRef, ApplicationConfig, token(GatewayEventRouter)],
-      },
+      gatewayHandlerExplorerProvider(token(GatewayHandlerExplorer), token(GatewayEventRouter), () => name),
       {
         provide: token(GatewayLifecycle),
         useFactory: (cluster: Cluster, router: GatewayEventRouter, options: GatewayModuleOptions, scaleOut: IGatewayScaleOut | null) =>

@@ -1,9 +1,9 @@
 import { ConfigurableModuleBuilder, Logger, Module, type ConfigurableModuleAsyncOptions, type DynamicModule } from '@nestjs/common';
-import { ApplicationConfig, DiscoveryModule, DiscoveryService, ExternalContextCreator, MetadataScanner, ModuleRef } from '@nestjs/core';
+import { DiscoveryModule } from '@nestjs/core';
 import { Cluster } from '../core/cluster/cluster';
 import { resolveGatewayName } from '../nest/constants/gateway-tokens';
 import { GatewayEventRouter } from '../nest/gateway-event-router';
-import { GatewayHandlerExplorer } from '../nest/gateway-handler.explorer';
+import { GatewayHandlerExplorer, gatewayHandlerExplorerProvider } from '../nest/gateway-handler.explorer';
 import { STREAM_DELIVERY_STATS } from '../core/interfaces/stream-delivery-stats.interface';
 import { InMemoryIdentifyQueue } from '../core/queue/in-memory-identify-queue';
 import { ShardService } from '../nest/services/shard.service';
@@ -89,19 +89,12 @@ const WORKER_CLUSTER = Symbol('GATEWAY_WORKER_CLUSTER');
       useFactory: (options: GatewayWorkerModuleOptions) => new GatewayEventRouter(resolveGatewayName(options.gateway, 'gateway')),
       inject: [MODULE_OPTIONS_TOKEN],
     },
-    {
-      provide: GatewayHandlerExplorer,
-      useFactory: (
-        discovery: DiscoveryService,
-        scanner: MetadataScanner,
-        contextCreator: ExternalContextCreator,
-        moduleRef: ModuleRef,
-        config: ApplicationConfig,
-        router: GatewayEventRouter,
-        options: GatewayWorkerModuleOptions,
-      ) => new GatewayHandlerExplorer(discovery, scanner, contextCreator, moduleRef, config, router, resolveGatewayName(options.gateway, 'gateway')),
-      inject: [DiscoveryService, MetadataScanner, ExternalContextCreator, ModuleRef, ApplicationConfig, GatewayEventRouter, MODULE_OPTIONS_TOKEN],
-    },
+    gatewayHandlerExplorerProvider(
+      GatewayHandlerExplorer,
+      GatewayEventRouter,
+      (options: GatewayWorkerModuleOptions) => resolveGatewayName(options.gateway, 'gateway'),
+      [MODULE_OPTIONS_TOKEN],
+    ),
     {
       provide: GatewayWorker,
       useFactory: (

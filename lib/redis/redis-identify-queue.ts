@@ -8,6 +8,7 @@ import { realClock } from '../core/shard/real-clock';
 import { closeRedisClient, createRedisClient } from './create-redis-client';
 import { redisKey, redisKeyPrefix, type RedisClient, type RedisConnectionOptions } from './redis-options.interface';
 import { RedisScript } from './redis-script';
+import type { IdentifyWaiter as Waiter } from '../core/queue/identify-waiter';
 
 /** Options of {@link RedisIdentifyQueue}. */
 export type RedisIdentifyQueueOptions = RedisConnectionOptions & {
@@ -104,14 +105,6 @@ redis.call('DEL', KEYS[1])
 if ARGV[2] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then redis.call('INCR', KEYS[2]) end
 return 1
 `);
-
-interface Waiter {
-  shardId: number;
-  resolve: () => void;
-  reject: (error: Error) => void;
-  signal?: AbortSignal;
-  onAbort?: () => void;
-}
 
 /** The waiters of one rate-limit key in this process, lowest shard id first; only the head asks Redis. */
 interface Lane {

@@ -2,6 +2,7 @@ import type { Clock, ClockTimer } from '../interfaces/clock.interface';
 import type { IIdentifyQueue } from '../interfaces/identify-queue.interface';
 import { realClock } from '../shard/real-clock';
 import { abortError } from './abort-error';
+import type { IdentifyWaiter as Waiter } from './identify-waiter';
 
 /** The daily session-start budget, as `GET /gateway/bot` reports it in `session_start_limit`. */
 export interface SessionStartBudget {
@@ -25,14 +26,6 @@ export interface InMemoryIdentifyQueueOptions {
   log?: (message: string) => void;
   /** Where windows and the budget's reset are timed. @defaultValue the real clock */
   clock?: Clock;
-}
-
-interface Waiter {
-  shardId: number;
-  resolve: () => void;
-  reject: (error: Error) => void;
-  signal?: AbortSignal;
-  onAbort?: () => void;
 }
 
 /**

@@ -114,6 +114,8 @@ export class RedisStreamConsumer {
   private ackArmed = false;
   private failing = false;
   private dedupeFailing = false;
+  private sweepFailing = false;
+  private ackFailing = false;
   private readonly counters = { handled: 0, acknowledged: 0, malformed: 0, duplicates: 0, claimed: 0 };
 
   constructor(private readonly options: RedisStreamConsumerOptions) {
@@ -286,8 +288,10 @@ export class RedisStreamConsumer {
           if (cursor === '0-0') break;
         }
       }
+      this.sweepFailing = false;
     } catch (error) {
-      if (!this.stopped && !this.failing) this.warn(`group ${this.group}: claiming idle entries failed (${(error as Error).message}); retrying`);
+      if (!this.stopped && !this.failing && !this.sweepFailing) this.warn(`group ${this.group}: claiming idle entries failed (${(error as Error).message}); retrying`);
+      this.sweepFailing = true;
     } finally {
       this.sweeping = false;
     }
@@ -381,9 +385,11 @@ export class RedisStreamConsumer {
       const error = results.find(([e]) => e)?.[0];
       if (error) throw error;
       this.counters.acknowledged += acks.length;
+      this.ackFailing = false;
     } catch (error) {
-      // Unacknowledged entries stay pending: another worker (or this one's restart) handles them again.
-      if (!this.failing) this.warn(`group ${this.group}: acknowledging ${acks.length} entries failed (${(error as Error).message}); they will be handled again`);
+      // Unacknowledged entries stay pending: they are claimed after claimIdleMs (by this worker or another) and handled again.
+      if (!this.failing && !this.ackFailing) this.warn(`group ${this.group}: acknowledging ${acks.length} entries failed (${(error as Error).message}); they will be handled again`);
+      this.ackFailing = true;
     }
   }
 }

@@ -1,102 +1,34 @@
 import { describe, it, before, after, afterEach } from 'node:test';
 import { expect } from 'expect';
-import { Injectable, UseGuards, type CanActivate, type ExecutionContext, type INestApplication } from '@nestjs/common';
+import type { INestApplication } from '@nestjs/common';
 import { GatewayOpcodes, PresenceUpdateStatus } from 'discord-api-types/v10';
 import Redis from 'ioredis';
-import { ClusterService, GatewayModule, OnEvent, ShardService, type GatewayEventContext, type GatewayModuleOptions } from '../../lib/nest';
+import { ClusterService, GatewayModule, ShardService, type GatewayModuleOptions } from '../../lib/nest';
 import { ShardState } from '../../lib/core';
-import { GATEWAY_SCALE_OUT } from '../../lib/nest/interfaces/gateway-scale-out.interface';
-import {
-  dispatchStreamKeys,
-  encodeDispatch,
-  GatewayWorker,
-  GatewayWorkerModule,
-  type GatewayWorkerModuleOptions,
-  type RedisGatewayScaleOut,
-} from '../../lib/redis';
-import { createMessage, type LocalGateway } from '../../lib/nest/testing';
+import { dispatchStreamKeys, encodeDispatch, GatewayWorker, GatewayWorkerModule, type GatewayWorkerModuleOptions } from '../../lib/redis';
+import type { LocalGateway } from '../../lib/nest/testing';
 import { eventually, eventuallyAsync } from '../helpers/gateway-test-kit';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 import { CapturingLogger, moduleOptions, NestHarness } from '../module/nest-test-kit';
+import * as kit from './stream-test-kit';
+import { freshPrefix, handlersInto, messages, publisherOf, type Handled } from './stream-test-kit';
 
 const harness = new NestHarness();
 let server: RunningRedisServer;
 let redis: Redis;
-let prefixCount = 0;
 
-/** One handler run in a worker app. */
-interface Handled {
-  content: string;
-  context: GatewayEventContext;
+function gatewayApp(gateway: LocalGateway, keyPrefix: string, extra: Partial<GatewayModuleOptions> = {}): Promise<INestApplication> {
+  return kit.gatewayApp(harness, server.url, gateway, keyPrefix, extra);
 }
 
-/** Skips messages whose content starts with "skip": guards run in worker apps as in gateway apps. */
-class NoSkipGuard implements CanActivate {
-  canActivate(context: ExecutionContext): boolean {
-    const message = context.getArgByIndex<{ content?: string }>(0);
-    return !String(message?.content).startsWith('skip');
-  }
-}
-
-/** A handler class recording into `into`; `hold` keeps a handler's promise pending until released. */
-function handlersInto(into: Handled[], hold?: { until: Promise<void>; when: (content: string) => boolean }) {
-  @Injectable()
-  class Handlers {
-    @OnEvent('MESSAGE_CREATE')
-    @UseGuards(NoSkipGuard)
-    async onMessage(message: { content: string }, context: GatewayEventContext): Promise<void> {
-      if (hold?.when(message.content)) await hold.until;
-      into.push({ content: message.content, context });
-    }
-  }
-  return Handlers;
-}
-
-function freshPrefix(): string {
-  return `ndg-test:streams:${process.pid}:${++prefixCount}`;
-}
-
-/** A gateway app owning every shard of `gateway`, publishing to Redis Streams. */
-async function gatewayApp(gateway: LocalGateway, keyPrefix: string, extra: Partial<GatewayModuleOptions> = {}): Promise<INestApplication> {
-  const app = await harness.app(
-    {
-      imports: [
-        GatewayModule.forRoot(
-          moduleOptions(gateway, {
-            redis: { url: server.url },
-            keyPrefix,
-            shards: { total: 2, ownership: 'redis' },
-            delivery: 'redis-streams',
-            leaseTtlMs: 3_000,
-            ...extra,
-          }),
-        ),
-      ],
-    },
-    new CapturingLogger(),
-  );
-  const ready = () => app.get(ClusterService).info().filter((s) => s.state === ShardState.Ready).length;
-  await eventually(() => ready() === 2, 10_000, 'both shards ready');
-  return app;
-}
-
-function publisherOf(app: INestApplication) {
-  const scaleOut = app.get<RedisGatewayScaleOut>(GATEWAY_SCALE_OUT, { strict: false });
-  return scaleOut.delivery!;
-}
-
-async function workerApp(
+function workerApp(
   keyPrefix: string,
   group: string,
   handlers: ReturnType<typeof handlersInto>,
   extra: Partial<GatewayWorkerModuleOptions> = {},
   logger = new CapturingLogger(),
 ): Promise<INestApplication> {
-  return harness.app({ imports: [GatewayWorkerModule.forRoot({ redis: { url: server.url }, keyPrefix, group, ...extra })], providers: [handlers] }, logger);
-}
-
-function messages(gateway: LocalGateway, shardId: number, contents: string[]): number[] {
-  return contents.map((content, i) => gateway.dispatch(shardId, 'MESSAGE_CREATE', { ...createMessage(i), content }));
+  return kit.workerApp(harness, server.url, keyPrefix, group, handlers, extra, logger);
 }
 
 void describe("delivery: 'redis-streams' and GatewayWorkerModule (real redis-server, real Nest apps)", () => {

@@ -1,4 +1,3 @@
-import type { ForwardedDispatch } from '../core/interfaces/forwarded-dispatch.interface';
 import type { GatewayDispatch } from '../core/interfaces/gateway-dispatch.interface';
 import { redisKey, type RedisClient } from './redis-options.interface';
 
@@ -6,7 +5,8 @@ import { redisKey, type RedisClient } from './redis-options.interface';
  * The Redis layout of `delivery: 'redis-streams'`, shared by the gateway processes and the worker apps of one bot
  * (one `keyPrefix`):
  *
- * - `{<keyPrefix>}:dispatch:<shard id>`: one stream per shard, its entries the dispatches some worker group wants;
+ * - `{<keyPrefix>}:dispatch:<shard id>`: one stream per shard, its entries the dispatches some worker group wants
+ *   (an entry per publish: the events of one event-loop turn, see {@link encodeDispatchEntry});
  * - `{<keyPrefix>}:dispatch:shards`: the bot's shard count, written by the gateway processes;
  * - `{<keyPrefix>}:workers:groups` (a set) and `{<keyPrefix>}:workers:group:<group>` (the event names the group
  *   wants, as JSON, with a TTL its workers renew): the live worker groups.
@@ -28,67 +28,112 @@ export interface PublishedDispatch extends GatewayDispatch {
   receivedAt: number;
 }
 
-/** One stream entry read back: the dispatch, or why it cannot be one. */
-export type DecodedEntry = { ok: true; event: PublishedDispatch } | { ok: false; problem: string };
+/** One event as the publisher writes it into an entry: its name, sequence, session, receipt time and payload bytes. */
+export interface EntryEvent {
+  /** Event name. */
+  t: string;
+  /** Sequence number. */
+  s: number;
+  /** Session id (none for events without a session). */
+  sessionId?: string;
+  /** When the gateway process received it (see {@link PublishedDispatch.receivedAt}). */
+  receivedAt: number;
+  /** A JSON object with the event data as `d`: the gateway payload as received, or {@link dataPayload}'s. */
+  payload: Buffer;
+}
+
+/** One event of an entry read back: the dispatch, or why it cannot be one. */
+export type DecodedEvent = { ok: true; event: PublishedDispatch } | { ok: false; problem: string };
+
+/** One stream entry read back: its events (each decoded on its own), or why the entry cannot be read at all. */
+export type DecodedEntry = { ok: true; shardId: number; events: DecodedEvent[] } | { ok: false; problem: string };
+
+/** `{"d":<data as JSON>}`: the payload of an event the gateway process decoded. Throws when `JSON.stringify` does. */
+export function dataPayload(d: unknown): Buffer {
+  return Buffer.from(`{"d":${JSON.stringify(d ?? null)}}`);
+}
 
 /**
- * The fields of a stream entry: `t` event name, `s` sequence, `sh` shard id, `sid` session id (empty when none),
- * `at` receipt time, and either `d` the event data as JSON (an event the gateway process decoded) or `f` the whole
- * gateway payload as received (an event it forwarded undecoded; its `d` is the data).
+ * The fields of one stream entry, holding the events of one publish for one shard, in sequence order:
+ * `sh` the shard id, `m` a JSON array with one `[t, s, sessionId or "", receivedAt, payload byte length]` per event,
+ * and `p` their payloads one after the other (each a JSON object whose `d` is the event data). The byte lengths let a
+ * worker read each payload on its own, so one broken payload costs only its own event.
  */
-export function encodeDispatch(event: PublishedDispatch): string[] {
-  return ['t', event.t, 's', String(event.s), 'sh', String(event.shardId), 'sid', event.sessionId ?? '', 'at', String(event.receivedAt), 'd', JSON.stringify(event.d ?? null)];
+export function encodeDispatchEntry(shardId: number, events: readonly EntryEvent[]): (string | Buffer)[] {
+  const meta = new Array<unknown[]>(events.length);
+  const payloads = new Array<Buffer>(events.length);
+  for (let i = 0; i < events.length; i++) {
+    const event = events[i];
+    meta[i] = [event.t, event.s, event.sessionId ?? '', event.receivedAt, event.payload.length];
+    payloads[i] = event.payload;
+  }
+  return ['sh', String(shardId), 'm', JSON.stringify(meta), 'p', payloads.length === 1 ? payloads[0] : Buffer.concat(payloads)];
 }
 
-/** The fields of a stream entry (see {@link encodeDispatch}) for an event forwarded undecoded: its frame as it came. */
-export function encodeForwarded(event: ForwardedDispatch, receivedAt: number): (string | Buffer)[] {
-  return ['t', event.t, 's', String(event.s), 'sh', String(event.shardId), 'sid', event.sessionId ?? '', 'at', String(receivedAt), 'f', event.frame];
-}
-
-/** Reads the fields of a stream entry (as XREADGROUP returns them: name, value, name, value...). Never throws. */
-export function decodeDispatch(fields: unknown): DecodedEntry {
+/**
+ * Reads the fields of a stream entry (as XREADGROUP returns them, strings or Buffers: name, value, name, value...).
+ * Never throws: an entry whose layout is broken is one problem; an event whose own name, sequence or payload is
+ * broken is a problem of that event only.
+ */
+export function decodeDispatchEntry(fields: unknown): DecodedEntry {
   if (!Array.isArray(fields) || fields.length % 2 !== 0) return { ok: false, problem: 'fields are not name/value pairs' };
-  // Read in one pass, without a map per entry (a worker decodes every entry it reads).
-  let t: unknown, sRaw: unknown, shRaw: unknown, sid: unknown, atRaw: unknown, raw: unknown, frame: unknown;
+  let shRaw: unknown, metaRaw: unknown, payloadRaw: unknown;
   for (let i = 0; i < fields.length; i += 2) {
     const value: unknown = fields[i + 1];
     switch (String(fields[i])) {
-      case 't': t = value; break;
-      case 's': sRaw = value; break;
       case 'sh': shRaw = value; break;
-      case 'sid': sid = value; break;
-      case 'at': atRaw = value; break;
-      case 'd': raw = value; break;
-      case 'f': frame = value; break;
+      case 'm': metaRaw = value; break;
+      case 'p': payloadRaw = value; break;
     }
   }
-  const s = Number(sRaw);
-  const shardId = Number(shRaw);
-  const at = Number(atRaw);
+  const shText = textOf(shRaw);
+  const shardId = Number(shText);
+  if (shText === undefined || shText === '' || !Number.isSafeInteger(shardId) || shardId < 0) return { ok: false, problem: 'sh (shard id) is not an integer >= 0' };
+  let meta: unknown;
+  try {
+    meta = JSON.parse(textOf(metaRaw) ?? '');
+  } catch {
+    return { ok: false, problem: 'm (event list) is not JSON' };
+  }
+  if (!Array.isArray(meta) || meta.length === 0) return { ok: false, problem: 'm (event list) is not a non-empty array' };
+  const payloads = Buffer.isBuffer(payloadRaw) ? payloadRaw : typeof payloadRaw === 'string' ? Buffer.from(payloadRaw) : null;
+  if (payloads === null) return { ok: false, problem: 'p (payloads) is missing' };
+  let total = 0;
+  for (const item of meta) {
+    const length: unknown = Array.isArray(item) ? item[4] : undefined;
+    if (!Number.isSafeInteger(length) || (length as number) < 0) return { ok: false, problem: 'm (event list) has an event without a byte length' };
+    total += length as number;
+  }
+  if (total !== payloads.length) return { ok: false, problem: `m (event list) gives ${total} payload bytes, p has ${payloads.length}` };
+  const events = new Array<DecodedEvent>(meta.length);
+  let offset = 0;
+  for (let i = 0; i < meta.length; i++) {
+    const item = meta[i] as unknown[];
+    const length = item[4] as number;
+    events[i] = decodeEvent(shardId, item, payloads, offset, offset + length);
+    offset += length;
+  }
+  return { ok: true, shardId, events };
+}
+
+function decodeEvent(shardId: number, item: unknown[], payloads: Buffer, start: number, end: number): DecodedEvent {
+  const [t, s, sid, at] = item;
   if (typeof t !== 'string' || t === '') return { ok: false, problem: 't (event name) is missing' };
-  if (!Number.isSafeInteger(s) || s < 0) return { ok: false, problem: 's (sequence) is not an integer >= 0' };
-  if (!Number.isSafeInteger(shardId) || shardId < 0) return { ok: false, problem: 'sh (shard id) is not an integer >= 0' };
-  if (sid !== undefined && typeof sid !== 'string') return { ok: false, problem: 'sid (session id) is not a string' };
-  let d: unknown;
-  if (typeof raw === 'string') {
-    try {
-      d = JSON.parse(raw);
-    } catch {
-      return { ok: false, problem: 'd (data) is not JSON' };
-    }
-  } else if (typeof frame === 'string') {
-    let payload: unknown;
-    try {
-      payload = JSON.parse(frame);
-    } catch {
-      return { ok: false, problem: 'f (gateway payload) is not JSON' };
-    }
-    if (typeof payload !== 'object' || payload === null || !('d' in payload)) return { ok: false, problem: 'f (gateway payload) has no d' };
-    d = payload.d;
-  } else {
-    return { ok: false, problem: 'd (data) is missing' };
+  if (!Number.isSafeInteger(s) || (s as number) < 0) return { ok: false, problem: 's (sequence) is not an integer >= 0' };
+  if (typeof sid !== 'string') return { ok: false, problem: 'the session id is not a string' };
+  let payload: unknown;
+  try {
+    payload = JSON.parse(payloads.toString('utf8', start, end));
+  } catch {
+    return { ok: false, problem: 'its payload is not JSON' };
   }
-  return { ok: true, event: { t, s, shardId, sessionId: sid ? sid : undefined, d, receivedAt: Number.isFinite(at) ? at : 0 } };
+  if (typeof payload !== 'object' || payload === null || !('d' in payload)) return { ok: false, problem: 'its payload has no d' };
+  const receivedAt = typeof at === 'number' && Number.isFinite(at) ? at : 0;
+  return { ok: true, event: { t, s: s as number, shardId, sessionId: sid === '' ? undefined : sid, d: payload.d, receivedAt } };
+}
+
+function textOf(value: unknown): string | undefined {
+  return Buffer.isBuffer(value) ? value.toString('utf8') : typeof value === 'string' ? value : undefined;
 }
 
 /** Now, as `receivedAt` measures it: epoch ms with sub-millisecond precision, comparable across processes of one machine. */

@@ -2,7 +2,7 @@ import { duplicateRedisClient } from './duplicate-redis-client';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { closeRedisClient } from './create-redis-client';
-import { decodeDispatch, dispatchStreamKeys, waitForShardCount, type PublishedDispatch } from './dispatch-stream-entry';
+import { decodeDispatchEntry, dispatchStreamKeys, waitForShardCount, type PublishedDispatch } from './dispatch-stream-entry';
 import { RedisEntryDeduplicator } from './redis-entry-deduplicator';
 import { redisKeyPrefix, type RedisClient } from './redis-options.interface';
 import { readStreamGroupStats, type StreamGroupStats } from './stream-group-stats';
@@ -12,7 +12,7 @@ import { WorkerGroupRegistration } from './worker-group-registry';
 export interface StreamDelivery {
   /** The stream entry id (`<ms>-<n>`). */
   entryId: string;
-  /** `sessionId:sequence`, the same for every publication of one event (the entry id for an event without a session). */
+  /** `sessionId:sequence`, the same for every publication of one event (`<entry id>:<index in the entry>` for an event without a session). */
   idempotencyKey: string;
 }
 
@@ -28,15 +28,18 @@ export interface RedisStreamConsumerOptions {
   consumer?: string;
   /** The event names the group's handlers listen to (`'*'`: every event). */
   events: readonly string[];
-  /** Runs the handlers of one event; the entry is acknowledged once it settles (resolved or rejected). */
+  /** Runs the handlers of one event; an entry is acknowledged once this settled (resolved or rejected) for each of its events. */
   handle: (event: PublishedDispatch, delivery: StreamDelivery) => Promise<unknown>;
   /** Entries pending this long with a worker (dead, or slow) are claimed by another worker of the group, ms. @defaultValue `30000` */
   claimIdleMs?: number;
-  /** Entries read per call. @defaultValue `200` */
+  /**
+   * Entries read per call, at most (an entry holds the events of one publish for one shard: fewer are read when they
+   * are large, so that what is read fits in `maxInFlight`). @defaultValue `200`
+   */
   batchSize?: number;
   /** Longest wait of one blocking read, ms. @defaultValue `2000` */
   blockMs?: number;
-  /** Events whose handlers may be running at once; reading pauses at the limit. @defaultValue `1000` */
+  /** Events whose handlers may be running at once; reading pauses at the limit (an entry larger than what is left of it is read whole). @defaultValue `1000` */
   maxInFlight?: number;
   /** How long the group stays registered (wanted by the gateways) after its last worker stopped renewing, ms. @defaultValue `30000` */
   groupTtlMs?: number;
@@ -52,15 +55,15 @@ export interface RedisStreamConsumerOptions {
 
 /** Counters of a {@link RedisStreamConsumer}. */
 export interface StreamConsumerStats {
-  /** Entries whose handlers were run (and settled). */
+  /** Events whose handlers were run (and settled). */
   handled: number;
-  /** Entries acknowledged. */
+  /** Events acknowledged (with their entry: the events of one publish for one shard). */
   acknowledged: number;
-  /** Entries that were not a dispatch (acknowledged and skipped). */
+  /** Events that were not a dispatch, and entries that could not be read at all (skipped; the entry acknowledged). */
   malformed: number;
-  /** Entries skipped because the group handled their event already (exactly-once mode). */
+  /** Events skipped because the group handled them already (exactly-once mode). */
   duplicates: number;
-  /** Entries taken over from idle workers of the group (XAUTOCLAIM). */
+  /** Events taken over (in their entries) from idle workers of the group (XAUTOCLAIM). */
   claimed: number;
   /** Events whose handlers are running. */
   inFlight: number;
@@ -72,12 +75,22 @@ interface Incoming {
   fields: unknown;
 }
 
+/** An entry being handled: acknowledged when its last event settles. */
+interface EntryInFlight {
+  key: string;
+  id: string;
+  /** Its events (counted as acknowledged with it). */
+  events: number;
+  /** Its events still being handled. */
+  remaining: number;
+}
+
 /**
  * The worker side of `delivery: 'redis-streams'`, without Nest: reads the shard streams as one consumer of a
- * consumer group (XREADGROUP), runs `handle` per event (started in stream order), acknowledges each entry once its
- * handling settled (acknowledgements of one event-loop turn in one pipeline), and takes over the entries other
- * workers of the group left pending for `claimIdleMs` (XAUTOCLAIM). Entries that are not dispatches are logged,
- * counted, acknowledged and skipped.
+ * consumer group (XREADGROUP), runs `handle` per event (started in stream order), acknowledges each entry once the
+ * handling of all its events settled (acknowledgements of one event-loop turn in one pipeline), and takes over the
+ * entries other workers of the group left pending for `claimIdleMs` (XAUTOCLAIM). Events that are not dispatches
+ * (and entries that cannot be read) are logged, counted and skipped; the rest of their entry is handled.
  *
  * At start it waits for a gateway process to write the shard count, creates the group on every shard stream (at
  * the stream's end when new, so it resumes where it acknowledged when it exists), then registers the group's event
@@ -108,9 +121,15 @@ export class RedisStreamConsumer {
   private loop: Promise<void> | null = null;
   private sweeper: NodeJS.Timeout | null = null;
   private sweeping = false;
-  private readonly inFlightIds = new Set<string>();
+  /** Entries being handled, by `<stream key> <entry id>` (entry ids are unique per stream only). */
+  private readonly inFlight = new Map<string, EntryInFlight>();
+  private inFlightEvents = 0;
+  /** Events per entry, averaged over recent reads: how many entries fit in `maxInFlight`. */
+  private eventsPerEntry = 1;
   private readonly settledWaiters: (() => void)[] = [];
-  private acks: { key: string; id: string; idempotencyKey: string | null }[] = [];
+  private acks: { key: string; id: string; events: number }[] = [];
+  /** Idempotency keys of events handled since the last flush (exactly-once mode): marked done with the acknowledgements. */
+  private done: string[] = [];
   private ackArmed = false;
   private failing = false;
   private dedupeFailing = false;
@@ -146,7 +165,7 @@ export class RedisStreamConsumer {
 
   /** Counters since start. */
   stats(): StreamConsumerStats {
-    return { ...this.counters, inFlight: this.inFlightIds.size };
+    return { ...this.counters, inFlight: this.inFlightEvents };
   }
 
   /** The group's lag, pending entries and cap drops on every shard stream, as Redis reports them now. */
@@ -186,14 +205,13 @@ export class RedisStreamConsumer {
     // A blocking read ends with its connection; what it had been given stays pending for the group.
     this.reader?.disconnect();
     await this.loop?.catch(() => undefined);
-    if (this.inFlightIds.size > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        new Promise<void>((resolve) => this.settledWaiters.push(resolve)),
-        new Promise<void>((resolve) => (timer = setTimeout(resolve, this.stopTimeoutMs))),
-      ]);
-      clearTimeout(timer);
-    }
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      for (const resolve of this.settledWaiters.splice(0)) resolve();
+    }, this.stopTimeoutMs);
+    while (this.inFlight.size > 0 && !timedOut) await new Promise<void>((resolve) => this.settledWaiters.push(resolve));
+    clearTimeout(timer);
     await this.flushAcks();
     if (this.reader) await closeRedisClient(this.reader);
     this.reader = null;
@@ -204,14 +222,15 @@ export class RedisStreamConsumer {
     let backoff = 0;
     const ids = this.keys.map(() => '>');
     while (!this.stopped) {
-      if (this.inFlightIds.size >= this.maxInFlight) {
+      if (this.inFlightEvents >= this.maxInFlight) {
         await new Promise<void>((resolve) => this.settledWaiters.push(resolve));
         continue;
       }
       let reply: unknown;
       try {
-        reply = await (this.reader as RedisClient).call(
-          'XREADGROUP', 'GROUP', this.group, this.consumer, 'COUNT', this.batchSize, 'BLOCK', this.blockMs, 'STREAMS', ...this.keys, ...ids,
+        // As Buffers: the payloads are read by their byte lengths.
+        reply = await (this.reader as RedisClient).callBuffer(
+          'XREADGROUP', 'GROUP', this.group, this.consumer, 'COUNT', this.readCount(), 'BLOCK', this.blockMs, 'STREAMS', ...this.keys, ...ids,
         );
         backoff = 0;
         this.failing = false;
@@ -232,6 +251,11 @@ export class RedisStreamConsumer {
     }
   }
 
+  /** Entries to read now: as many as fit in `maxInFlight` at the recent events per entry, 1 to `batchSize`. */
+  private readCount(): number {
+    return Math.max(1, Math.min(this.batchSize, Math.floor((this.maxInFlight - this.inFlightEvents) / this.eventsPerEntry)));
+  }
+
   /** Creates the group on every shard stream (and the streams) where it does not exist, reading from `from`. */
   private async createGroups(from: '$' | '0'): Promise<void> {
     for (const key of this.keys) {
@@ -250,7 +274,7 @@ export class RedisStreamConsumer {
       for (let page = 0; page < 10_000 && !this.stopped; page++) {
         let reply: unknown;
         try {
-          reply = await this.client.call('XREADGROUP', 'GROUP', this.group, this.consumer, 'COUNT', this.batchSize, 'STREAMS', key, after);
+          reply = await this.client.callBuffer('XREADGROUP', 'GROUP', this.group, this.consumer, 'COUNT', this.batchSize, 'STREAMS', key, after);
         } catch (error) {
           // Left to the group: another worker claims them after claimIdleMs.
           this.warn(`group ${this.group}: reading own pending entries failed (${(error as Error).message})`);
@@ -272,18 +296,17 @@ export class RedisStreamConsumer {
       for (const key of this.keys) {
         let cursor = '0-0';
         for (let page = 0; page < 100 && !this.stopped; page++) {
-          const reply = (await this.client.call('XAUTOCLAIM', key, this.group, this.consumer, this.claimIdleMs, cursor, 'COUNT', this.batchSize)) as unknown[];
+          const reply = (await this.client.callBuffer('XAUTOCLAIM', key, this.group, this.consumer, this.claimIdleMs, cursor, 'COUNT', this.batchSize)) as unknown[];
           const entries = Array.isArray(reply?.[1]) ? (reply[1] as unknown[]) : [];
           const incoming: Incoming[] = [];
           for (const entry of entries) {
             if (!Array.isArray(entry)) continue;
             const id = String(entry[0]);
-            if (this.inFlightIds.has(`${key} ${id}`)) continue;
+            if (this.inFlight.has(`${key} ${id}`)) continue;
             incoming.push({ key, id, fields: entry[1] });
           }
-          this.counters.claimed += incoming.length;
           if (incoming.length > 0) this.log(`group ${this.group}: took over ${incoming.length} idle entries of ${key}`);
-          await this.process(incoming);
+          await this.process(incoming, true);
           cursor = String(reply?.[0] ?? '0-0');
           if (cursor === '0-0') break;
         }
@@ -297,28 +320,42 @@ export class RedisStreamConsumer {
     }
   }
 
-  private async process(incoming: Incoming[]): Promise<void> {
-    const deliveries: { entry: Incoming; event: PublishedDispatch; delivery: StreamDelivery }[] = [];
-    for (const entry of incoming) {
-      if (entry.fields === null || entry.fields === undefined) {
+  /** Handles entries read (`claimed`: taken over from idle workers); unreadable entries and events are counted as one event. */
+  private async process(incoming: Incoming[], claimed = false): Promise<void> {
+    const deliveries: { entry: EntryInFlight; event: PublishedDispatch; delivery: StreamDelivery }[] = [];
+    for (const { key, id, fields } of incoming) {
+      const inFlightId = `${key} ${id}`;
+      // Being handled here already (claimed back from this consumer while its handlers run).
+      if (this.inFlight.has(inFlightId)) continue;
+      if (fields === null || fields === undefined) {
         // Trimmed or deleted while pending: nothing to handle.
-        this.ack(entry.key, entry.id, null);
+        this.ack(key, id, 0);
         continue;
       }
-      const decoded = decodeDispatch(entry.fields);
+      const decoded = decodeDispatchEntry(fields);
+      if (claimed) this.counters.claimed += decoded.ok ? decoded.events.length : 1;
       if (!decoded.ok) {
         this.counters.malformed++;
-        this.warn(`group ${this.group}: entry ${entry.id} of ${entry.key} is not a dispatch (${decoded.problem}); skipped`);
-        this.ack(entry.key, entry.id, null);
+        this.warn(`group ${this.group}: entry ${id} of ${key} is not a dispatch entry (${decoded.problem}); skipped`);
+        this.ack(key, id, 1);
         continue;
       }
-      const event = decoded.event;
-      if (!this.wantsAll && !this.wanted.has(event.t)) {
-        this.ack(entry.key, entry.id, null);
-        continue;
-      }
-      const idempotencyKey = event.sessionId ? `${event.sessionId}:${event.s}` : entry.id;
-      deliveries.push({ entry, event, delivery: { entryId: entry.id, idempotencyKey } });
+      const entry: EntryInFlight = { key, id, events: decoded.events.length, remaining: 0 };
+      this.eventsPerEntry = (this.eventsPerEntry + entry.events) / 2;
+      decoded.events.forEach((item, index) => {
+        if (!item.ok) {
+          this.counters.malformed++;
+          this.warn(`group ${this.group}: event ${index} of entry ${id} of ${key} is not a dispatch (${item.problem}); skipped`);
+          return;
+        }
+        const event = item.event;
+        if (!this.wantsAll && !this.wanted.has(event.t)) return;
+        const idempotencyKey = event.sessionId ? `${event.sessionId}:${event.s}` : `${id}:${index}`;
+        entry.remaining++;
+        deliveries.push({ entry, event, delivery: { entryId: id, idempotencyKey } });
+      });
+      if (entry.remaining === 0) this.ack(key, id, entry.events);
+      else this.inFlight.set(inFlightId, entry);
     }
     let claims: boolean[] | null = null;
     if (this.deduplicator && deliveries.length > 0) {
@@ -333,18 +370,14 @@ export class RedisStreamConsumer {
     deliveries.forEach(({ entry, event, delivery }, i) => {
       if (claims && !claims[i]) {
         this.counters.duplicates++;
-        this.ack(entry.key, entry.id, null);
+        this.settleEvent(entry, null);
         return;
       }
-      // Entry ids are unique per stream only.
-      const inFlightId = `${entry.key} ${entry.id}`;
-      if (this.inFlightIds.has(inFlightId)) return;
-      this.inFlightIds.add(inFlightId);
+      this.inFlightEvents++;
       const settle = () => {
-        this.inFlightIds.delete(inFlightId);
+        this.inFlightEvents--;
         this.counters.handled++;
-        this.ack(entry.key, entry.id, this.deduplicator ? delivery.idempotencyKey : null);
-        if (this.inFlightIds.size < this.maxInFlight) for (const resolve of this.settledWaiters.splice(0)) resolve();
+        this.settleEvent(entry, this.deduplicator ? delivery.idempotencyKey : null);
       };
       let result: Promise<unknown>;
       try {
@@ -359,8 +392,24 @@ export class RedisStreamConsumer {
     });
   }
 
-  private ack(key: string, id: string, idempotencyKey: string | null): void {
-    this.acks.push({ key, id, idempotencyKey });
+  /** One event of `entry` settled (`done`: its idempotency key, marked done in exactly-once mode); the last acknowledges the entry. */
+  private settleEvent(entry: EntryInFlight, done: string | null): void {
+    if (done !== null) this.done.push(done);
+    if (--entry.remaining === 0) {
+      this.inFlight.delete(`${entry.key} ${entry.id}`);
+      this.ack(entry.key, entry.id, entry.events);
+    } else if (done !== null) {
+      this.armAcks();
+    }
+    for (const resolve of this.settledWaiters.splice(0)) resolve();
+  }
+
+  private ack(key: string, id: string, events: number): void {
+    this.acks.push({ key, id, events });
+    this.armAcks();
+  }
+
+  private armAcks(): void {
     if (this.ackArmed) return;
     this.ackArmed = true;
     setImmediate(() => void this.flushAcks());
@@ -368,23 +417,25 @@ export class RedisStreamConsumer {
 
   private async flushAcks(): Promise<void> {
     this.ackArmed = false;
-    if (this.acks.length === 0) return;
+    if (this.acks.length === 0 && this.done.length === 0) return;
     const acks = this.acks;
+    const done = this.done;
     this.acks = [];
+    this.done = [];
     const pipeline = this.client.pipeline();
+    for (const idempotencyKey of done) this.deduplicator?.markDone(pipeline, idempotencyKey);
     const byKey = new Map<string, string[]>();
-    for (const { key, id, idempotencyKey } of acks) {
+    for (const { key, id } of acks) {
       const ids = byKey.get(key);
       if (ids) ids.push(id);
       else byKey.set(key, [id]);
-      if (idempotencyKey !== null) this.deduplicator?.markDone(pipeline, idempotencyKey);
     }
     for (const [key, ids] of byKey) pipeline.xack(key, this.group, ...ids);
     try {
       const results = (await pipeline.exec()) ?? [];
       const error = results.find(([e]) => e)?.[0];
       if (error) throw error;
-      this.counters.acknowledged += acks.length;
+      for (const { events } of acks) this.counters.acknowledged += events;
       this.ackFailing = false;
     } catch (error) {
       // Unacknowledged entries stay pending: they are claimed after claimIdleMs (by this worker or another) and handled again.
@@ -401,7 +452,7 @@ export class RedisStreamConsumer {
 function flattenRead(reply: unknown): Incoming[] {
   const incoming: Incoming[] = [];
   if (!Array.isArray(reply)) return incoming;
-  const pairs = typeof reply[0] === 'string';
+  const pairs = reply.length > 0 && !Array.isArray(reply[0]);
   for (let i = 0; i < reply.length; i += pairs ? 2 : 1) {
     const key: unknown = pairs ? reply[i] : Array.isArray(reply[i]) ? reply[i][0] : undefined;
     const entries: unknown = pairs ? reply[i + 1] : Array.isArray(reply[i]) ? reply[i][1] : undefined;

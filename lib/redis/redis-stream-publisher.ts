@@ -5,7 +5,7 @@ import type { ForwardedDispatch } from '../core/interfaces/forwarded-dispatch.in
 import type { GatewayDispatch } from '../core/interfaces/gateway-dispatch.interface';
 import type { IHandlingTracker } from '../core/interfaces/handling-tracker.interface';
 import type { IStreamDeliveryStats, StreamDeliveryReport } from '../core/interfaces/stream-delivery-stats.interface';
-import { dispatchStreamKeys, encodeDispatch, encodeForwarded, preciseNow } from './dispatch-stream-entry';
+import { dataPayload, dispatchStreamKeys, encodeDispatchEntry, preciseNow, type EntryEvent } from './dispatch-stream-entry';
 import { redisKeyPrefix, type RedisClient } from './redis-options.interface';
 import { RedisScript } from './redis-script';
 import { readStreamGroupStats, type StreamGroupStats } from './stream-group-stats';
@@ -17,7 +17,10 @@ export interface RedisStreamPublisherOptions {
   client: RedisClient;
   /** The bot's key prefix. @defaultValue `'ndg'` */
   keyPrefix?: string;
-  /** Entries kept per shard stream, roughly (`XADD ... MAXLEN ~`): older ones are trimmed. @defaultValue `100000` */
+  /**
+   * Entries kept per shard stream, roughly (`XADD ... MAXLEN ~`): older ones are trimmed. An entry holds the events of
+   * one publish for its shard (one event when events are rare, up to 1,000 under load). @defaultValue `100000`
+   */
   maxLen?: number;
   /**
    * Events held in memory while a publish is in flight (Redis slow or unreachable). Beyond it, new events are
@@ -42,8 +45,10 @@ export interface RedisStreamPublisherOptions {
 
 /** Counters of a {@link RedisStreamPublisher}. */
 export interface StreamPublisherStats {
-  /** Entries written to the streams. */
+  /** Events written to the streams. */
   published: number;
+  /** Stream entries written (each holds the events of one publish for one shard). */
+  entries: number;
   /** Events dropped because the in-memory batch was full. */
   droppedByBuffer: number;
   /** Events skipped because their data could not be written as JSON (nested too deep for `JSON.stringify`). */
@@ -59,15 +64,16 @@ export interface StreamPublisherStats {
 /**
  * The gateway side of `delivery: 'redis-streams'`: publishes the dispatches some live worker group wants to one
  * stream per shard (`{<keyPrefix>}:dispatch:<shard id>`), after this process's own handlers. The events of one
- * event-loop turn (up to 1,000) go in one script call of `XADD ... MAXLEN ~ maxLen` per event, one call in flight at a
- * time; what arrives meanwhile waits in a batch. At `pauseAt` waiting events the shard stops reading its socket until
+ * event-loop turn (up to 1,000) go in one script call, one entry per shard holding its events in sequence order
+ * (`XADD ... MAXLEN ~ maxLen`, see `encodeDispatchEntry`), one call in flight at a time; what arrives meanwhile waits
+ * in a batch. At `pauseAt` waiting events the shard stops reading its socket until
  * half are published (backpressure: Redis slower than the events loses none of them); when Redis fails, reading goes
  * on and the batch holds at most `maxBuffered` events (beyond it, events are dropped and counted).
  *
  * The wanted event names are the union of what the live groups registered (read every `groupRefreshMs`); they are
  * added to the cluster's dispatch filter as forwarded events: a shard passes their payload text on without parsing
- * it (the entry's `f` field) and skips the rest; an event this process's own handlers want too is decoded once and
- * its data written as JSON (`d`). As the cluster's handling
+ * it as the event's payload and skips the rest; an event this process's own handlers want too is decoded once and
+ * its data written as JSON. As the cluster's handling
  * tracker, it keeps saved sequences below the oldest event not yet published: a process killed before publishing
  * leaves those events to the shard's next owner, which resumes and publishes them.
  */
@@ -87,7 +93,7 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
   private wantAll = false;
   private groups: string[] = [];
   private readonly pauseAt: number;
-  private batch: PendingEntry[] = [];
+  private batch: PendingEvent[] = [];
   /** Shards whose reading this publisher paused. */
   private readonly paused = new Set<number>();
   private armed = false;
@@ -96,6 +102,7 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
   private readonly unpublished = new Map<number, SequenceQueue>();
   private timers: NodeJS.Timeout[] = [];
   private published = 0;
+  private entries = 0;
   private droppedByBuffer = 0;
   private unencodable = 0;
   private dropping = false;
@@ -166,7 +173,7 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
     this.timers = [];
     // What is buffered is published before the connection closes (while Redis answers; bounded by maxBuffered).
     await this.flushing;
-    for (let left = this.batch.length; left > 0 && !this.failing; left -= PIPELINE_ENTRIES) await this.flush();
+    for (let left = this.batch.length; left > 0 && !this.failing; left -= PUBLISH_EVENTS) await this.flush();
     this.resumeShards();
     this.cluster = null;
   }
@@ -182,6 +189,7 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
   stats(): StreamPublisherStats {
     return {
       published: this.published,
+      entries: this.entries,
       droppedByBuffer: this.droppedByBuffer,
       unencodable: this.unencodable,
       buffered: this.batch.length,
@@ -218,22 +226,22 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
   private push(event: GatewayDispatch): void {
     if (!this.wantAll && !this.wanted.has(event.t)) return;
     if (!this.hasRoom()) return;
-    let fields: string[];
+    let payload: Buffer;
     try {
-      fields = encodeDispatch({ shardId: event.shardId, t: event.t, s: event.s, sessionId: event.sessionId, d: event.d, receivedAt: preciseNow() });
+      payload = dataPayload(event.d);
     } catch (error) {
       // Data JSON.parse accepted but JSON.stringify cannot write (nested past its stack): skipped, counted, reported.
       if (this.unencodable++ === 0) this.warn(`stream publishing skipped ${event.t} #${event.s} of shard ${event.shardId}: its data cannot be written as JSON (${(error as Error)?.message ?? String(error)}); later ones are counted (unencodable)`);
       return;
     }
-    this.enqueue(event.shardId, event.s, fields);
+    this.enqueue({ shardId: event.shardId, t: event.t, s: event.s, sessionId: event.sessionId, receivedAt: preciseNow(), payload });
   }
 
   /** An event the shard forwarded undecoded: published as the payload text it is. */
   private pushForwarded(event: ForwardedDispatch): void {
     if (!this.wantAll && !this.wanted.has(event.t)) return;
     if (!this.hasRoom()) return;
-    this.enqueue(event.shardId, event.s, encodeForwarded(event, preciseNow()));
+    this.enqueue({ shardId: event.shardId, t: event.t, s: event.s, sessionId: event.sessionId, receivedAt: preciseNow(), payload: event.frame });
   }
 
   /** False (the event dropped, counted, reported once per episode) when `maxBuffered` events wait already. */
@@ -247,8 +255,9 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
     return false;
   }
 
-  private enqueue(shardId: number, s: number, fields: (string | Buffer)[]): void {
-    this.batch.push({ shardId, s, fields });
+  private enqueue(event: PendingEvent): void {
+    const { shardId, s } = event;
+    this.batch.push(event);
     let queue = this.unpublished.get(shardId);
     if (!queue) this.unpublished.set(shardId, (queue = new SequenceQueue()));
     queue.push(s);
@@ -268,27 +277,29 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
 
   private flush(): Promise<void> {
     if (this.flushing || this.batch.length === 0) return this.flushing ?? Promise.resolve();
-    // At most PIPELINE_ENTRIES per publish: the connection is shared (leases, sessions), which wait behind it.
-    const batch = this.batch.length <= PIPELINE_ENTRIES ? this.batch : this.batch.slice(0, PIPELINE_ENTRIES);
-    this.batch = batch === this.batch ? [] : this.batch.slice(PIPELINE_ENTRIES);
+    // At most PUBLISH_EVENTS per publish: the connection is shared (leases, sessions), which wait behind it.
+    const batch = this.batch.length <= PUBLISH_EVENTS ? this.batch : this.batch.slice(0, PUBLISH_EVENTS);
+    this.batch = batch === this.batch ? [] : this.batch.slice(PUBLISH_EVENTS);
     const run = async () => {
       let written = false;
       try {
-        const keys: string[] = [];
-        const keyIndex = new Map<number, number>();
-        const args: (string | number | Buffer)[] = [this.maxLen];
+        // One entry per shard, its events in arrival (sequence) order.
+        const byShard = new Map<number, PendingEvent[]>();
         for (const event of batch) {
-          let index = keyIndex.get(event.shardId);
-          if (index === undefined) {
-            index = keys.push(dispatchStreamKeys.stream(this.prefix, event.shardId));
-            keyIndex.set(event.shardId, index);
-          }
-          args.push(index, event.fields.length);
-          for (const field of event.fields) args.push(field);
+          const events = byShard.get(event.shardId);
+          if (events) events.push(event);
+          else byShard.set(event.shardId, [event]);
+        }
+        const keys: string[] = [];
+        const args: (string | number | Buffer)[] = [this.maxLen];
+        for (const [shardId, events] of byShard) {
+          const fields = encodeDispatchEntry(shardId, events);
+          args.push(keys.push(dispatchStreamKeys.stream(this.prefix, shardId)), fields.length, ...fields);
         }
         await PUBLISH_SCRIPT.run(this.client, keys, args);
         written = true;
         this.published += batch.length;
+        this.entries += byShard.size;
         this.failing = false;
         if (this.batch.length <= this.pauseAt / 2) this.resumeShards();
         if (this.dropping && this.batch.length < this.maxBuffered / 2) {
@@ -321,7 +332,7 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
   }
 
   /** Held events were published (or dropped): the cluster may save past them (told once per shard). */
-  private settle(events: readonly PendingEntry[]): void {
+  private settle(events: readonly PendingEvent[]): void {
     const touched = new Set<number>();
     for (const { shardId, s } of events) {
       const queue = this.unpublished.get(shardId);
@@ -345,19 +356,16 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
   }
 }
 
-/** One event waiting to be published: its stream entry's fields, written when the event arrived. */
-interface PendingEntry {
+/** One event waiting to be published, with its shard. */
+interface PendingEvent extends EntryEvent {
   shardId: number;
-  s: number;
-  fields: (string | Buffer)[];
 }
 
-/** Entries written per publish, at most. */
-const PIPELINE_ENTRIES = 1_000;
+/** Events written per publish, at most. */
+const PUBLISH_EVENTS = 1_000;
 
 /**
- * One publish: `XADD <key> MAXLEN ~ <maxLen> * <fields>` per entry, in one script call (one command to encode and
- * parse instead of one per entry). ARGV: maxLen, then per entry the index of its stream in KEYS, its field count and
+ * One publish: `XADD <key> MAXLEN ~ <maxLen> * <fields>` per entry (one per shard), in one script call. ARGV: maxLen, then per entry the index of its stream in KEYS, its field count and
  * its fields. The streams share the bot's hash tag, so this also runs on Redis Cluster.
  */
 const PUBLISH_SCRIPT = new RedisScript(`

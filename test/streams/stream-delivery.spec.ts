@@ -5,13 +5,13 @@ import { GatewayOpcodes, PresenceUpdateStatus } from 'discord-api-types/v10';
 import Redis from 'ioredis';
 import { ClusterService, GatewayModule, ShardService, type GatewayModuleOptions } from '../../lib/nest';
 import { ShardState } from '../../lib/core';
-import { dispatchStreamKeys, encodeDispatch, GatewayWorker, GatewayWorkerModule, type GatewayWorkerModuleOptions } from '../../lib/redis';
+import { dataPayload, dispatchStreamKeys, encodeDispatchEntry, GatewayWorker, GatewayWorkerModule, type GatewayWorkerModuleOptions } from '../../lib/redis';
 import type { LocalGateway } from '../../lib/nest/testing';
 import { eventually, eventuallyAsync } from '../helpers/gateway-test-kit';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 import { CapturingLogger, moduleOptions, NestHarness } from '../module/nest-test-kit';
 import * as kit from './stream-test-kit';
-import { freshPrefix, handlersInto, messages, publisherOf, type Handled } from './stream-test-kit';
+import { freshPrefix, handlersInto, messages, publisherOf, streamEvents, type Handled } from './stream-test-kit';
 
 const harness = new NestHarness();
 let server: RunningRedisServer;
@@ -74,8 +74,8 @@ void describe("delivery: 'redis-streams' and GatewayWorkerModule (real redis-ser
       expect(handled.find((h) => h.content === 'four')!.context.sequence).toBe(sent0b[0]);
     }
     // Only what a group wants was published: 4 MESSAGE_CREATE on shard 0 (the guard runs in the worker), none of TYPING_START.
-    const entries = await redis.xrange(dispatchStreamKeys.stream(keyPrefix, 0), '-', '+');
-    expect(entries.map(([, fields]) => fields[1])).toEqual(['MESSAGE_CREATE', 'MESSAGE_CREATE', 'MESSAGE_CREATE', 'MESSAGE_CREATE']);
+    const published = await streamEvents(redis, dispatchStreamKeys.stream(keyPrefix, 0));
+    expect(published.map((event) => event.t)).toEqual(['MESSAGE_CREATE', 'MESSAGE_CREATE', 'MESSAGE_CREATE', 'MESSAGE_CREATE']);
     // Acknowledged after handling: nothing pending for either group.
     for (const group of ['a', 'b']) {
       await eventuallyAsync(async () => Number((await redis.xpending(dispatchStreamKeys.stream(keyPrefix, 0), group))[0]) === 0, 5_000, `group ${group} acknowledged`);
@@ -103,9 +103,10 @@ void describe("delivery: 'redis-streams' and GatewayWorkerModule (real redis-ser
     // A worker that reads and dies: its entries stay pending until a live worker claims them after claimIdleMs.
     messages(gateway, 1, ['orphan-1', 'orphan-2']);
     const key1 = dispatchStreamKeys.stream(keyPrefix, 1);
-    await eventuallyAsync(async () => (await redis.xlen(key1)) === 2, 5_000, 'two entries on shard 1');
-    const read = (await redis.xreadgroup('GROUP', 'a', 'dead-worker', 'COUNT', 10, 'STREAMS', key1, '>')) as [string, [string, string[]][]][];
-    expect(read[0][1]).toHaveLength(2);
+    await eventuallyAsync(async () => (await streamEvents(redis, key1)).length === 2, 5_000, 'two events on shard 1');
+    await redis.xreadgroup('GROUP', 'a', 'dead-worker', 'COUNT', 10, 'STREAMS', key1, '>');
+    const entries = await redis.xlen(key1);
+    expect(Number((await redis.xpending(key1, 'a'))[0])).toBe(entries);
     const rescued: Handled[] = [];
     const rescuer = await workerApp(keyPrefix, 'a', handlersInto(rescued), { claimIdleMs: 200 });
     await eventually(() => rescued.length === 2, 10_000, 'the orphaned entries handled by another worker');
@@ -128,7 +129,7 @@ void describe("delivery: 'redis-streams' and GatewayWorkerModule (real redis-ser
     await harness.closeApp(worker);
     // The group stays wanted (groupTtlMs) while no worker runs: events keep being published for it.
     messages(gateway, 0, ['m4', 'm5']);
-    await eventuallyAsync(async () => (await redis.xlen(key)) === 5, 5_000, 'five entries');
+    await eventuallyAsync(async () => (await streamEvents(redis, key)).length === 5, 5_000, 'five events');
     const second: Handled[] = [];
     await workerApp(keyPrefix, 'a', handlersInto(second), { consumer: 'w1' });
     await eventually(() => second.length === 2, 10_000, 'the two new events handled');
@@ -166,7 +167,7 @@ void describe("delivery: 'redis-streams' and GatewayWorkerModule (real redis-ser
     expect(logger.of('warn').filter((line) => line.message.includes('reading the streams failed'))).toHaveLength(1);
   });
 
-  void it('a malformed entry is logged once, counted, acknowledged and skipped; the worker goes on', async () => {
+  void it('a malformed entry or event is logged once, counted and skipped, the rest of its entry handled, the entry acknowledged; the worker goes on', async () => {
     const gateway = await harness.gateway({ shards: 2 });
     const keyPrefix = freshPrefix();
     const app = await gatewayApp(gateway, keyPrefix);
@@ -175,19 +176,39 @@ void describe("delivery: 'redis-streams' and GatewayWorkerModule (real redis-ser
     const worker = await workerApp(keyPrefix, 'a', handlersInto(handled), {}, logger);
     await publisherOf(app).refresh();
     const key = dispatchStreamKeys.stream(keyPrefix, 1);
-    const bad = [
+    const event = (s: number, payload: string) => ({ t: 'MESSAGE_CREATE', s, sessionId: 'x', receivedAt: 0, payload: Buffer.from(payload) });
+    const good = (s: number, content: string) => `{"op":0,"t":"MESSAGE_CREATE","s":${s},"d":{"content":"${content}"}}`;
+    const badEntries = [
       await redis.xadd(key, '*', 'garbage', 'yes'),
-      await redis.xadd(key, '*', 't', 'MESSAGE_CREATE', 's', '5', 'sh', '1', 'sid', 'x', 'at', '0', 'd', '{not json'),
-      await redis.xadd(key, '*', 't', 'MESSAGE_CREATE', 's', '-1', 'sh', '1', 'sid', 'x', 'at', '0', 'd', '{}'),
-      await redis.xadd(key, '*', 't', 'MESSAGE_CREATE', 's', '6', 'sh', '1', 'sid', 'x', 'at', '0', 'f', '{"op":0,"t":"MESSAGE_CREATE","s":6,"d":{'),
-      await redis.xadd(key, '*', 't', 'MESSAGE_CREATE', 's', '7', 'sh', '1', 'sid', 'x', 'at', '0', 'f', '{"op":0,"t":"MESSAGE_CREATE","s":7}'),
+      await redis.xadd(key, '*', 'sh', '1', 'm', '[["MESSAGE_CREATE",5,"x",0,1', 'p', '{'),
+      await redis.xadd(key, '*', 'sh', '1', 'm', '[["MESSAGE_CREATE",5,"x",0,3]]', 'p', '{"d":1}'),
+      await redis.xadd(key, '*', 'sh', '-1', 'm', '[["MESSAGE_CREATE",5,"x",0,7]]', 'p', '{"d":1}'),
     ].map((id) => id!);
+    // One entry whose events 1, 2 and 3 are broken, between two good ones: only those three are lost.
+    const mixed = (await redis.xadd(
+      key,
+      '*',
+      ...encodeDispatchEntry(1, [
+        event(10, good(10, 'good-1')),
+        event(11, '{"op":0,"t":"MESSAGE_CREATE","s":11,"d":{'),
+        event(12, '{"op":0,"t":"MESSAGE_CREATE","s":12}'),
+        event(-1, good(13, 'negative sequence')),
+        event(14, good(14, 'good-2')),
+      ]),
+    ))!;
     messages(gateway, 1, ['after']);
-    await eventually(() => handled.length === 1, 10_000, 'the valid event handled');
-    expect(handled[0].content).toBe('after');
-    expect(worker.get(GatewayWorker).stats().malformed).toBe(5);
-    const warnings = logger.of('warn').filter((line) => /is not a dispatch/.test(line.message));
-    expect(warnings.map((line) => bad.find((id) => line.message.includes(id)))).toEqual(bad);
+    await eventually(() => handled.length === 3, 10_000, 'the valid events handled');
+    expect(handled.map((h) => h.content)).toEqual(['good-1', 'good-2', 'after']);
+    expect(handled.map((h) => h.context.sequence).slice(0, 2)).toEqual([10, 14]);
+    expect(worker.get(GatewayWorker).stats().malformed).toBe(badEntries.length + 3);
+    const entryWarnings = logger.of('warn').filter((line) => /is not a dispatch entry/.test(line.message));
+    expect(entryWarnings.map((line) => badEntries.find((id) => line.message.includes(id)))).toEqual(badEntries);
+    const eventWarnings = logger.of('warn').filter((line) => /event \d+ of entry .* is not a dispatch \(/.test(line.message));
+    expect(eventWarnings.map((line) => [line.message.includes(mixed), /event (\d+)/.exec(line.message)?.[1]])).toEqual([
+      [true, '1'],
+      [true, '2'],
+      [true, '3'],
+    ]);
     await eventuallyAsync(async () => Number((await redis.xpending(key, 'a'))[0]) === 0, 5_000, 'everything acknowledged');
   });
 
@@ -201,9 +222,9 @@ void describe("delivery: 'redis-streams' and GatewayWorkerModule (real redis-ser
     await workerApp(keyPrefix, 'plain', handlersInto(plain));
     await publisherOf(app).refresh();
     const key = dispatchStreamKeys.stream(keyPrefix, 0);
-    const event = { shardId: 0, t: 'MESSAGE_CREATE', s: 41, sessionId: 'session-x', d: { content: 'twice' }, receivedAt: Date.now() };
-    await redis.xadd(key, '*', ...encodeDispatch(event));
-    await redis.xadd(key, '*', ...encodeDispatch(event));
+    const event = { t: 'MESSAGE_CREATE', s: 41, sessionId: 'session-x', payload: dataPayload({ content: 'twice' }), receivedAt: Date.now() };
+    await redis.xadd(key, '*', ...encodeDispatchEntry(0, [event]));
+    await redis.xadd(key, '*', ...encodeDispatchEntry(0, [event]));
     messages(gateway, 0, ['marker']);
     await eventually(() => once.some((h) => h.content === 'marker') && plain.length === 3, 10_000, 'the marker handled by both groups');
     expect(plain.map((h) => h.content)).toEqual(['twice', 'twice', 'marker']);
@@ -250,15 +271,22 @@ void describe("delivery: 'redis-streams' and GatewayWorkerModule (real redis-ser
     const publisher = publisherOf(app);
     await publisher.refresh();
     expect(publisher.wantedEvents).toEqual(['MESSAGE_CREATE']);
-    const sent = messages(gateway, 0, Array.from({ length: 400 }, (_, i) => `m${i}`));
-    await eventually(() => publisher.stats().published === sent.length, 10_000, 'every event published');
+    // `MAXLEN ~` trims whole nodes of the stream only: small nodes, so that 60 entries are enough to see it.
+    await redis.config('SET', 'stream-node-max-entries', '5');
+    // One event per publish (each waits for the previous one to be published): 60 entries.
+    for (let i = 0; i < 60; i++) {
+      messages(gateway, 0, [`m${i}`]);
+      await eventually(() => publisher.stats().published === i + 1, 10_000, `event ${i} published`);
+    }
+    const entries = publisher.stats().entries;
+    expect(entries).toBe(60);
     const stats = await publisher.readStats();
     const idle = stats.find((s) => s.group === 'idle' && s.shardId === 0)!;
     const length = await redis.xlen(dispatchStreamKeys.stream(keyPrefix, 0));
-    expect(length).toBeLessThan(400);
-    expect(idle.droppedByCap).toBe(400 - length);
+    expect(length).toBeLessThan(entries);
+    expect(idle.droppedByCap).toBe(entries - length);
     expect(idle.lag).toBe(length);
-    expect(logger.of('warn').some((line) => /entries of shard 0 were trimmed by the stream cap/.test(line.message) && line.message.includes(`(${400 - length} in all)`))).toBe(true);
+    expect(logger.of('warn').some((line) => /entries of shard 0 were trimmed by the stream cap/.test(line.message) && line.message.includes(`(${entries - length} in all)`))).toBe(true);
   });
 
   void it('rejects invalid options at startup, naming the option', () => {

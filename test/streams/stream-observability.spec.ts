@@ -79,7 +79,11 @@ void describe('Redis Streams delivery: metrics and health (real redis-server, re
     );
     const publisher = app.get<RedisGatewayScaleOut>(GATEWAY_SCALE_OUT, { strict: false }).delivery!;
     await publisher.refresh();
-    for (let i = 0; i < 5; i++) gateway.dispatch(0, 'MESSAGE_CREATE', createMessage(i));
+    // One event per publish (each waits for the previous one): five entries, so the lag of "idle" is 5.
+    for (let i = 0; i < 5; i++) {
+      gateway.dispatch(0, 'MESSAGE_CREATE', createMessage(i));
+      await eventually(() => publisher.stats().published === i + 1, 10_000, `event ${i} published`);
+    }
     await eventually(() => worker.get(GatewayWorker).stats().acknowledged === 5, 10_000, 'five events handled and acknowledged in group a');
 
     const gatewayMetrics = await gatewayRegistry.metrics();

@@ -2,7 +2,8 @@ import { Injectable, UseGuards, type CanActivate, type ExecutionContext, type IN
 import { ClusterService, GatewayModule, OnEvent, type GatewayEventContext, type GatewayModuleOptions } from '../../lib/nest';
 import { ShardState } from '../../lib/core';
 import { GATEWAY_SCALE_OUT } from '../../lib/nest/interfaces/gateway-scale-out.interface';
-import { GatewayWorkerModule, type GatewayWorkerModuleOptions, type RedisGatewayScaleOut } from '../../lib/redis';
+import type Redis from 'ioredis';
+import { decodeDispatchEntry, GatewayWorkerModule, type GatewayWorkerModuleOptions, type RedisGatewayScaleOut } from '../../lib/redis';
 import { createMessage, type LocalGateway } from '../../lib/nest/testing';
 import { eventually } from '../helpers/gateway-test-kit';
 import { CapturingLogger, moduleOptions, type NestHarness } from '../module/nest-test-kit';
@@ -95,4 +96,33 @@ export async function workerApp(
 /** Dispatches one MESSAGE_CREATE per content on `shardId`; returns their sequences. */
 export function messages(gateway: LocalGateway, shardId: number, contents: string[]): number[] {
   return contents.map((content, i) => gateway.dispatch(shardId, 'MESSAGE_CREATE', { ...createMessage(i), content }));
+}
+
+/** One event of a shard stream as written: its entry, name, sequence, data and payload text. */
+export interface StreamEvent {
+  entryId: string;
+  t: string;
+  s: number;
+  d: unknown;
+  payload: string;
+}
+
+/** The events of a shard stream in order, read back as a worker reads them (throws on an unreadable entry). */
+export async function streamEvents(redis: Redis, key: string): Promise<StreamEvent[]> {
+  const events: StreamEvent[] = [];
+  for (const [id, fields] of await redis.xrangeBuffer(key, '-', '+')) {
+    const decoded = decodeDispatchEntry(fields);
+    if (!decoded.ok) throw new Error(`entry ${String(id)} cannot be read: ${decoded.problem}`);
+    const meta = JSON.parse(String(fields[fields.findIndex((field) => String(field) === 'm') + 1])) as unknown[][];
+    const payloads = fields[fields.findIndex((field) => String(field) === 'p') + 1];
+    let offset = 0;
+    decoded.events.forEach((item, i) => {
+      const length = Number(meta[i][4]);
+      const payload = payloads.toString('utf8', offset, offset + length);
+      offset += length;
+      if (!item.ok) throw new Error(`event ${i} of entry ${String(id)} cannot be read: ${item.problem}`);
+      events.push({ entryId: String(id), t: item.event.t, s: item.event.s, d: item.event.d, payload });
+    });
+  }
+  return events;
 }

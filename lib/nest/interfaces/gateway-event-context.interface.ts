@@ -13,11 +13,11 @@ export interface GatewayEventContext {
    * event: a handler can deduplicate on `(sessionId, sequence)` what a RESUME after a crash delivers again.
    */
   sessionId: string | null;
-  /** In a `GatewayWorkerModule` app: the id of the stream entry the event came in. */
+  /** In a `GatewayWorkerModule` app: the id of the stream entry the event came in (an entry holds the events of one publish). */
   entryId?: string;
   /**
-   * In a `GatewayWorkerModule` app: `sessionId:sequence`, the same for every delivery of one event (the entry id for
-   * an event without a session), to deduplicate on.
+   * In a `GatewayWorkerModule` app: `sessionId:sequence`, the same for every delivery of one event
+   * (`<entry id>:<index in the entry>` for an event without a session), to deduplicate on.
    */
   idempotencyKey?: string;
   /** In a `GatewayWorkerModule` app: when the gateway process received the event, epoch ms (sub-millisecond). */

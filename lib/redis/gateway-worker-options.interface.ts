@@ -24,7 +24,7 @@ export interface GatewayWorkerModuleOptions {
   /** How long the group stays wanted by the gateway processes after its last worker stopped, ms. @defaultValue `30000` */
   groupTtlMs?: number;
   /**
-   * Exactly-once per group: each event is claimed in Redis before its handlers run (one pipeline per batch), and an
+   * Exactly-once per group: each event is claimed in Redis before its handlers run (one pipeline per read), and an
    * event the group already handled (delivered again after a gateway process resumed its shard) is skipped; a
    * worker killed mid-handler leaves its claim to the worker that takes its entries over. Claims last `ttlMs`.
    * @defaultValue `false`

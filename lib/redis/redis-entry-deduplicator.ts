@@ -14,13 +14,12 @@ const DONE = 'done';
 /**
  * Exactly-once claims for one worker group, in Redis. Workers of a group handle a shard's events in parallel, so the
  * highest-sequence claim of the gateway's exactly-once mode cannot be used: each event gets a key
- * `{<keyPrefix>}:workers:claim:<group>:<idempotency key>` for `ttlMs`, set in one `SET ... NX GET` per entry (one
- * pipeline per batch). It holds the entry id of the delivery that handles the event, and `done` once its handlers
- * have settled.
+ * `{<keyPrefix>}:workers:claim:<group>:<idempotency key>` for `ttlMs`, set in one `SET ... NX GET` per event (one
+ * pipeline per read). It holds the id of the entry that carries the event, and `done` once its handlers have settled.
  *
- * An entry is this worker's to handle when the key was free, or when it holds this very entry id (a delivery whose
- * worker died, claimed again after `claimIdleMs`). It is skipped when the event is done, or when another entry of the
- * same event (published again by a gateway process that resumed the shard) holds it.
+ * An event is this worker's to handle when the key was free, or when it holds this very entry id (an entry whose
+ * worker died, claimed again after `claimIdleMs`). It is skipped when the event is done, or when another entry with
+ * the same event (published again by a gateway process that resumed the shard) holds it.
  */
 export class RedisEntryDeduplicator {
   constructor(

@@ -1,6 +1,8 @@
 import { describe, it, before, after, afterEach } from 'node:test';
 import { expect } from 'expect';
+import { Injectable } from '@nestjs/common';
 import Redis from 'ioredis';
+import { OnEvent } from '../../lib/nest';
 import { dispatchStreamKeys, GatewayWorker, RedisStreamConsumer, type PublishedDispatch } from '../../lib/redis';
 import { eventually, eventuallyAsync } from '../helpers/gateway-test-kit';
 import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
@@ -158,6 +160,38 @@ void describe('stream workers when Redis refuses commands (real redis-server wit
     expect(rescued[0].content).toBe('stuck');
     await eventuallyAsync(async () => (await pendingOf(key, 'a')) === 0, 5_000, 'acknowledged');
     release();
+  });
+
+  void it('stop waits for every running handler, not only the first, and acknowledges them all', async () => {
+    const gateway = await harness.gateway({ shards: 2 });
+    const keyPrefix = freshPrefix();
+    const app = await gatewayApp(harness, server.url, gateway, keyPrefix);
+    const releases = new Map<string, () => void>();
+    const started: string[] = [];
+    const finished: string[] = [];
+    @Injectable()
+    class Held {
+      @OnEvent('MESSAGE_CREATE')
+      async onMessage(message: { content: string }): Promise<void> {
+        started.push(message.content);
+        await new Promise<void>((resolve) => releases.set(message.content, resolve));
+        finished.push(message.content);
+      }
+    }
+    const worker = await workerApp(harness, server.url, keyPrefix, 'a', Held);
+    await publisherOf(app).refresh();
+    messages(gateway, 0, ['first', 'second']);
+    await eventually(() => started.length === 2, 10_000, 'both handlers running');
+    const key = dispatchStreamKeys.stream(keyPrefix, 0);
+    let closed = false;
+    const closing = harness.closeApp(worker).then(() => (closed = true));
+    releases.get('first')!();
+    await eventually(() => finished.length === 1, 5_000, 'the first handler settled');
+    releases.get('second')!();
+    await closing;
+    expect(closed).toBe(true);
+    expect(finished).toEqual(['first', 'second']);
+    expect(await pendingOf(key, 'a')).toBe(0);
   });
 
   void it('a handle function that throws synchronously: logged, counted as handled, acknowledged; the next event is handled', async () => {

@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { after, afterEach, before } from 'node:test';
+import Redis from 'ioredis';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -343,4 +345,23 @@ export async function startRedisSentinelGroup(sentinelCount = 1, name = 'ndg-pri
     await stop();
     throw error;
   }
+}
+
+/**
+ * Hooks of a test file that needs one redis-server: started (with a client on it, handed to `use`) before its tests,
+ * `afterEachTest` after each, both closed after the tests. A test that starts a server in the place of this one sets
+ * it as `started.server`, so that the new one is stopped.
+ */
+export function useRedisServer(use: (started: { server: RunningRedisServer; redis: Redis }) => void, afterEachTest: () => Promise<void> | void): void {
+  let running: { server: RunningRedisServer; redis: Redis } | null = null;
+  before(async () => {
+    const server = await startRedisServer();
+    running = { server, redis: new Redis(server.url) };
+    use(running);
+  });
+  afterEach(afterEachTest);
+  after(async () => {
+    running?.redis.disconnect();
+    await running?.server.stop();
+  });
 }

@@ -1,4 +1,4 @@
-import { describe, it, before, after, afterEach } from 'node:test';
+import { describe, it } from 'node:test';
 import { expect } from 'expect';
 import { GatewayOpcodes, PresenceUpdateStatus } from 'discord-api-types/v10';
 import Redis from 'ioredis';
@@ -6,7 +6,7 @@ import { ClusterService, GatewayModule, ShardService, type GatewayModuleOptions 
 import { ShardState } from '../../lib/core';
 import type { LocalGateway } from '../../lib/nest/testing';
 import { eventually } from '../helpers/gateway-test-kit';
-import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
+import { useRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 import { CapturingLogger, moduleOptions, NestHarness } from '../module/nest-test-kit';
 
 const harness = new NestHarness();
@@ -23,17 +23,7 @@ function appWith(gateway: LocalGateway, extra: Partial<GatewayModuleOptions>) {
 }
 
 void describe('GatewayModule with redis', () => {
-  before(async () => {
-    server = await startRedisServer();
-    redis = new Redis(server.url);
-  });
-
-  afterEach(() => harness.cleanup());
-
-  after(async () => {
-    redis.disconnect();
-    await server.stop();
-  });
+  useRedisServer((started) => ({ server, redis } = started), () => harness.cleanup());
 
   void it('uses the Redis identify queue and session store by default: a restarted app resumes from Redis', async () => {
     const gateway = await harness.gateway({ shards: 2 });

@@ -1,14 +1,12 @@
-import { describe, it, before, after, afterEach } from 'node:test';
+import { describe, it } from 'node:test';
 import { expect } from 'expect';
-import type { INestApplication } from '@nestjs/common';
 import { GatewayOpcodes, PresenceUpdateStatus } from 'discord-api-types/v10';
 import Redis from 'ioredis';
-import { ClusterService, GatewayModule, ShardService, type GatewayModuleOptions } from '../../lib/nest';
+import { ClusterService, GatewayModule, ShardService } from '../../lib/nest';
 import { ShardState } from '../../lib/core';
-import { dataPayload, dispatchStreamKeys, encodeDispatchEntry, GatewayWorker, GatewayWorkerModule, type GatewayWorkerModuleOptions } from '../../lib/redis';
-import type { LocalGateway } from '../../lib/nest/testing';
+import { dataPayload, dispatchStreamKeys, encodeDispatchEntry, GatewayWorker, GatewayWorkerModule } from '../../lib/redis';
 import { eventually, eventuallyAsync } from '../helpers/gateway-test-kit';
-import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
+import { startRedisServer, useRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 import { CapturingLogger, moduleOptions, NestHarness } from '../module/nest-test-kit';
 import * as kit from './stream-test-kit';
 import { freshPrefix, handlersInto, messages, publisherOf, streamEvents, type Handled } from './stream-test-kit';
@@ -16,33 +14,18 @@ import { freshPrefix, handlersInto, messages, publisherOf, streamEvents, type Ha
 const harness = new NestHarness();
 let server: RunningRedisServer;
 let redis: Redis;
+let suite: { server: RunningRedisServer; redis: Redis };
 
-function gatewayApp(gateway: LocalGateway, keyPrefix: string, extra: Partial<GatewayModuleOptions> = {}): Promise<INestApplication> {
-  return kit.gatewayApp(harness, server.url, gateway, keyPrefix, extra);
-}
-
-function workerApp(
-  keyPrefix: string,
-  group: string,
-  handlers: ReturnType<typeof handlersInto>,
-  extra: Partial<GatewayWorkerModuleOptions> = {},
-  logger = new CapturingLogger(),
-): Promise<INestApplication> {
-  return kit.workerApp(harness, server.url, keyPrefix, group, handlers, extra, logger);
-}
+/** The kit's app starters, on this file's harness and Redis. */
+type AfterHarnessAndUrl<F> = F extends (harness: NestHarness, url: string, ...rest: infer Rest) => infer R ? (...rest: Rest) => R : never;
+const gatewayApp: AfterHarnessAndUrl<typeof kit.gatewayApp> = (...rest) => kit.gatewayApp(harness, server.url, ...rest);
+const workerApp: AfterHarnessAndUrl<typeof kit.workerApp> = (...rest) => kit.workerApp(harness, server.url, ...rest);
 
 void describe("delivery: 'redis-streams' and GatewayWorkerModule (real redis-server, real Nest apps)", () => {
-  before(async () => {
-    server = await startRedisServer();
-    redis = new Redis(server.url);
-  });
-
-  afterEach(() => harness.cleanup());
-
-  after(async () => {
-    redis.disconnect();
-    await server.stop();
-  });
+  useRedisServer((started) => {
+    suite = started;
+    ({ server, redis } = started);
+  }, () => harness.cleanup());
 
   void it('each group gets every wanted event once, with the gateway context plus entry id and idempotency key; guards run; unwanted events are not published', async () => {
     const gateway = await harness.gateway({ shards: 2 });
@@ -151,7 +134,8 @@ void describe("delivery: 'redis-streams' and GatewayWorkerModule (real redis-ser
 
     const port = server.port;
     await server.stop();
-    server = await startRedisServer({ port });
+    // Given to the suite too, so that it is stopped after the tests.
+    server = suite.server = await startRedisServer({ port });
     // The worker's next read finds no group: it warns, backs off and creates the group again; its registration
     // and the gateway process's shard count are written again at their next renewal.
     const key = dispatchStreamKeys.stream(keyPrefix, 1);

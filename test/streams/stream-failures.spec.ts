@@ -1,11 +1,11 @@
-import { describe, it, before, after, afterEach } from 'node:test';
+import { describe, it } from 'node:test';
 import { expect } from 'expect';
 import { Injectable } from '@nestjs/common';
 import Redis from 'ioredis';
 import { OnEvent } from '../../lib/nest';
 import { dispatchStreamKeys, GatewayWorker, RedisStreamConsumer, type PublishedDispatch } from '../../lib/redis';
 import { eventually, eventuallyAsync } from '../helpers/gateway-test-kit';
-import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
+import { useRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 import { CapturingLogger, NestHarness } from '../module/nest-test-kit';
 import { freshPrefix, gatewayApp, handlersInto, messages, publisherOf, streamEvents, workerApp, type Handled } from './stream-test-kit';
 
@@ -45,17 +45,7 @@ async function pendingOf(key: string, group: string): Promise<number> {
 }
 
 void describe('stream workers when Redis refuses commands (real redis-server with ACLs, real Nest apps)', () => {
-  before(async () => {
-    server = await startRedisServer();
-    redis = new Redis(server.url);
-  });
-
-  afterEach(() => harness.cleanup());
-
-  after(async () => {
-    redis.disconnect();
-    await server.stop();
-  });
+  useRedisServer((started) => ({ server, redis } = started), () => harness.cleanup());
 
   void it('refused acknowledgements: warned once, the entry stays pending and is handled again, then acknowledged once Redis accepts', async () => {
     const gateway = await harness.gateway({ shards: 2 });

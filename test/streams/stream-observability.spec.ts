@@ -1,8 +1,7 @@
-import { describe, it, before, after, afterEach } from 'node:test';
+import { describe, it } from 'node:test';
 import { expect } from 'expect';
 import { Injectable, type INestApplication } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
-import Redis from 'ioredis';
 import { Registry } from 'prom-client';
 import { ClusterService, GatewayModule, OnEvent } from '../../lib/nest';
 import { ShardState } from '../../lib/core';
@@ -12,12 +11,11 @@ import { GATEWAY_METRICS_OPTIONS, StreamDeliveryMetrics } from '../../lib/metric
 import { GatewayWorker, GatewayWorkerModule, type RedisGatewayScaleOut } from '../../lib/redis';
 import { createMessage } from '../../lib/nest/testing';
 import { eventually } from '../helpers/gateway-test-kit';
-import { startRedisServer, type RunningRedisServer } from '../helpers/redis-server';
+import { useRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 import { CapturingLogger, moduleOptions, NestHarness } from '../module/nest-test-kit';
 
 const harness = new NestHarness();
 let server: RunningRedisServer;
-let redis: Redis;
 
 @Injectable()
 class Handlers {
@@ -36,17 +34,7 @@ function observability(registry: Registry) {
 }
 
 void describe('Redis Streams delivery: metrics and health (real redis-server, real Nest apps)', () => {
-  before(async () => {
-    server = await startRedisServer();
-    redis = new Redis(server.url);
-  });
-
-  afterEach(() => harness.cleanup());
-
-  after(async () => {
-    redis.disconnect();
-    await server.stop();
-  });
+  useRedisServer((started) => (server = started.server), () => harness.cleanup());
 
   void it('reports each group’s lag and pending entries and this process’s counters, in metrics and in the health check', async () => {
     const gateway = await harness.gateway({ shards: 2 });

@@ -98,20 +98,21 @@ export function decodeDispatchEntry(fields: unknown): DecodedEntry {
   if (!Array.isArray(meta) || meta.length === 0) return { ok: false, problem: 'm (event list) is not a non-empty array' };
   const payloads = Buffer.isBuffer(payloadRaw) ? payloadRaw : typeof payloadRaw === 'string' ? Buffer.from(payloadRaw) : null;
   if (payloads === null) return { ok: false, problem: 'p (payloads) is missing' };
+  const items: unknown[][] = [];
+  const lengths: number[] = [];
   let total = 0;
   for (const item of meta) {
-    const length: unknown = Array.isArray(item) ? item[4] : undefined;
-    if (!Number.isSafeInteger(length) || (length as number) < 0) return { ok: false, problem: 'm (event list) has an event without a byte length' };
-    total += length as number;
+    if (!Array.isArray(item) || !isCount(item[4])) return { ok: false, problem: 'm (event list) has an event without a byte length' };
+    items.push(item);
+    lengths.push(item[4]);
+    total += item[4];
   }
   if (total !== payloads.length) return { ok: false, problem: `m (event list) gives ${total} payload bytes, p has ${payloads.length}` };
-  const events = new Array<DecodedEvent>(meta.length);
+  const events = new Array<DecodedEvent>(items.length);
   let offset = 0;
-  for (let i = 0; i < meta.length; i++) {
-    const item = meta[i] as unknown[];
-    const length = item[4] as number;
-    events[i] = decodeEvent(shardId, item, payloads, offset, offset + length);
-    offset += length;
+  for (let i = 0; i < items.length; i++) {
+    events[i] = decodeEvent(shardId, items[i], payloads, offset, offset + lengths[i]);
+    offset += lengths[i];
   }
   return { ok: true, shardId, events };
 }
@@ -119,7 +120,7 @@ export function decodeDispatchEntry(fields: unknown): DecodedEntry {
 function decodeEvent(shardId: number, item: unknown[], payloads: Buffer, start: number, end: number): DecodedEvent {
   const [t, s, sid, at] = item;
   if (typeof t !== 'string' || t === '') return { ok: false, problem: 't (event name) is missing' };
-  if (!Number.isSafeInteger(s) || (s as number) < 0) return { ok: false, problem: 's (sequence) is not an integer >= 0' };
+  if (!isCount(s)) return { ok: false, problem: 's (sequence) is not an integer >= 0' };
   if (typeof sid !== 'string') return { ok: false, problem: 'the session id is not a string' };
   let payload: unknown;
   try {
@@ -129,7 +130,12 @@ function decodeEvent(shardId: number, item: unknown[], payloads: Buffer, start: 
   }
   if (typeof payload !== 'object' || payload === null || !('d' in payload)) return { ok: false, problem: 'its payload has no d' };
   const receivedAt = typeof at === 'number' && Number.isFinite(at) ? at : 0;
-  return { ok: true, event: { t, s: s as number, shardId, sessionId: sid === '' ? undefined : sid, d: payload.d, receivedAt } };
+  return { ok: true, event: { t, s, shardId, sessionId: sid === '' ? undefined : sid, d: payload.d, receivedAt } };
+}
+
+/** An integer >= 0 (a sequence, a byte length). */
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
 
 function textOf(value: unknown): string | undefined {

@@ -121,8 +121,12 @@ export class RedisStreamConsumer {
   private loop: Promise<void> | null = null;
   private sweeper: NodeJS.Timeout | null = null;
   private sweeping = false;
+  /** The claim sweep running, if any (awaited by `stop()`). */
+  private sweepRun: Promise<void> | null = null;
   /** Entries being handled, by `<stream key> <entry id>` (entry ids are unique per stream only). */
   private readonly inFlight = new Map<string, EntryInFlight>();
+  /** Entries settled (or skipped) whose acknowledgement has not gone out yet: not handled again meanwhile. */
+  private readonly acking = new Set<string>();
   private inFlightEvents = 0;
   /** Events per entry, averaged over recent reads: how many entries fit in `maxInFlight`. */
   private eventsPerEntry = 1;
@@ -188,7 +192,9 @@ export class RedisStreamConsumer {
     this.reader.on('error', (error: Error) => this.log(`stream reader: ${error.message}`));
     this.loop = this.run();
     const sweepMs = Math.max(50, Math.min(1_000, Math.floor(this.claimIdleMs / 4)));
-    this.sweeper = setInterval(() => void this.sweep(), sweepMs);
+    this.sweeper = setInterval(() => {
+      if (!this.sweeping) this.sweepRun = this.sweep();
+    }, sweepMs);
     this.sweeper.unref();
     this.log(`worker ${this.consumer} of group ${this.group} consumes ${this.shardCount} shard streams`);
   }
@@ -204,7 +210,10 @@ export class RedisStreamConsumer {
     this.registration?.stop();
     // A blocking read ends with its connection; what it had been given stays pending for the group.
     this.reader?.disconnect();
+    // A read loop waiting for room under maxInFlight ends now.
+    for (const resolve of this.settledWaiters.splice(0)) resolve();
     await this.loop?.catch(() => undefined);
+    await this.sweepRun;
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
@@ -272,9 +281,13 @@ export class RedisStreamConsumer {
     for (const key of this.keys) {
       let after = '0';
       for (let page = 0; page < 10_000 && !this.stopped; page++) {
+        if (this.inFlightEvents >= this.maxInFlight) {
+          await new Promise<void>((resolve) => this.settledWaiters.push(resolve));
+          continue;
+        }
         let reply: unknown;
         try {
-          reply = await this.client.callBuffer('XREADGROUP', 'GROUP', this.group, this.consumer, 'COUNT', this.batchSize, 'STREAMS', key, after);
+          reply = await this.client.callBuffer('XREADGROUP', 'GROUP', this.group, this.consumer, 'COUNT', this.readCount(), 'STREAMS', key, after);
         } catch (error) {
           // Left to the group: another worker claims them after claimIdleMs.
           this.warn(`group ${this.group}: reading own pending entries failed (${(error as Error).message})`);
@@ -288,21 +301,23 @@ export class RedisStreamConsumer {
     }
   }
 
-  /** Takes over entries other workers left pending for `claimIdleMs`. */
+  /** Takes over entries other workers left pending for `claimIdleMs` (as many as fit in `maxInFlight`; the next sweep goes on). */
   private async sweep(): Promise<void> {
     if (this.sweeping || this.stopped) return;
     this.sweeping = true;
     try {
       for (const key of this.keys) {
         let cursor = '0-0';
-        for (let page = 0; page < 100 && !this.stopped; page++) {
-          const reply = (await this.client.callBuffer('XAUTOCLAIM', key, this.group, this.consumer, this.claimIdleMs, cursor, 'COUNT', this.batchSize)) as unknown[];
+        for (let page = 0; page < 100 && !this.stopped && this.inFlightEvents < this.maxInFlight; page++) {
+          const reply = (await this.client.callBuffer('XAUTOCLAIM', key, this.group, this.consumer, this.claimIdleMs, cursor, 'COUNT', this.readCount())) as unknown[];
+          // Stopped meanwhile: what was claimed stays pending, for another worker.
+          if (this.stopped) return;
           const entries = Array.isArray(reply?.[1]) ? (reply[1] as unknown[]) : [];
           const incoming: Incoming[] = [];
           for (const entry of entries) {
             if (!Array.isArray(entry)) continue;
             const id = String(entry[0]);
-            if (this.inFlight.has(`${key} ${id}`)) continue;
+            if (this.inFlight.has(`${key} ${id}`) || this.acking.has(`${key} ${id}`)) continue;
             incoming.push({ key, id, fields: entry[1] });
           }
           if (incoming.length > 0) this.log(`group ${this.group}: took over ${incoming.length} idle entries of ${key}`);
@@ -325,8 +340,8 @@ export class RedisStreamConsumer {
     const deliveries: { entry: EntryInFlight; event: PublishedDispatch; delivery: StreamDelivery }[] = [];
     for (const { key, id, fields } of incoming) {
       const inFlightId = `${key} ${id}`;
-      // Being handled here already (claimed back from this consumer while its handlers run).
-      if (this.inFlight.has(inFlightId)) continue;
+      // Being handled here already, or settled and being acknowledged (claimed back from this consumer meanwhile).
+      if (this.inFlight.has(inFlightId) || this.acking.has(inFlightId)) continue;
       if (fields === null || fields === undefined) {
         // Trimmed or deleted while pending: nothing to handle.
         this.ack(key, id, 0);
@@ -406,6 +421,7 @@ export class RedisStreamConsumer {
 
   private ack(key: string, id: string, events: number): void {
     this.acks.push({ key, id, events });
+    this.acking.add(`${key} ${id}`);
     this.armAcks();
   }
 
@@ -441,6 +457,9 @@ export class RedisStreamConsumer {
       // Unacknowledged entries stay pending: they are claimed after claimIdleMs (by this worker or another) and handled again.
       if (!this.failing && !this.ackFailing) this.warn(`group ${this.group}: acknowledging ${acks.length} entries failed (${(error as Error).message}); they will be handled again`);
       this.ackFailing = true;
+    } finally {
+      // Acknowledged, or left pending to be claimed and handled again.
+      for (const { key, id } of acks) this.acking.delete(`${key} ${id}`);
     }
   }
 }

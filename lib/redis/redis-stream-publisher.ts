@@ -47,7 +47,7 @@ export interface RedisStreamPublisherOptions {
 export interface StreamPublisherStats {
   /** Events written to the streams. */
   published: number;
-  /** Stream entries written (each holds the events of one publish for one shard). */
+  /** Stream entries written (each holds the events of one publish for one shard, up to `STREAM_ENTRY_MAX_BYTES` of payloads). */
   entries: number;
   /** Events dropped because the in-memory batch was full. */
   droppedByBuffer: number;
@@ -292,14 +292,19 @@ export class RedisStreamPublisher implements IDispatchDelivery, IStreamDeliveryS
         }
         const keys: string[] = [];
         const args: (string | number | Buffer)[] = [this.maxLen];
+        let entries = 0;
         for (const [shardId, events] of byShard) {
-          const fields = encodeDispatchEntry(shardId, events);
-          args.push(keys.push(dispatchStreamKeys.stream(this.prefix, shardId)), fields.length, ...fields);
+          const index = keys.push(dispatchStreamKeys.stream(this.prefix, shardId));
+          for (const part of byEntryBytes(events)) {
+            const fields = encodeDispatchEntry(shardId, part);
+            args.push(index, fields.length, ...fields);
+            entries++;
+          }
         }
         await PUBLISH_SCRIPT.run(this.client, keys, args);
         written = true;
         this.published += batch.length;
-        this.entries += byShard.size;
+        this.entries += entries;
         this.failing = false;
         if (this.batch.length <= this.pauseAt / 2) this.resumeShards();
         if (this.dropping && this.batch.length < this.maxBuffered / 2) {
@@ -363,6 +368,27 @@ interface PendingEvent extends EntryEvent {
 
 /** Events written per publish, at most. */
 const PUBLISH_EVENTS = 1_000;
+
+/** Payload bytes of one entry, at most (an event larger than this gets an entry of its own). */
+export const STREAM_ENTRY_MAX_BYTES = 4 * 1024 * 1024;
+
+/** `events` cut into runs of at most {@link STREAM_ENTRY_MAX_BYTES} payload bytes (one event at least each), in order. */
+function byEntryBytes(events: PendingEvent[]): PendingEvent[][] {
+  const parts: PendingEvent[][] = [];
+  let start = 0;
+  let bytes = 0;
+  for (let i = 0; i < events.length; i++) {
+    const size = events[i].payload.length;
+    if (i > start && bytes + size > STREAM_ENTRY_MAX_BYTES) {
+      parts.push(events.slice(start, i));
+      start = i;
+      bytes = 0;
+    }
+    bytes += size;
+  }
+  parts.push(start === 0 ? events : events.slice(start));
+  return parts;
+}
 
 /**
  * One publish: `XADD <key> MAXLEN ~ <maxLen> * <fields>` per entry (one per shard), in one script call. ARGV: maxLen, then per entry the index of its stream in KEYS, its field count and

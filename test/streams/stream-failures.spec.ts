@@ -129,14 +129,14 @@ void describe('stream workers when Redis refuses commands (real redis-server wit
     expect(handled[2].content).toBe('after');
   });
 
-  void it('a handler outliving stopTimeoutMs: the worker stops anyway, its entry stays pending, and another worker handles it', async () => {
+  void it('a handler outliving stopTimeoutMs at the maxInFlight limit: the worker stops anyway, its entry stays pending, and another worker handles it', async () => {
     const gateway = await harness.gateway({ shards: 2 });
     const keyPrefix = freshPrefix();
     const app = await gatewayApp(harness, server.url, gateway, keyPrefix);
     let release!: () => void;
     const until = new Promise<void>((resolve) => (release = resolve));
     const stuck: Handled[] = [];
-    const worker = await workerApp(harness, server.url, keyPrefix, 'a', handlersInto(stuck, { until, when: () => true }), { stopTimeoutMs: 200, claimIdleMs: 60_000 });
+    const worker = await workerApp(harness, server.url, keyPrefix, 'a', handlersInto(stuck, { until, when: () => true }), { stopTimeoutMs: 200, claimIdleMs: 60_000, maxInFlight: 1 });
     await publisherOf(app).refresh();
     messages(gateway, 0, ['stuck']);
     await eventually(() => worker.get(GatewayWorker).stats().inFlight === 1, 10_000, 'the handler running');
@@ -150,6 +150,41 @@ void describe('stream workers when Redis refuses commands (real redis-server wit
     expect(rescued[0].content).toBe('stuck');
     await eventuallyAsync(async () => (await pendingOf(key, 'a')) === 0, 5_000, 'acknowledged');
     release();
+  });
+
+  void it('a worker at its maxInFlight limit takes over no more than fits: the rest stays with the dead worker until there is room', async () => {
+    const gateway = await harness.gateway({ shards: 2 });
+    const keyPrefix = freshPrefix();
+    const app = await gatewayApp(harness, server.url, gateway, keyPrefix);
+    await harness.closeApp(await workerApp(harness, server.url, keyPrefix, 'a', handlersInto([])));
+    const publisher = publisherOf(app);
+    await publisher.refresh();
+    // Three entries (one event each), read by a worker that dies.
+    for (let i = 0; i < 3; i++) {
+      messages(gateway, 0, [`orphan-${i}`]);
+      await eventually(() => publisher.stats().published === i + 1, 10_000, `event ${i} published`);
+    }
+    const key = dispatchStreamKeys.stream(keyPrefix, 0);
+    await redis.xreadgroup('GROUP', 'a', 'dead-worker', 'COUNT', 10, 'STREAMS', key, '>');
+
+    let release!: () => void;
+    const until = new Promise<void>((resolve) => (release = resolve));
+    const rescued: Handled[] = [];
+    const rescuer = await workerApp(harness, server.url, keyPrefix, 'a', handlersInto(rescued, { until, when: () => true }), { claimIdleMs: 200, maxInFlight: 1 });
+    await eventually(() => rescuer.get(GatewayWorker).stats().inFlight === 1, 10_000, 'one taken-over event running');
+    // Until the other two have been idle five times claimIdleMs with the dead worker: sweeps ran meanwhile and left them.
+    const idleWithDead = async () => {
+      const pending = (await redis.xpending(key, 'a', '-', '+', 10)) as [string, string, number, number][];
+      return pending.filter(([, consumer, idleMs]) => consumer === 'dead-worker' && idleMs >= 1_000).length;
+    };
+    await eventuallyAsync(async () => (await idleWithDead()) === 2, 15_000, 'two entries still with the dead worker, idle 1 s');
+    expect(rescuer.get(GatewayWorker).stats().inFlight).toBe(1);
+
+    release();
+    await eventually(() => rescued.length === 3, 15_000, 'all three handled');
+    expect(rescued.map((h) => h.content).sort()).toEqual(['orphan-0', 'orphan-1', 'orphan-2']);
+    expect(rescuer.get(GatewayWorker).stats().claimed).toBe(3);
+    await eventuallyAsync(async () => (await pendingOf(key, 'a')) === 0, 5_000, 'acknowledged');
   });
 
   void it('stop waits for every running handler, not only the first, and acknowledges them all', async () => {

@@ -1,7 +1,7 @@
 import { describe, it, before, after, afterEach } from 'node:test';
 import { expect } from 'expect';
 import Redis from 'ioredis';
-import { RedisStreamPublisher, WorkerGroupRegistration, type RedisStreamPublisherOptions } from '../../lib/redis';
+import { RedisStreamPublisher, STREAM_ENTRY_MAX_BYTES, WorkerGroupRegistration, type RedisStreamPublisherOptions } from '../../lib/redis';
 import { DispatchFilter, type ClusterOptions, type ForwardedDispatch, type GatewayDispatch } from '../../lib/core';
 import { createMessage } from '../../lib/nest/testing';
 import { ClusterHarness } from '../helpers/cluster-test-kit';
@@ -87,6 +87,25 @@ void describe('RedisStreamPublisher (real redis-server, a real cluster on the lo
     expect(entries).toBeLessThan(40);
     expect(warnings.filter((line) => line.includes('dropped'))).toEqual([]);
     expect(cluster.shards.get(0)?.info().paused).toBe(false);
+  });
+
+  void it('an entry holds at most STREAM_ENTRY_MAX_BYTES of payloads: large events waiting together go in several entries, in order', async () => {
+    const keyPrefix = `ndg-test:publisher-large:${process.pid}`;
+    // The first publish is held 300 ms: the next five events (1.5 MiB each) wait together for the second one.
+    const { publisher, gateway } = await publishingThroughDelay(keyPrefix, 300, {});
+    const contents = Array.from({ length: 6 }, (_, i) => `${i}`.repeat(1_536 * 1_024));
+    const sequences = contents.map((content, i) => gateway.dispatch(0, 'MESSAGE_CREATE', createMessage(i, { content })));
+    await eventually(() => publisher.stats().published === 6, 20_000, 'every event published');
+    const key = `{${keyPrefix}}:dispatch:0`;
+    const events = await streamEvents(redis, key);
+    expect(events.map((event) => event.s)).toEqual(sequences);
+    expect(events.map((event) => (event.d as { content: string }).content)).toEqual(contents);
+    const perEntry = new Map<string, number[]>();
+    for (const event of events) perEntry.set(event.entryId, [...(perEntry.get(event.entryId) ?? []), Buffer.byteLength(event.payload)]);
+    // Two at most per entry (three would pass 4 MiB), and some entry holds two: the five that waited were split, not published one by one.
+    expect([...perEntry.values()].every((sizes) => sizes.length === 1 || sizes.reduce((a, b) => a + b, 0) <= STREAM_ENTRY_MAX_BYTES)).toBe(true);
+    expect(Math.max(...[...perEntry.values()].map((sizes) => sizes.length))).toBe(2);
+    expect(publisher.stats().entries).toBe(perEntry.size);
   });
 
   void it('an event only worker groups want is published as the payload text it came as: the shard never decodes it', async () => {

@@ -4,7 +4,7 @@ import { GatewayOpcodes, PresenceUpdateStatus } from 'discord-api-types/v10';
 import Redis from 'ioredis';
 import { ClusterService, GatewayModule, ShardService } from '../../lib/nest';
 import { ShardState } from '../../lib/core';
-import { dataPayload, dispatchStreamKeys, encodeDispatchEntry, GatewayWorker, GatewayWorkerModule } from '../../lib/redis';
+import { dataPayload, dispatchStreamKeys, encodeDispatchEntry, GatewayWorker, GatewayWorkerModule, type GatewayWorkerModuleOptions } from '../../lib/redis';
 import { eventually, eventuallyAsync } from '../helpers/gateway-test-kit';
 import { startRedisServer, useRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 import { CapturingLogger, moduleOptions, NestHarness } from '../module/nest-test-kit';
@@ -104,6 +104,7 @@ void describe("delivery: 'redis-streams' and GatewayWorkerModule (real redis-ser
     const app = await gatewayApp(gateway, keyPrefix);
     const first: Handled[] = [];
     const worker = await workerApp(keyPrefix, 'a', handlersInto(first), { consumer: 'w1' });
+    expect([worker.get(GatewayWorker).group, worker.get(GatewayWorker).consumerName]).toEqual(['a', 'w1']);
     await publisherOf(app).refresh();
     messages(gateway, 0, ['m1', 'm2', 'm3']);
     await eventually(() => first.length === 3, 10_000, 'three events handled');
@@ -281,5 +282,16 @@ void describe("delivery: 'redis-streams' and GatewayWorkerModule (real redis-ser
     ).toThrow(/"streams.maxLen"/);
     expect(() => GatewayWorkerModule.forRoot({ redis: { url: 'redis://127.0.0.1:1' }, group: '' })).toThrow(/"group"/);
     expect(() => GatewayWorkerModule.forRoot({ redis: { url: 'redis://127.0.0.1:1' }, group: 'a', claimIdleMs: -1 })).toThrow(/"claimIdleMs"/);
+    // What a JavaScript caller or a config file can pass: each fails naming the option.
+    const worker = (options: unknown) => () => GatewayWorkerModule.forRoot(options as GatewayWorkerModuleOptions);
+    const url = { url: 'redis://127.0.0.1:1' };
+    expect(worker(null)).toThrow(/"options"/);
+    expect(worker({ redis: {}, group: 'a' })).toThrow(/"redis"/);
+    expect(worker({ redis: url, group: 'a', consumer: '' })).toThrow(/"consumer"/);
+    expect(worker({ redis: url, group: 'a', keyPrefix: 'ndg{' })).toThrow(/"keyPrefix"/);
+    expect(worker({ redis: url, group: 'a', batchSize: 1.5 })).toThrow(/"batchSize"/);
+    expect(worker({ redis: url, group: 'a', exactlyOnce: 'yes' })).toThrow(/"exactlyOnce"/);
+    expect(worker({ redis: url, group: 'a', exactlyOnce: { ttlMs: 5 } })).toThrow(/"exactlyOnce.ttlMs"/);
+    expect(worker({ redis: url, group: 'a', exactlyOnce: { ttlMs: 60_000 }, keyPrefix: '{ndg:bot}' })).not.toThrow();
   });
 });

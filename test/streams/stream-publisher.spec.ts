@@ -89,6 +89,18 @@ void describe('RedisStreamPublisher (real redis-server, a real cluster on the lo
     expect(cluster.shards.get(0)?.info().paused).toBe(false);
   });
 
+  void it('registrations that are not a JSON list are ignored: the valid groups still decide what is published', async () => {
+    const keyPrefix = `ndg-test:publisher-registrations:${process.pid}`;
+    const { publisher } = await publishingThroughDelay(keyPrefix, 0, {});
+    for (const [group, value] of [['broken', '{not json'], ['object', '{"events":["TYPING_START"]}'], ['mixed', '["GUILD_CREATE",7,null]']]) {
+      await redis.sadd(`{${keyPrefix}}:workers:groups`, group);
+      await redis.set(`{${keyPrefix}}:workers:group:${group}`, value, 'PX', 30_000);
+    }
+    await publisher.refresh();
+    expect(publisher.stats().groups).toEqual(['a', 'mixed']);
+    expect(publisher.wantedEvents).toEqual(['GUILD_CREATE', 'MESSAGE_CREATE']);
+  });
+
   void it('an entry holds at most STREAM_ENTRY_MAX_BYTES of payloads: large events waiting together go in several entries, in order', async () => {
     const keyPrefix = `ndg-test:publisher-large:${process.pid}`;
     // The first publish is held 300 ms: the next five events (1.5 MiB each) wait together for the second one.

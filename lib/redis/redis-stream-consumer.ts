@@ -211,15 +211,15 @@ export class RedisStreamConsumer {
     // A blocking read ends with its connection; what it had been given stays pending for the group.
     this.reader?.disconnect();
     // A read loop waiting for room under maxInFlight ends now.
-    for (const resolve of this.settledWaiters.splice(0)) resolve();
+    this.wakeWaiters();
     await this.loop?.catch(() => undefined);
     await this.sweepRun;
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      for (const resolve of this.settledWaiters.splice(0)) resolve();
+      this.wakeWaiters();
     }, this.stopTimeoutMs);
-    while (this.inFlight.size > 0 && !timedOut) await new Promise<void>((resolve) => this.settledWaiters.push(resolve));
+    while (this.inFlight.size > 0 && !timedOut) await this.nextSettle();
     clearTimeout(timer);
     await this.flushAcks();
     if (this.reader) await closeRedisClient(this.reader);
@@ -232,7 +232,7 @@ export class RedisStreamConsumer {
     const ids = this.keys.map(() => '>');
     while (!this.stopped) {
       if (this.inFlightEvents >= this.maxInFlight) {
-        await new Promise<void>((resolve) => this.settledWaiters.push(resolve));
+        await this.nextSettle();
         continue;
       }
       let reply: unknown;
@@ -260,6 +260,15 @@ export class RedisStreamConsumer {
     }
   }
 
+  /** Resolves at the next event that settles (or when `stop()` gives up waiting). */
+  private nextSettle(): Promise<void> {
+    return new Promise<void>((resolve) => this.settledWaiters.push(resolve));
+  }
+
+  private wakeWaiters(): void {
+    for (const resolve of this.settledWaiters.splice(0)) resolve();
+  }
+
   /** Entries to read now: as many as fit in `maxInFlight` at the recent events per entry, 1 to `batchSize`. */
   private readCount(): number {
     return Math.max(1, Math.min(this.batchSize, Math.floor((this.maxInFlight - this.inFlightEvents) / this.eventsPerEntry)));
@@ -282,7 +291,7 @@ export class RedisStreamConsumer {
       let after = '0';
       for (let page = 0; page < 10_000 && !this.stopped; page++) {
         if (this.inFlightEvents >= this.maxInFlight) {
-          await new Promise<void>((resolve) => this.settledWaiters.push(resolve));
+          await this.nextSettle();
           continue;
         }
         let reply: unknown;
@@ -416,7 +425,7 @@ export class RedisStreamConsumer {
     } else if (done !== null) {
       this.armAcks();
     }
-    for (const resolve of this.settledWaiters.splice(0)) resolve();
+    this.wakeWaiters();
   }
 
   private ack(key: string, id: string, events: number): void {

@@ -9,7 +9,7 @@ import { eventually, eventuallyAsync } from '../helpers/gateway-test-kit';
 import { startRedisServer, useRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 import { CapturingLogger, moduleOptions, NestHarness } from '../module/nest-test-kit';
 import * as kit from './stream-test-kit';
-import { freshPrefix, handlersInto, messages, publisherOf, streamEvents, type Handled } from './stream-test-kit';
+import { freshPrefix, handlersInto, messages, publisherOf, readByDeadWorker, streamEvents, type Handled } from './stream-test-kit';
 
 const harness = new NestHarness();
 let server: RunningRedisServer;
@@ -86,8 +86,7 @@ void describe("delivery: 'redis-streams' and GatewayWorkerModule (real redis-ser
     // A worker that reads and dies: its entries stay pending until a live worker claims them after claimIdleMs.
     messages(gateway, 1, ['orphan-1', 'orphan-2']);
     const key1 = dispatchStreamKeys.stream(keyPrefix, 1);
-    await eventuallyAsync(async () => (await streamEvents(redis, key1)).length === 2, 5_000, 'two events on shard 1');
-    await redis.xreadgroup('GROUP', 'a', 'dead-worker', 'COUNT', 10, 'STREAMS', key1, '>');
+    await readByDeadWorker(redis, key1, 2);
     const entries = await redis.xlen(key1);
     expect(Number((await redis.xpending(key1, 'a'))[0])).toBe(entries);
     const rescued: Handled[] = [];

@@ -7,7 +7,7 @@ import { dispatchStreamKeys, GatewayWorker, RedisStreamConsumer, type PublishedD
 import { eventually, eventuallyAsync } from '../helpers/gateway-test-kit';
 import { useRedisServer, type RunningRedisServer } from '../helpers/redis-server';
 import { CapturingLogger, NestHarness } from '../module/nest-test-kit';
-import { freshPrefix, gatewayApp, handlersInto, messages, publisherOf, streamEvents, workerApp, type Handled } from './stream-test-kit';
+import { freshPrefix, gatewayApp, handlersInto, messages, publisherOf, readByDeadWorker, workerApp, type Handled } from './stream-test-kit';
 
 // Redis refuses one command at a time through its ACLs: a real server answering NOPERM to a worker's user, the
 // way a failing or misconfigured Redis would, while everything else (and the gateway app's default user) works.
@@ -80,8 +80,7 @@ void describe('stream workers when Redis refuses commands (real redis-server wit
     await publisherOf(app).refresh();
     messages(gateway, 1, ['orphan-1', 'orphan-2']);
     const key = dispatchStreamKeys.stream(keyPrefix, 1);
-    await eventuallyAsync(async () => (await streamEvents(redis, key)).length === 2, 5_000, 'two events on shard 1');
-    await redis.xreadgroup('GROUP', 'a', 'dead-worker', 'COUNT', 10, 'STREAMS', key, '>');
+    await readByDeadWorker(redis, key, 2);
 
     const user = await restrictedUser('xautoclaim');
     const rescued: Handled[] = [];
@@ -108,9 +107,8 @@ void describe('stream workers when Redis refuses commands (real redis-server wit
     await publisherOf(app).refresh();
     messages(gateway, 0, ['left-1', 'left-2']);
     const key = dispatchStreamKeys.stream(keyPrefix, 0);
-    await eventuallyAsync(async () => (await streamEvents(redis, key)).length === 2, 5_000, 'two events on shard 0');
     // w1 read them and died before handling them.
-    await redis.xreadgroup('GROUP', 'a', 'w1', 'COUNT', 10, 'STREAMS', key, '>');
+    await readByDeadWorker(redis, key, 2, 'w1');
 
     const user = await restrictedUser('xreadgroup');
     const handled: Handled[] = [];
@@ -165,7 +163,7 @@ void describe('stream workers when Redis refuses commands (real redis-server wit
       await eventually(() => publisher.stats().published === i + 1, 10_000, `event ${i} published`);
     }
     const key = dispatchStreamKeys.stream(keyPrefix, 0);
-    await redis.xreadgroup('GROUP', 'a', 'dead-worker', 'COUNT', 10, 'STREAMS', key, '>');
+    await readByDeadWorker(redis, key, 3);
 
     let release!: () => void;
     const until = new Promise<void>((resolve) => (release = resolve));

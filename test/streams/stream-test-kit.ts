@@ -5,7 +5,7 @@ import { GATEWAY_SCALE_OUT } from '../../lib/nest/interfaces/gateway-scale-out.i
 import type Redis from 'ioredis';
 import { decodeDispatchEntry, GatewayWorkerModule, type GatewayWorkerModuleOptions, type RedisGatewayScaleOut } from '../../lib/redis';
 import { createMessage, type LocalGateway } from '../../lib/nest/testing';
-import { eventually } from '../helpers/gateway-test-kit';
+import { eventually, eventuallyAsync } from '../helpers/gateway-test-kit';
 import { CapturingLogger, moduleOptions, type NestHarness } from '../module/nest-test-kit';
 
 /** One handler run in a worker app. */
@@ -125,4 +125,13 @@ export async function streamEvents(redis: Redis, key: string): Promise<StreamEve
     });
   }
   return events;
+}
+
+/**
+ * Waits until shard stream `key` holds `events` events, then reads them all into group `group` as `consumer`, a
+ * worker that then dies: the entries stay pending with it.
+ */
+export async function readByDeadWorker(redis: Redis, key: string, events: number, consumer = 'dead-worker', group = 'a'): Promise<void> {
+  await eventuallyAsync(async () => (await streamEvents(redis, key)).length === events, 5_000, `${events} events on ${key}`);
+  await redis.xreadgroup('GROUP', group, consumer, 'COUNT', 10_000, 'STREAMS', key, '>');
 }
